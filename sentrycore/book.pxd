@@ -1,0 +1,51 @@
+# cython: language_level=3
+# C-level interface of sentrycore.OrderBook for other Cython code.
+#
+#     from sentrycore.book cimport OrderBook, BOOK_OK, BOOK_BAD_VALUE
+#
+# Every method here is `nogil` and touches no Python object, so a caller may
+# run it inside `with nogil:`.  Errors are reported by return code instead of
+# exceptions: BOOK_BAD_VALUE means the input was rejected and the book is
+# unchanged.
+
+cdef enum:
+    BOOK_OK = 0
+    BOOK_BAD_VALUE = -1
+
+# One side of the book.  `keys` holds sign * price in ascending order, so the
+# best level is always the last one (bids: sign +1, asks: sign -1).  Updates
+# near the top therefore move only a few elements.
+cdef struct BookSide:
+    double* keys
+    double* qtys
+    Py_ssize_t n
+    # Running sum of the best `depth` quantities, Neumaier-compensated:
+    # the value is vol + vol_comp.
+    double vol
+    double vol_comp
+    # Number of incremental adjustments since the last exact recomputation.
+    Py_ssize_t adjustments
+    double sign
+
+
+cdef class OrderBook:
+    cdef BookSide _bids
+    cdef BookSide _asks
+    cdef readonly Py_ssize_t depth
+    cdef readonly Py_ssize_t capacity
+    cdef bint _truncated
+    # The numpy arrays that own the memory behind the BookSide pointers.
+    cdef object _bid_keys_arr, _bid_qtys_arr, _ask_keys_arr, _ask_qtys_arr
+
+    cdef int c_update_bid(self, double price, double qty) noexcept nogil
+    cdef int c_update_ask(self, double price, double qty) noexcept nogil
+    cdef int c_apply_bids(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil
+    cdef int c_apply_asks(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil
+    cdef void c_clear(self) noexcept nogil
+    cdef double c_bid_volume(self) noexcept nogil
+    cdef double c_ask_volume(self) noexcept nogil
+    cdef double c_ratio(self) noexcept nogil
+    cdef double c_best_bid(self) noexcept nogil
+    cdef double c_best_ask(self) noexcept nogil
+    cdef Py_ssize_t c_bid_levels(self) noexcept nogil
+    cdef Py_ssize_t c_ask_levels(self) noexcept nogil

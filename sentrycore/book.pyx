@@ -1,0 +1,391 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""L2 order book with incrementally maintained top-N volume sums.
+
+Storage: per side, two fixed-capacity float64 numpy buffers (keys, quantities)
+sorted ascending by key = sign * price, so the best level sits at the end and
+the frequent changes near the top of the book move only a handful of elements.
+
+Top-N sums: every insert, delete or size change adjusts the running sum of
+the best `depth` quantities in O(1).  The sum is Neumaier-compensated and is
+recomputed exactly every RENORM_EVERY adjustments, which bounds floating-point
+drift (see tests/test_book_drift.py); a side with no levels has volume 0.0
+exactly.
+"""
+
+import numpy as np
+cimport numpy as cnp
+from libc.math cimport isfinite, fabs, NAN, INFINITY
+from libc.string cimport memmove
+
+cnp.import_array()
+
+# Exact recomputation period: one O(depth) pass every this many adjustments
+# costs depth/RENORM_EVERY (~0.05 for depth 50) additions per update.
+cdef enum:
+    RENORM_EVERY = 1024
+
+
+cdef inline bint _valid_price(double price) noexcept nogil:
+    # `price > 0` is False for NaN, so this rejects NaN, -inf and <= 0.
+    return price > 0.0 and price < INFINITY
+
+
+cdef inline bint _valid_qty(double qty) noexcept nogil:
+    return qty >= 0.0 and qty < INFINITY
+
+
+cdef inline void _acc(BookSide* s, double x) noexcept nogil:
+    # Neumaier's compensated addition: vol_comp collects the rounding error.
+    cdef double t = s.vol + x
+    if fabs(s.vol) >= fabs(x):
+        s.vol_comp += (s.vol - t) + x
+    else:
+        s.vol_comp += (x - t) + s.vol
+    s.vol = t
+
+
+cdef inline void _renorm(BookSide* s, Py_ssize_t depth) noexcept nogil:
+    cdef Py_ssize_t start = s.n - depth
+    cdef Py_ssize_t i
+    if start < 0:
+        start = 0
+    s.vol = 0.0
+    s.vol_comp = 0.0
+    for i in range(start, s.n):
+        _acc(s, s.qtys[i])
+    s.adjustments = 0
+
+
+cdef inline void _adjusted(BookSide* s, Py_ssize_t depth) noexcept nogil:
+    s.adjustments += 1
+    if s.n == 0:
+        # An empty side must read exactly zero, not a rounding residue.
+        s.vol = 0.0
+        s.vol_comp = 0.0
+        s.adjustments = 0
+    elif s.adjustments >= RENORM_EVERY:
+        _renorm(s, depth)
+
+
+cdef inline Py_ssize_t _lower_bound(const double* keys, Py_ssize_t n, double key) noexcept nogil:
+    # First index whose key is >= `key`.  Starts from the top of the book,
+    # where most updates land, by probing a short window before bisecting.
+    cdef Py_ssize_t lo = 0
+    cdef Py_ssize_t hi = n
+    cdef Py_ssize_t mid
+    if n > 16 and keys[n - 16] <= key:
+        lo = n - 16
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline void _remove_at(BookSide* s, Py_ssize_t i, Py_ssize_t depth) noexcept nogil:
+    cdef Py_ssize_t n = s.n
+    cdef Py_ssize_t top_start = n - depth
+    if i >= top_start:
+        _acc(s, -s.qtys[i])
+        # The level just below the top-N window moves into it.
+        if top_start > 0:
+            _acc(s, s.qtys[top_start - 1])
+    if i < n - 1:
+        memmove(&s.keys[i], &s.keys[i + 1], <size_t>(n - 1 - i) * sizeof(double))
+        memmove(&s.qtys[i], &s.qtys[i + 1], <size_t>(n - 1 - i) * sizeof(double))
+    s.n = n - 1
+    _adjusted(s, depth)
+
+
+cdef inline void _insert_at(BookSide* s, Py_ssize_t i, double key, double qty, Py_ssize_t depth) noexcept nogil:
+    cdef Py_ssize_t n = s.n
+    # After the insert the top-N window is [n + 1 - depth, n + 1).
+    if i >= n + 1 - depth:
+        _acc(s, qty)
+        # The old bottom of the window (index n - depth) falls out of it.
+        if n - depth >= 0:
+            _acc(s, -s.qtys[n - depth])
+    if i < n:
+        memmove(&s.keys[i + 1], &s.keys[i], <size_t>(n - i) * sizeof(double))
+        memmove(&s.qtys[i + 1], &s.qtys[i], <size_t>(n - i) * sizeof(double))
+    s.keys[i] = key
+    s.qtys[i] = qty
+    s.n = n + 1
+    _adjusted(s, depth)
+
+
+cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t depth,
+                             Py_ssize_t capacity, bint* truncated) noexcept nogil:
+    cdef double key = s.sign * price
+    cdef Py_ssize_t i = _lower_bound(s.keys, s.n, key)
+    if i < s.n and s.keys[i] == key:
+        if qty == 0.0:
+            _remove_at(s, i, depth)
+        elif qty != s.qtys[i]:
+            if i >= s.n - depth:
+                _acc(s, qty - s.qtys[i])
+                _adjusted(s, depth)
+            s.qtys[i] = qty
+        return BOOK_OK
+    if qty == 0.0:
+        # Deleting a level we do not hold is not an error.
+        return BOOK_OK
+    if s.n == capacity:
+        # Full: the worst level (index 0) makes room, unless the new level
+        # would itself be the worst, in which case it is the one dropped.
+        truncated[0] = True
+        if i == 0:
+            return BOOK_OK
+        _remove_at(s, 0, depth)
+        i -= 1
+    _insert_at(s, i, key, qty, depth)
+    return BOOK_OK
+
+
+cdef inline int _side_apply(BookSide* s, const double* prices, const double* qtys, Py_ssize_t n,
+                            Py_ssize_t depth, Py_ssize_t capacity, bint* truncated) noexcept nogil:
+    cdef Py_ssize_t j
+    # Validate the whole message first so a rejected one leaves no trace.
+    for j in range(n):
+        if not (_valid_price(prices[j]) and _valid_qty(qtys[j])):
+            return BOOK_BAD_VALUE
+    for j in range(n):
+        _side_update(s, prices[j], qtys[j], depth, capacity, truncated)
+    return BOOK_OK
+
+
+cdef class OrderBook:
+    """Fixed-capacity L2 book; see sentrycore/book.pyi for the Python API."""
+
+    def __cinit__(self, Py_ssize_t depth=50, Py_ssize_t capacity=5000):
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if capacity < depth:
+            raise ValueError(f"capacity ({capacity}) must be >= depth ({depth})")
+        self.depth = depth
+        self.capacity = capacity
+        self._truncated = False
+        self._bid_keys_arr = np.zeros(capacity, dtype=np.float64)
+        self._bid_qtys_arr = np.zeros(capacity, dtype=np.float64)
+        self._ask_keys_arr = np.zeros(capacity, dtype=np.float64)
+        self._ask_qtys_arr = np.zeros(capacity, dtype=np.float64)
+        self._bids.keys = <double*>cnp.PyArray_DATA(self._bid_keys_arr)
+        self._bids.qtys = <double*>cnp.PyArray_DATA(self._bid_qtys_arr)
+        self._asks.keys = <double*>cnp.PyArray_DATA(self._ask_keys_arr)
+        self._asks.qtys = <double*>cnp.PyArray_DATA(self._ask_qtys_arr)
+        self._bids.sign = 1.0
+        self._asks.sign = -1.0
+        self.c_clear()
+
+    # ---- C level ---------------------------------------------------------
+
+    cdef int c_update_bid(self, double price, double qty) noexcept nogil:
+        if not (_valid_price(price) and _valid_qty(qty)):
+            return BOOK_BAD_VALUE
+        return _side_update(&self._bids, price, qty, self.depth, self.capacity, &self._truncated)
+
+    cdef int c_update_ask(self, double price, double qty) noexcept nogil:
+        if not (_valid_price(price) and _valid_qty(qty)):
+            return BOOK_BAD_VALUE
+        return _side_update(&self._asks, price, qty, self.depth, self.capacity, &self._truncated)
+
+    cdef int c_apply_bids(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
+        return _side_apply(&self._bids, prices, qtys, n, self.depth, self.capacity, &self._truncated)
+
+    cdef int c_apply_asks(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
+        return _side_apply(&self._asks, prices, qtys, n, self.depth, self.capacity, &self._truncated)
+
+    cdef void c_clear(self) noexcept nogil:
+        self._bids.n = 0
+        self._bids.vol = 0.0
+        self._bids.vol_comp = 0.0
+        self._bids.adjustments = 0
+        self._asks.n = 0
+        self._asks.vol = 0.0
+        self._asks.vol_comp = 0.0
+        self._asks.adjustments = 0
+        self._truncated = False
+
+    cdef double c_bid_volume(self) noexcept nogil:
+        return self._bids.vol + self._bids.vol_comp
+
+    cdef double c_ask_volume(self) noexcept nogil:
+        return self._asks.vol + self._asks.vol_comp
+
+    cdef double c_ratio(self) noexcept nogil:
+        cdef double bid_volume = self.c_bid_volume()
+        cdef double ask_volume = self.c_ask_volume()
+        if bid_volume > 0.0:
+            return ask_volume / bid_volume
+        if ask_volume > 0.0:
+            return INFINITY
+        return NAN
+
+    cdef double c_best_bid(self) noexcept nogil:
+        if self._bids.n == 0:
+            return NAN
+        return self._bids.keys[self._bids.n - 1]
+
+    cdef double c_best_ask(self) noexcept nogil:
+        if self._asks.n == 0:
+            return NAN
+        return -self._asks.keys[self._asks.n - 1]
+
+    cdef Py_ssize_t c_bid_levels(self) noexcept nogil:
+        return self._bids.n
+
+    cdef Py_ssize_t c_ask_levels(self) noexcept nogil:
+        return self._asks.n
+
+    # ---- Python level ----------------------------------------------------
+
+    def update_bid(self, double price, double qty):
+        if self.c_update_bid(price, qty) != BOOK_OK:
+            _raise_bad(price, qty)
+
+    def update_ask(self, double price, double qty):
+        if self.c_update_ask(price, qty) != BOOK_OK:
+            _raise_bad(price, qty)
+
+    def apply_bids(self, const double[::1] prices not None, const double[::1] qtys not None):
+        _check_lengths(prices, qtys)
+        if prices.shape[0] and self.c_apply_bids(&prices[0], &qtys[0], prices.shape[0]) != BOOK_OK:
+            _raise_first_bad(prices, qtys)
+
+    def apply_asks(self, const double[::1] prices not None, const double[::1] qtys not None):
+        _check_lengths(prices, qtys)
+        if prices.shape[0] and self.c_apply_asks(&prices[0], &qtys[0], prices.shape[0]) != BOOK_OK:
+            _raise_first_bad(prices, qtys)
+
+    def load_snapshot(self, bids, asks):
+        bid_keys, bid_qtys, bid_cut = _prepare_side(bids, 1.0, self.capacity)
+        ask_keys, ask_qtys, ask_cut = _prepare_side(asks, -1.0, self.capacity)
+        self.c_clear()
+        _fill(&self._bids, bid_keys, bid_qtys, self.depth)
+        _fill(&self._asks, ask_keys, ask_qtys, self.depth)
+        self._truncated = bid_cut or ask_cut
+
+    def clear(self):
+        self.c_clear()
+
+    @property
+    def best_bid(self):
+        return self.c_best_bid()
+
+    @property
+    def best_ask(self):
+        return self.c_best_ask()
+
+    @property
+    def bid_volume(self):
+        return self.c_bid_volume()
+
+    @property
+    def ask_volume(self):
+        return self.c_ask_volume()
+
+    @property
+    def ratio(self):
+        return self.c_ratio()
+
+    @property
+    def bid_levels(self):
+        return self._bids.n
+
+    @property
+    def ask_levels(self):
+        return self._asks.n
+
+    @property
+    def truncated(self):
+        return bool(self._truncated)
+
+    def bids(self, Py_ssize_t n=-1):
+        return _side_levels(&self._bids, n)
+
+    def asks(self, Py_ssize_t n=-1):
+        return _side_levels(&self._asks, n)
+
+    def __len__(self):
+        return self._bids.n + self._asks.n
+
+    def __repr__(self):
+        return (f"OrderBook(depth={self.depth}, capacity={self.capacity}, "
+                f"bid_levels={self._bids.n}, ask_levels={self._asks.n}, "
+                f"best_bid={self.c_best_bid()}, best_ask={self.c_best_ask()}, "
+                f"ratio={self.c_ratio():.4f})")
+
+
+cdef void _check_lengths(const double[::1] prices, const double[::1] qtys) except *:
+    if prices.shape[0] != qtys.shape[0]:
+        raise ValueError(f"prices and qtys differ in length: {prices.shape[0]} != {qtys.shape[0]}")
+
+
+cdef void _raise_bad(double price, double qty) except *:
+    if not _valid_price(price):
+        raise ValueError(f"invalid price {price!r}: must be finite and > 0")
+    raise ValueError(f"invalid quantity {qty!r} at price {price!r}: must be finite and >= 0")
+
+
+cdef void _raise_first_bad(const double[::1] prices, const double[::1] qtys) except *:
+    cdef Py_ssize_t j
+    for j in range(prices.shape[0]):
+        if not (_valid_price(prices[j]) and _valid_qty(qtys[j])):
+            _raise_bad(prices[j], qtys[j])
+    raise ValueError("invalid level in batch")
+
+
+cdef tuple _prepare_side(levels, double sign, Py_ssize_t capacity):
+    arr = np.asarray(levels, dtype=np.float64)
+    if arr.size == 0:
+        arr = arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"snapshot side must be an (n, 2) array of (price, qty), got shape {arr.shape}")
+    prices = np.ascontiguousarray(arr[:, 0])
+    qtys = np.ascontiguousarray(arr[:, 1])
+    _check_lengths(prices, qtys)
+    if prices.shape[0]:
+        bad = ~((prices > 0) & np.isfinite(prices) & (qtys >= 0) & np.isfinite(qtys))
+        if bad.any():
+            j = int(np.argmax(bad))
+            _raise_bad(prices[j], qtys[j])
+    keys = prices * sign
+    # Stable sort keeps repeated prices in message order; the last one
+    # wins, exactly as if the levels had been applied one by one.
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    qtys = qtys[order]
+    if keys.shape[0]:
+        last_of_run = np.ones(keys.shape[0], dtype=bool)
+        last_of_run[:-1] = keys[1:] != keys[:-1]
+        keep = last_of_run & (qtys > 0)
+        keys = keys[keep]
+        qtys = qtys[keep]
+    cut = keys.shape[0] > capacity
+    if cut:
+        keys = keys[keys.shape[0] - capacity:]
+        qtys = qtys[qtys.shape[0] - capacity:]
+    return np.ascontiguousarray(keys), np.ascontiguousarray(qtys), cut
+
+cdef void _fill(BookSide* s, const double[::1] keys, const double[::1] qtys, Py_ssize_t depth):
+    cdef Py_ssize_t i
+    cdef Py_ssize_t n = keys.shape[0]
+    for i in range(n):
+        s.keys[i] = keys[i]
+        s.qtys[i] = qtys[i]
+    s.n = n
+    _renorm(s, depth)
+
+
+cdef object _side_levels(BookSide* s, Py_ssize_t n):
+    if n < 0 or n > s.n:
+        n = s.n
+    out = np.empty((n, 2), dtype=np.float64)
+    cdef double[:, ::1] view = out
+    cdef Py_ssize_t i
+    for i in range(n):
+        view[i, 0] = s.sign * s.keys[s.n - 1 - i]
+        view[i, 1] = s.qtys[s.n - 1 - i]
+    return out
