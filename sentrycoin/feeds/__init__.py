@@ -1,0 +1,1 @@
+"""Venue protocol handlers (sans-I/O); see base.py for the contract."""

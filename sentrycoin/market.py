@@ -1,0 +1,187 @@
+"""Per-market state: one book, one detector, validity and counters.
+
+A `Market` is what every frame source (live venue, simulated market, replay)
+drives: the feed handler applies a decoded message to `market.book`, then
+calls `market.after_message(event_ms)`, which runs the detector when the book
+is valid and hands any alert to `on_alert` (never awaited: delivery happens
+elsewhere).  The HTTP status, metrics and dashboard read these objects
+directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from sentrycore import SEVERITY_NAMES, ImbalanceDetector, OrderBook
+
+log = logging.getLogger("sentrycoin.market")
+
+#: Where a market's frames come from; shown in /status and in every alert.
+SOURCES = ("live", "simulated", "replay")
+
+
+@dataclass(slots=True, frozen=True)
+class DetectorSettings:
+    danger_ratio: float = 2.5
+    rearm_ratio: float | None = None  # None: 0.9 * danger_ratio
+    min_persistence_ms: int = 0
+    cooldown_s: float = 300.0
+    critical_multiple: float = 2.0
+    extreme_multiple: float = 4.0
+    realert_on_escalation: bool = True
+    min_volume: float = 0.0
+
+    def build(self) -> ImbalanceDetector:
+        return ImbalanceDetector(
+            danger_ratio=self.danger_ratio,
+            rearm_ratio=self.rearm_ratio,
+            min_persistence_ms=self.min_persistence_ms,
+            cooldown_s=self.cooldown_s,
+            critical_multiple=self.critical_multiple,
+            extreme_multiple=self.extreme_multiple,
+            realert_on_escalation=self.realert_on_escalation,
+            min_volume=self.min_volume,
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class AlertEvent:
+    """One detector decision, with the book's numbers at that instant."""
+
+    exchange: str
+    symbol: str
+    source: str  # one of SOURCES
+    severity: str  # warning | critical | extreme
+    ratio: float
+    danger_ratio: float
+    bid_volume: float
+    ask_volume: float
+    best_bid: float
+    best_ask: float
+    depth: int
+    event_ms: int  # venue event time (or simulated / recorded time), Unix ms
+
+    @property
+    def mid_price(self) -> float:
+        return (self.best_bid + self.best_ask) / 2.0
+
+
+AlertSink = Callable[[AlertEvent], None]
+
+
+def _drop_alert(event: AlertEvent) -> None:
+    pass
+
+
+class Market:
+    """State of one (exchange, symbol) book."""
+
+    __slots__ = (
+        "exchange", "symbol", "source", "book", "detector", "settings", "on_alert",
+        "valid", "connected", "messages", "resyncs", "reconnects", "rejected",
+        "last_event_ms", "last_update_monotonic", "last_alert", "invalid_reason",
+        "created_monotonic",
+    )
+
+    def __init__(
+        self,
+        exchange: str,
+        symbol: str,
+        *,
+        depth: int = 50,
+        capacity: int = 5000,
+        settings: DetectorSettings | None = None,
+        on_alert: AlertSink | None = None,
+        source: str = "live",
+    ) -> None:
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        self.exchange = exchange
+        self.symbol = symbol
+        self.source = source
+        self.settings = settings or DetectorSettings()
+        self.book = OrderBook(depth=depth, capacity=capacity)
+        self.detector = self.settings.build()
+        self.on_alert: AlertSink = on_alert or _drop_alert
+        self.valid = False
+        self.connected = False
+        self.messages = 0  # book messages applied since start
+        self.resyncs = 0
+        self.reconnects = 0
+        self.rejected = 0  # messages refused (bad values, gaps, checksums)
+        self.last_event_ms: int | None = None
+        self.last_update_monotonic: float | None = None
+        self.last_alert: AlertEvent | None = None
+        self.invalid_reason: str | None = "waiting for snapshot"
+        self.created_monotonic = time.monotonic()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.exchange, self.symbol)
+
+    # -- driven by feed handlers ------------------------------------------
+
+    def invalidate(self, reason: str) -> None:
+        """The book may be out of sync: stop alerting until a fresh snapshot."""
+        if self.valid:
+            self.resyncs += 1
+            log.warning("%s %s: book invalid (%s), resyncing", self.exchange, self.symbol, reason)
+        self.valid = False
+        self.invalid_reason = reason
+        self.detector.reset_signal()
+
+    def mark_valid(self) -> None:
+        if not self.valid:
+            log.info("%s %s: book in sync", self.exchange, self.symbol)
+        self.valid = True
+        self.invalid_reason = None
+
+    def after_message(self, event_ms: int) -> None:
+        """Call once per applied message.  Runs the detector on a valid book."""
+        self.messages += 1
+        self.last_event_ms = event_ms
+        self.last_update_monotonic = time.monotonic()
+        if not self.valid:
+            return
+        severity = self.detector.evaluate(self.book, event_ms)
+        if severity:
+            self._emit(severity, event_ms)
+
+    def _emit(self, severity: int, event_ms: int) -> None:
+        book = self.book
+        event = AlertEvent(
+            exchange=self.exchange,
+            symbol=self.symbol,
+            source=self.source,
+            severity=SEVERITY_NAMES[severity],
+            ratio=book.ratio,
+            danger_ratio=self.detector.danger_ratio,
+            bid_volume=book.bid_volume,
+            ask_volume=book.ask_volume,
+            best_bid=book.best_bid,
+            best_ask=book.best_ask,
+            depth=book.depth,
+            event_ms=event_ms,
+        )
+        self.last_alert = event
+        self.on_alert(event)
+
+    # -- read by status / metrics -----------------------------------------
+
+    def state(self, now_ms: int | None = None) -> str:
+        if now_ms is None:
+            now_ms = self.last_event_ms or 0
+        return self.detector.state(now_ms)
+
+    def mid_price(self) -> float | None:
+        bid, ask = self.book.best_bid, self.book.best_ask
+        if math.isnan(bid) or math.isnan(ask):
+            return None
+        return (bid + ask) / 2.0
+
+    def __repr__(self) -> str:
+        return f"Market({self.exchange!r}, {self.symbol!r}, source={self.source!r}, valid={self.valid})"
