@@ -119,15 +119,20 @@ cdef inline void _insert_at(BookSide* s, Py_ssize_t i, double key, double qty, P
 cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t depth,
                              Py_ssize_t capacity, bint* truncated) noexcept nogil:
     cdef double key = s.sign * price
+    cdef double old_qty
     cdef Py_ssize_t i = _lower_bound(s.keys, s.n, key)
     if i < s.n and s.keys[i] == key:
         if qty == 0.0:
             _remove_at(s, i, depth)
         elif qty != s.qtys[i]:
-            if i >= s.n - depth:
-                _acc(s, qty - s.qtys[i])
-                _adjusted(s, depth)
+            old_qty = s.qtys[i]
             s.qtys[i] = qty
+            if i >= s.n - depth:
+                # Two compensated additions, not one of (qty - old): the
+                # difference itself would round before compensation sees it.
+                _acc(s, qty)
+                _acc(s, -old_qty)
+                _adjusted(s, depth)
         return BOOK_OK
     if qty == 0.0:
         # Deleting a level we do not hold is not an error.

@@ -11,10 +11,17 @@ The same handler therefore runs unchanged behind the live transport
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
+import numpy as np
+
 from sentrycoin.market import Market
+
+log = logging.getLogger("sentrycoin.feeds")
 
 
 @dataclass(slots=True)
@@ -75,6 +82,7 @@ class FeedHandler:
         self.rest_url = rest_url
         self.counters = FeedCounters()
         self.actions: list[Action] = []
+        self._log_throttle = LogThrottle()
 
     # -- what the source asks ---------------------------------------------
 
@@ -105,3 +113,112 @@ class FeedHandler:
 
     def on_snapshot(self, symbol: str, body: bytes, recv_ms: int) -> None:
         raise NotImplementedError(f"{self.venue} takes no REST snapshots")
+
+    # -- shared helpers for subclasses --------------------------------------
+
+    def decode_error(self, what: str, data: bytes | str, exc: object = None) -> None:
+        """Count a frame we could not understand and log it (throttled, truncated)."""
+        self.counters.decode_errors += 1
+        throttle = getattr(self, "_log_throttle", None)
+        if throttle is None:  # a subclass that skipped FeedHandler.__init__
+            throttle = self._log_throttle = LogThrottle()
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            head: object = bytes(data[:160])
+        else:
+            head = str(data)[:160]
+        throttle.log(log, logging.WARNING, "decode:" + what, "%s: undecodable %s (%s): %r",
+                     self.venue, what, exc, head)
+
+    def reject(self, market: Market, reason: str) -> None:
+        """A message the book cannot take: count it and invalidate (no alerts) until resynced."""
+        market.rejected += 1
+        market.invalidate(reason)
+
+    def mark_connected(self, conn_id: int) -> list[str]:
+        """Mark the connection's markets connected; returns its symbols ([] if unknown)."""
+        for spec in self.connections():
+            if spec.conn_id == conn_id:
+                for symbol in spec.symbols:
+                    self.markets[symbol].connected = True
+                return list(spec.symbols)
+        return []
+
+
+# -- helpers shared by the venue handlers ------------------------------------
+
+_INF = math.inf
+
+#: (price, qty) pairs as msgspec decodes them: `list[tuple[float, float]]` with strict=False.
+Levels = list
+
+
+class LogThrottle:
+    """At most one log line per `interval_s` per key; counts what it held back.
+
+    A garbage flood (thousands of bad frames a second) must not become a log
+    flood, yet the first occurrence is always logged at once.
+    """
+
+    __slots__ = ("interval_s", "_last", "_held")
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def log(self, logger: logging.Logger, level: int, key: str, msg: str, *args: object) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        held = self._held.pop(key, 0)
+        self._last[key] = now
+        if held:
+            logger.log(level, msg + " (%d similar suppressed)", *args, held)
+        else:
+            logger.log(level, msg, *args)
+        return True
+
+
+def levels_valid(levels: Levels) -> bool:
+    """True when every (price, qty) is finite with price > 0 and qty >= 0."""
+    for price, qty in levels:
+        if not (0.0 < price < _INF and 0.0 <= qty < _INF):
+            return False
+    return True
+
+
+def apply_levels(book: object, bids: Levels, asks: Levels) -> None:
+    """Apply one message's levels as ONE `apply_bids` + ONE `apply_asks` call.
+
+    Atomic: raises ValueError and leaves the book unchanged when any level is
+    bad.  `apply_bids` validates its own batch before touching the book; the
+    asks are checked here first because they land second, after the bids.
+    One `np.array` call turns both sides into a (2, n) float64 array whose
+    rows are contiguous: the fastest of the forms measured (fromiter, array
+    module, per-side arrays, transposed copies).
+    """
+    nb = len(bids)
+    na = len(asks)
+    if nb + na == 0:
+        return
+    if nb and na and not levels_valid(asks):
+        raise ValueError("invalid ask level (NaN/inf, price <= 0 or qty < 0)")
+    arr = np.array(list(zip(*(bids + asks))), np.float64)
+    if nb:
+        book.apply_bids(arr[0, :nb], arr[1, :nb])  # type: ignore[attr-defined]
+    if na:
+        book.apply_asks(arr[0, nb:], arr[1, nb:])  # type: ignore[attr-defined]
+
+
+def load_levels(book: object, bids: Levels, asks: Levels) -> None:
+    """Replace the book with a snapshot; ValueError (book unchanged) on bad levels."""
+    bid_arr = np.array(bids, np.float64).reshape(-1, 2) if bids else np.empty((0, 2))
+    ask_arr = np.array(asks, np.float64).reshape(-1, 2) if asks else np.empty((0, 2))
+    book.load_snapshot(bid_arr, ask_arr)  # type: ignore[attr-defined]
+
+
+def chunked(items: list, size: int) -> list[list]:
+    """Split `items` into lists of at most `size` (venue per-connection / per-message limits)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]

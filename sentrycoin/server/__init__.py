@@ -1,0 +1,6 @@
+"""HTTP surface of SentryCoin: status, health, alerts, metrics and the live dashboard."""
+
+from sentrycoin.server.app import MonitorLike, bound_port, create_app, start_server
+from sentrycoin.server.metrics import ProcessingTimeHistogram
+
+__all__ = ["MonitorLike", "ProcessingTimeHistogram", "bound_port", "create_app", "start_server"]

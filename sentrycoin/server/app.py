@@ -1,0 +1,305 @@
+"""The aiohttp application: /health, /status, /alerts, /metrics, /live and the dashboard.
+
+    app = create_app(monitor, status_token=os.environ.get("STATUS_TOKEN") or None)
+    runner, site = await start_server(app, "0.0.0.0", 8080)
+    ...
+    await runner.cleanup()        # stops the live ticker and closes streams
+
+Routes (all GET):
+
+    /health         200 {"status": "ok", ...} while a book is valid and fresh, else 503
+    /status         the status document (docs/status.md)
+    /alerts         ?limit=1..1000 &symbol=BASE-QUOTE &since=<unix ms | ISO-8601>
+    /metrics        Prometheus text exposition
+    /live           Server-Sent Events for the dashboard (see live.py)
+    /               the dashboard; /static/* its assets
+
+Access control: when `status_token` is set, every route but /health needs it,
+given as `Authorization: Bearer <token>`, as the `sentrycoin_token` cookie,
+or as `?token=<token>`.  A browser opens `/?token=<token>` once: the server
+answers with an HttpOnly SameSite=Strict cookie and a redirect to `/`, so the
+token leaves the address bar and the page's own requests (fetch, EventSource)
+carry the cookie.  Opening `/` without it shows a small form asking for the
+token.  Comparisons are constant-time; the token is never logged (the access
+log drops query strings' `token` values).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sentrycoin.market import Market
+from sentrycoin.server.live import LiveHub
+from sentrycoin.server.metrics import build_registry
+from sentrycoin.server.status import health, status_document
+
+log = logging.getLogger("sentrycoin.server")
+
+STATIC_DIR = Path(__file__).with_name("static")
+TOKEN_COOKIE = "sentrycoin_token"
+MAX_ALERTS_LIMIT = 1000
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
+
+_encode = msgspec.json.Encoder().encode
+
+
+# -- what the server needs from the monitor --------------------------------------
+
+
+class FeedCountersLike(Protocol):
+    frames: int
+    bytes: int
+    decode_errors: int
+
+
+class AlertStoreLike(Protocol):
+    def recent(self, limit: int = 100, symbol: str | None = None,
+               since_ms: int | None = None) -> list[dict[str, Any]]: ...
+
+    def outcome_summary(self) -> dict[str, Any]: ...
+
+
+class AlertManagerLike(Protocol):
+    # `.stats` fields read by /metrics: submitted, queue_dropped, by_severity (dict),
+    # delivered / failed (dicts per notifier), queue_depth; attributes or dict keys.
+    store: AlertStoreLike | None
+    stats: Any
+
+
+class MonitorLike(Protocol):
+    """The minimum the HTTP surface reads; sentrycoin.monitor.Monitor provides it.
+
+    Optional: `processing_time` (a metrics.ProcessingTimeHistogram) feeds the
+    sentrycoin_message_processing_seconds histogram; absent, it stays empty.
+    """
+
+    mode: str  # live | simulated | replay
+    markets: list[Market]
+    started_monotonic: float  # time.monotonic() at start
+    stale_after_s: float  # /health: a book older than this is stale
+    version: str
+    alert_manager: AlertManagerLike | None
+
+    def settings_redacted(self) -> dict[str, Any]: ...
+
+    def feed_counters(self) -> Mapping[str, FeedCountersLike]: ...
+
+
+# -- app keys -------------------------------------------------------------------
+
+MONITOR_KEY = web.AppKey("monitor", object)
+HUB_KEY = web.AppKey("live_hub", LiveHub)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_encode(body), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status=status)
+
+
+# -- auth -------------------------------------------------------------------------
+
+
+def _token_ok(given: str | None, expected: bytes) -> bool:
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected)
+
+
+def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    expected = token.encode("utf-8", "surrogateescape")
+
+    @web.middleware
+    async def auth(request: web.Request,
+                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path == "/health":
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        bearer = header[7:].strip() if header[:7].lower() == "bearer " else None
+        query_token = request.query.get("token")
+        if (_token_ok(bearer, expected) or _token_ok(request.cookies.get(TOKEN_COOKIE), expected)
+                or _token_ok(query_token, expected)):
+            if query_token is not None and request.path == "/" and _token_ok(query_token, expected):
+                # Trade the URL token for a cookie and drop it from the address bar.
+                response = web.HTTPFound("/")
+                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
+                return response
+            return await handler(request)
+        if request.path == "/":
+            return web.Response(status=401, text=_LOGIN_PAGE, content_type="text/html",
+                                headers={"WWW-Authenticate": 'Bearer realm="sentrycoin"'})
+        response = _error(401, "unauthorized: send 'Authorization: Bearer <STATUS_TOKEN>'")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="sentrycoin"'
+        return response
+
+    return auth
+
+
+_LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>SentryCoin - token required</title><style>
+:root{color-scheme:light dark;font-family:system-ui,sans-serif}
+body{display:grid;place-items:center;min-height:100vh;margin:0}
+form{display:grid;gap:.7rem;padding:2rem;border:1px solid #8884;border-radius:12px;min-width:18rem}
+h1{margin:0;font-size:1.3rem}input,button{font:inherit;padding:.5rem;border-radius:6px}
+</style></head>
+<body><form method="get" action="/">
+<h1>SentryCoin</h1><p>This dashboard is protected. Enter the STATUS_TOKEN.</p>
+<input type="password" name="token" autocomplete="current-password" autofocus required>
+<button type="submit">Open dashboard</button></form></body></html>"""
+
+
+# -- handlers -----------------------------------------------------------------------
+
+
+async def _health(request: web.Request) -> web.Response:
+    status, body = health(request.app[MONITOR_KEY])
+    return _json(body, status=status)
+
+
+async def _status(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    return _json(status_document(request.app[MONITOR_KEY], hub.rates))
+
+
+def _parse_since(raw: str) -> int:
+    """Unix milliseconds, or an ISO-8601 time (naive means UTC)."""
+    raw = raw.strip()
+    if re.fullmatch(r"\d{1,16}", raw):
+        return int(raw)
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"since must be Unix milliseconds or an ISO-8601 time, got {raw!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def parse_alert_query(query: Mapping[str, str]) -> tuple[int, str | None, int | None]:
+    """(limit, symbol, since_ms) from /alerts' query; ValueError with a clear message."""
+    unknown = sorted(set(query) - {"limit", "symbol", "since", "token"})
+    if unknown:
+        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)} (use limit, symbol, since)")
+    limit = 100
+    if "limit" in query:
+        raw = query["limit"].strip()
+        if not re.fullmatch(r"\d{1,7}", raw) or not 1 <= int(raw) <= MAX_ALERTS_LIMIT:
+            raise ValueError(f"limit must be an integer from 1 to {MAX_ALERTS_LIMIT}, got {query['limit']!r}")
+        limit = int(raw)
+    symbol = None
+    if "symbol" in query:
+        symbol = query["symbol"].strip().upper()
+        if not _SYMBOL_RE.match(symbol):
+            raise ValueError(f"symbol must be in BASE-QUOTE form like BTC-USDT, got {query['symbol']!r}")
+    since_ms = _parse_since(query["since"]) if "since" in query else None
+    return limit, symbol, since_ms
+
+
+async def _alerts(request: web.Request) -> web.Response:
+    try:
+        limit, symbol, since_ms = parse_alert_query(request.query)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    manager = request.app[MONITOR_KEY].alert_manager
+    store = getattr(manager, "store", None) if manager is not None else None
+    if store is None:
+        return _json({"alerts": [], "count": 0, "outcomes": None, "store": False,
+                      "limit": limit, "symbol": symbol, "since_ms": since_ms})
+    # SQLite reads with a LIMIT on an indexed table take well under a millisecond:
+    # not worth a thread hop (and the store's connection belongs to this thread).
+    alerts = store.recent(limit=limit, symbol=symbol, since_ms=since_ms)
+    return _json({"alerts": alerts, "count": len(alerts), "outcomes": store.outcome_summary(),
+                  "store": True, "limit": limit, "symbol": symbol, "since_ms": since_ms})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY_KEY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _live(request: web.Request) -> web.StreamResponse:
+    return await request.app[HUB_KEY].handle_sse(request)
+
+
+REGISTRY_KEY = web.AppKey("metrics_registry", object)
+
+
+def create_app(
+    monitor: MonitorLike,
+    status_token: str | None = None,
+    *,
+    tick_s: float = 0.5,
+    history_s: float = 300.0,
+) -> web.Application:
+    """Build the app.  `status_token` (env STATUS_TOKEN) guards all but /health."""
+    middlewares = [_auth_middleware(status_token)] if status_token else []
+    app = web.Application(middlewares=middlewares)
+    app[MONITOR_KEY] = monitor
+    app[HUB_KEY] = LiveHub(monitor, tick_s=tick_s, history_s=history_s)
+    app[REGISTRY_KEY] = build_registry(monitor)
+
+    async def live_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+        app[HUB_KEY].start()
+        yield
+        await app[HUB_KEY].stop()
+
+    app.cleanup_ctx.append(live_ctx)
+    # Long-lived SSE responses must end before the runner waits for handlers.
+    app.on_shutdown.append(lambda app: app[HUB_KEY].stop())
+
+    app.router.add_get("/health", _health)
+    app.router.add_get("/status", _status)
+    app.router.add_get("/alerts", _alerts)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/live", _live)
+    app.router.add_get("/", _index)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    return app
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Access log without secrets: query values of `token` are masked."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = request.path
+        if request.query_string:
+            path += "?" + re.sub(r"(^|&)token=[^&]*", r"\1token=***", request.query_string)
+        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, path,
+                         response.status, response.body_length, time * 1000.0)
+
+
+async def start_server(app: web.Application, host: str = "0.0.0.0",
+                       port: int = 8080) -> tuple[web.AppRunner, web.TCPSite]:
+    """Start serving; stop with `await runner.cleanup()`.  port=0 picks a free port
+    (read it back with `bound_port(runner)`)."""
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger,
+                           access_log=logging.getLogger("sentrycoin.server.access"),
+                           shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("HTTP server on http://%s:%d/", host, bound_port(runner))
+    return runner, site
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (useful after port=0)."""
+    return int(runner.addresses[0][1])

@@ -1,0 +1,466 @@
+"""SQLite alert history and delivery outbox.
+
+Every alert is inserted here *before* any notifier sees it, together with one
+`pending` delivery row per notifier.  Notifiers then flip their own row to
+`delivered` (or `failed` on a permanent error).  Because the outbox row is
+committed first, a crash, a full in-memory queue or a notifier outage loses
+nothing: on the next start (or the next sweep) pending rows are sent again.
+
+The database is stdlib `sqlite3` in WAL mode with `synchronous=NORMAL`: a
+commit is an append to the WAL (no fsync), which survives the process being
+killed (`kill -9`) and costs tens of microseconds on the hot path; only a
+power loss can drop the last commits.
+
+One connection is shared by the event-loop thread (alert manager, HTTP
+handlers) and any worker thread a caller might use, so every access holds a
+lock.  Nothing secret is ever stored: delivery errors are redacted by the
+notifiers before they reach `record_attempt`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import statistics
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import msgspec
+
+log = logging.getLogger("sentrycoin.store")
+
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+#: Horizons (seconds after the alert) at which the outcome records the mid price.
+OUTCOME_HORIZONS_S: tuple[int, ...] = (10, 30, 60, 300, 900)
+
+_SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    exchange     TEXT    NOT NULL,
+    symbol       TEXT    NOT NULL,
+    source       TEXT    NOT NULL,
+    severity     TEXT    NOT NULL,
+    ratio        REAL,
+    danger_ratio REAL,
+    bid_volume   REAL,
+    ask_volume   REAL,
+    best_bid     REAL,
+    best_ask     REAL,
+    depth        INTEGER NOT NULL,
+    event_ms     INTEGER NOT NULL,
+    created_ms   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_event ON alerts (event_ms);
+CREATE INDEX IF NOT EXISTS alerts_symbol_event ON alerts (symbol, event_ms);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id     INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    notifier     TEXT    NOT NULL,
+    state        TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    error        TEXT,
+    delivered_ms INTEGER,
+    updated_ms   INTEGER,
+    PRIMARY KEY (alert_id, notifier)
+) WITHOUT ROWID;
+-- The outbox scan only ever looks at pending rows of one notifier.
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (notifier, alert_id)
+    WHERE state = 'pending';
+
+CREATE TABLE IF NOT EXISTS outcomes (
+    alert_id         INTEGER PRIMARY KEY REFERENCES alerts (id) ON DELETE CASCADE,
+    complete         INTEGER NOT NULL DEFAULT 0,
+    ref_mid          REAL,
+    mid_10s          REAL,
+    mid_30s          REAL,
+    mid_60s          REAL,
+    mid_300s         REAL,
+    mid_900s         REAL,
+    max_drop_5m_pct  REAL,
+    low_5m_mid       REAL,
+    low_5m_ms        INTEGER,
+    max_drop_pct     REAL,
+    low_mid          REAL,
+    low_ms           INTEGER,
+    samples          INTEGER NOT NULL DEFAULT 0,
+    updated_ms       INTEGER
+);
+"""
+
+_ALERT_COLUMNS = (
+    "id", "exchange", "symbol", "source", "severity", "ratio", "danger_ratio", "bid_volume",
+    "ask_volume", "best_bid", "best_ask", "depth", "event_ms", "created_ms",
+)
+
+_OUTCOME_COLUMNS = (
+    "complete", "ref_mid", "mid_10s", "mid_30s", "mid_60s", "mid_300s", "mid_900s",
+    "max_drop_5m_pct", "low_5m_mid", "low_5m_ms", "max_drop_pct", "low_mid", "low_ms", "samples",
+)
+
+
+class AlertRecord(msgspec.Struct, frozen=True):
+    """An alert as stored (and as handed to notifiers).
+
+    `id` is None only when the database could not be written: the alert is
+    then still delivered from memory, just without an outbox row.
+    """
+
+    id: int | None
+    exchange: str
+    symbol: str
+    source: str
+    severity: str
+    ratio: float
+    danger_ratio: float
+    bid_volume: float
+    ask_volume: float
+    best_bid: float
+    best_ask: float
+    depth: int
+    event_ms: int
+    created_ms: int
+
+    @property
+    def mid_price(self) -> float | None:
+        mid = (self.best_bid + self.best_ask) / 2.0
+        return mid if math.isfinite(mid) and mid > 0 else None
+
+    @property
+    def time_iso(self) -> str:
+        return iso_utc(self.event_ms)
+
+    @classmethod
+    def from_event(cls, event: Any, *, id: int | None, created_ms: int) -> "AlertRecord":
+        """Build from a `sentrycoin.market.AlertEvent` (duck-typed to avoid a cycle)."""
+        return cls(
+            id=id,
+            exchange=event.exchange,
+            symbol=event.symbol,
+            source=event.source,
+            severity=event.severity,
+            ratio=float(event.ratio),
+            danger_ratio=float(event.danger_ratio),
+            bid_volume=float(event.bid_volume),
+            ask_volume=float(event.ask_volume),
+            best_bid=float(event.best_bid),
+            best_ask=float(event.best_ask),
+            depth=int(event.depth),
+            event_ms=int(event.event_ms),
+            created_ms=created_ms,
+        )
+
+
+def iso_utc(ms: int) -> str:
+    """Unix ms -> '2026-11-26T08:21:50.123Z'."""
+    dt = datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def default_db_path() -> Path:
+    """Where the alert database lives unless SENTRY_DB says otherwise.
+
+    $XDG_DATA_HOME/sentrycoin/alerts.db, falling back to
+    ~/.local/share/sentrycoin/alerts.db (the XDG default).
+    """
+    base = os.environ.get("XDG_DATA_HOME") or ""
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "share"
+    return root / "sentrycoin" / "alerts.db"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: map them to None (SQLite already stores NaN as NULL)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AlertStore:
+    """Alert history + per-notifier delivery outbox + outcomes, in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(Path(self.path).expanduser())
+        self._lock = threading.Lock()
+        # isolation_level=None: autocommit; we open explicit transactions where
+        # several statements must land together (alert + its delivery rows).
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        elif version > _SCHEMA_VERSION:
+            log.warning("alert database %s has schema v%d, newer than this program (v%d)",
+                        self.path, version, _SCHEMA_VERSION)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"AlertStore({self.path!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    # -- outbox ------------------------------------------------------------
+
+    def insert_alert(self, event: Any, notifiers: Iterable[str], *, created_ms: int | None = None) -> AlertRecord:
+        """Store an alert and a pending delivery row per notifier, atomically."""
+        created = _now_ms() if created_ms is None else created_ms
+        rec = AlertRecord.from_event(event, id=None, created_ms=created)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = db.execute(
+                    "INSERT INTO alerts (exchange, symbol, source, severity, ratio, danger_ratio, "
+                    "bid_volume, ask_volume, best_bid, best_ask, depth, event_ms, created_ms) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (rec.exchange, rec.symbol, rec.source, rec.severity, rec.ratio, rec.danger_ratio,
+                     rec.bid_volume, rec.ask_volume, rec.best_bid, rec.best_ask, rec.depth,
+                     rec.event_ms, rec.created_ms),
+                )
+                alert_id = int(cur.lastrowid)  # type: ignore[arg-type]
+                db.executemany(
+                    "INSERT INTO deliveries (alert_id, notifier, state, updated_ms) VALUES (?,?, 'pending', ?)",
+                    [(alert_id, name, created) for name in notifiers],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return msgspec.structs.replace(rec, id=alert_id)
+
+    def get_alert(self, alert_id: int) -> AlertRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE id = ?", (alert_id,)
+            ).fetchone()
+        return self._record(row) if row else None
+
+    def delivery_state(self, alert_id: int, notifier: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state FROM deliveries WHERE alert_id = ? AND notifier = ?", (alert_id, notifier)
+            ).fetchone()
+        return row[0] if row else None
+
+    def pending(self, notifier: str, limit: int = 500, after_id: int = 0) -> list[AlertRecord]:
+        """Oldest-first undelivered alerts for one notifier (the outbox)."""
+        cols = ", ".join(f"a.{c}" for c in _ALERT_COLUMNS)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {cols} FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+                "WHERE d.notifier = ? AND d.state = 'pending' AND d.alert_id > ? "
+                "ORDER BY d.alert_id LIMIT ?",
+                (notifier, after_id, limit),
+            ).fetchall()
+        return [self._record(r) for r in rows]
+
+    def pending_count(self, notifier: str | None = None) -> int:
+        with self._lock:
+            if notifier is None:
+                row = self._db.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'").fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND notifier = ?", (notifier,)
+                ).fetchone()
+        return int(row[0])
+
+    def record_attempt(
+        self,
+        alert_id: int,
+        notifier: str,
+        *,
+        error: str | None,
+        state: str = "pending",
+        now_ms: int | None = None,
+    ) -> None:
+        """Count one delivery attempt; `state` is 'delivered', 'failed' or still 'pending'."""
+        if state not in DELIVERY_STATES:
+            raise ValueError(f"bad delivery state {state!r}")
+        now = _now_ms() if now_ms is None else now_ms
+        delivered_ms = now if state == "delivered" else None
+        with self._lock:
+            # Never downgrade a delivered row: a late failure report for an
+            # already-delivered alert must not make it look undelivered.
+            self._db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, state = ?, error = ?, "
+                "delivered_ms = COALESCE(?, delivered_ms), updated_ms = ? "
+                "WHERE alert_id = ? AND notifier = ? AND state != 'delivered'",
+                (state, error, delivered_ms, now, alert_id, notifier),
+            )
+
+    def mark_delivered(self, alert_id: int, notifier: str, *, now_ms: int | None = None) -> None:
+        self.record_attempt(alert_id, notifier, error=None, state="delivered", now_ms=now_ms)
+
+    def mark_failed(self, alert_id: int, notifier: str, error: str, *, now_ms: int | None = None) -> None:
+        self.record_attempt(alert_id, notifier, error=error, state="failed", now_ms=now_ms)
+
+    # -- outcomes ----------------------------------------------------------
+
+    def save_outcome(self, alert_id: int, outcome: dict[str, Any], *, now_ms: int | None = None) -> None:
+        """Insert or replace the (possibly partial) outcome of an alert."""
+        values = [outcome.get(c) for c in _OUTCOME_COLUMNS]
+        values[0] = 1 if outcome.get("complete") else 0
+        values[-1] = int(outcome.get("samples") or 0)
+        now = _now_ms() if now_ms is None else now_ms
+        cols = ", ".join(_OUTCOME_COLUMNS)
+        marks = ", ".join("?" for _ in _OUTCOME_COLUMNS)
+        with self._lock:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO outcomes (alert_id, {cols}, updated_ms) VALUES (?, {marks}, ?)",
+                (alert_id, *values, now),
+            )
+
+    def get_outcome(self, alert_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {', '.join(_OUTCOME_COLUMNS)} FROM outcomes WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
+        return self._outcome_dict(row, None) if row else None
+
+    def outcome_summary(
+        self, *, source: str | None = None, symbol: str | None = None, window_s: int = 300
+    ) -> dict[str, Any]:
+        """How often alerts were followed by a real drop.
+
+        Counts alerts whose first `window_s` (5 min) after the alert have been
+        observed; reports the share followed by a >= 1 % and a >= 2 % drop of
+        the mid price within that window, and the median time from the alert
+        to the lowest mid price in that window (and in the full 15 min).
+        """
+        if window_s != 300:
+            raise ValueError("only the 5 min window is stored")
+        where = ["1=1"]
+        args: list[Any] = []
+        if source is not None:
+            where.append("a.source = ?")
+            args.append(source)
+        if symbol is not None:
+            where.append("a.symbol = ?")
+            args.append(symbol)
+        cond = " AND ".join(where)
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM alerts a WHERE {cond}", args).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT o.max_drop_5m_pct, o.low_5m_ms, o.low_ms, o.complete, a.created_ms "
+                f"FROM outcomes o JOIN alerts a ON a.id = o.alert_id "
+                f"WHERE {cond} AND o.max_drop_5m_pct IS NOT NULL",
+                args,
+            ).fetchall()
+        counted = len(rows)
+        drop1 = sum(1 for r in rows if r[0] >= 1.0)
+        drop2 = sum(1 for r in rows if r[0] >= 2.0)
+        # Lead is measured from when the tracker started watching (created_ms),
+        # the same clock the lows were sampled on.
+        leads_5m = [(r[1] - r[4]) / 1000.0 for r in rows if r[1] is not None]
+        leads_15m = [(r[2] - r[4]) / 1000.0 for r in rows if r[3] and r[2] is not None]
+        return {
+            "alerts_total": int(total),
+            "alerts_counted": counted,
+            "window_s": window_s,
+            "drop_1pct_share": (drop1 / counted) if counted else None,
+            "drop_2pct_share": (drop2 / counted) if counted else None,
+            "drop_1pct_count": drop1,
+            "drop_2pct_count": drop2,
+            "median_lead_to_low_s": statistics.median(leads_5m) if leads_5m else None,
+            "median_lead_to_low_15m_s": statistics.median(leads_15m) if leads_15m else None,
+        }
+
+    # -- history for /alerts -------------------------------------------------
+
+    def recent(self, limit: int = 100, symbol: str | None = None, since_ms: int | None = None) -> list[dict]:
+        """Newest-first alerts as JSON-ready dicts, with deliveries and outcome."""
+        limit = max(1, min(int(limit), 5000))
+        where = ["1=1"]
+        args: list[Any] = []
+        if symbol is not None:
+            where.append("symbol = ?")
+            args.append(symbol)
+        if since_ms is not None:
+            where.append("event_ms >= ?")
+            args.append(int(since_ms))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE {' AND '.join(where)} "
+                "ORDER BY event_ms DESC, id DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            ids = [r[0] for r in rows]
+            marks = ",".join("?" for _ in ids)
+            deliveries: dict[int, dict[str, dict]] = {i: {} for i in ids}
+            for alert_id, name, state, attempts, error, delivered_ms in self._db.execute(
+                "SELECT alert_id, notifier, state, attempts, error, delivered_ms FROM deliveries "
+                f"WHERE alert_id IN ({marks}) ORDER BY notifier",
+                ids,
+            ):
+                deliveries[alert_id][name] = {
+                    "state": state, "attempts": attempts, "error": error, "delivered_ms": delivered_ms,
+                }
+            outcomes = {
+                r[0]: r[1:]
+                for r in self._db.execute(
+                    f"SELECT alert_id, {', '.join(_OUTCOME_COLUMNS)} FROM outcomes WHERE alert_id IN ({marks})",
+                    ids,
+                )
+            }
+        out = []
+        for row in rows:
+            d = {c: _finite(v) for c, v in zip(_ALERT_COLUMNS, row)}
+            d["time"] = iso_utc(d["event_ms"])
+            d["deliveries"] = deliveries[d["id"]]
+            o = outcomes.get(d["id"])
+            d["outcome"] = self._outcome_dict(o, d["created_ms"]) if o else None
+            out.append(d)
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+
+    def prune(self, before_ms: int) -> int:
+        """Delete alerts (and their deliveries/outcomes) with event_ms < before_ms."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM alerts WHERE event_ms < ?", (before_ms,))
+            return cur.rowcount
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _record(row: tuple) -> AlertRecord:
+        d = dict(zip(_ALERT_COLUMNS, row))
+        for key in ("ratio", "danger_ratio", "bid_volume", "ask_volume", "best_bid", "best_ask"):
+            if d[key] is None:  # NaN went in, NULL came out
+                d[key] = math.nan
+        return AlertRecord(**d)
+
+    @staticmethod
+    def _outcome_dict(row: tuple, created_ms: int | None) -> dict[str, Any]:
+        d: dict[str, Any] = {c: _finite(v) for c, v in zip(_OUTCOME_COLUMNS, row)}
+        d["complete"] = bool(d["complete"])
+        if created_ms is not None:
+            d["lead_to_low_s"] = (d["low_ms"] - created_ms) / 1000.0 if d["low_ms"] is not None else None
+            d["lead_to_low_5m_s"] = (
+                (d["low_5m_ms"] - created_ms) / 1000.0 if d["low_5m_ms"] is not None else None
+            )
+        return d

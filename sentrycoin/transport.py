@@ -1,0 +1,457 @@
+"""Live WebSocket transport: one picows client connection per `ConnectionSpec`.
+
+A `Connection` owns the whole lifecycle of one venue socket:
+
+* connect (TLS with the default SSL context for ``wss://``), tell the handler
+  (`on_connected`) and let the runner execute the subscribe frames it queued;
+* answer server PINGs (picows auto-pong, explicitly enabled) and send the
+  venue's application-level ping every ``spec.ping_interval_s``;
+* a stale watchdog: no frame at all for ``stale_after_s`` means the socket is
+  dead even if TCP has not noticed, so it is closed and reopened.  After half
+  that silence a WebSocket PING is sent, so a quiet-but-healthy connection
+  (an illiquid Binance symbol) produces a PONG and is not torn down;
+* reconnect with jittered exponential backoff (capped, reset once a
+  connection has stayed up for ``healthy_after_s``), or immediately for the
+  planned reconnect before the venue's forced disconnect (``max_lifetime_s``);
+* per-connection counters, and the markets' ``connected``/``reconnects``.
+
+Frames are handed to ``handler.on_frame`` synchronously inside the picows
+callback: no task per frame, no queue, so a frame is applied to the book
+before the next one is parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from sentrycoin.feeds.base import ConnectionSpec, FeedHandler
+
+log = logging.getLogger("sentrycoin.transport")
+
+#: Called after every handler callback so queued actions run right away.
+ActionDrain = Callable[[FeedHandler], None]
+
+
+@dataclass(slots=True)
+class TransportSettings:
+    """Every timing of the transport; tests shrink them."""
+
+    stale_after_s: float = 10.0
+    # Send a WebSocket PING after stale_after_s * idle_ping_fraction of silence
+    # (None/0 disables): a live server answers with a PONG, which counts as a frame.
+    idle_ping_fraction: float | None = 0.5
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    backoff_factor: float = 2.0
+    backoff_jitter: float = 0.5  # delay is drawn from [base * (1 - jitter), base]
+    healthy_after_s: float = 60.0  # a connection up this long resets the backoff
+    connect_timeout_s: float = 15.0  # TCP + TLS + HTTP upgrade
+    max_frame_size: int = 32 * 1024 * 1024  # big REST-sized snapshots do come over WS (OKX, Kraken 1000)
+    ssl_context: ssl.SSLContext | None = None  # None: default context for wss://
+
+    def __post_init__(self) -> None:
+        if self.stale_after_s <= 0:
+            raise ValueError("stale_after_s must be > 0")
+        if self.backoff_initial_s < 0 or self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("need 0 <= backoff_initial_s <= backoff_max_s")
+        if self.backoff_factor < 1:
+            raise ValueError("backoff_factor must be >= 1")
+        if not 0 <= self.backoff_jitter <= 1:
+            raise ValueError("backoff_jitter must be within [0, 1]")
+
+
+class Backoff:
+    """Jittered exponential backoff: initial * factor**n, capped, then jittered down.
+
+    Jitter only ever shortens the delay, so the cap is a hard upper bound,
+    and many connections that dropped together do not reconnect in lockstep.
+    """
+
+    __slots__ = ("initial_s", "max_s", "factor", "jitter", "attempts", "_rng")
+
+    def __init__(
+        self,
+        initial_s: float = 1.0,
+        max_s: float = 30.0,
+        factor: float = 2.0,
+        jitter: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.factor = factor
+        self.jitter = jitter
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def base_delay(self, attempts: int) -> float:
+        # Cap the exponent too, so a long outage cannot overflow the float.
+        return min(self.max_s, self.initial_s * self.factor ** min(attempts, 64))
+
+    def next_delay(self) -> float:
+        base = self.base_delay(self.attempts)
+        self.attempts += 1
+        return base * (1.0 - self.jitter * self._rng.random())
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+@dataclass(slots=True)
+class ConnectionCounters:
+    connects: int = 0  # successful WebSocket handshakes
+    connect_failures: int = 0
+    disconnects: int = 0
+    reconnects: int = 0  # connects after the first one
+    stale_reconnects: int = 0
+    planned_reconnects: int = 0
+    requested_reconnects: int = 0  # Reconnect actions from the handler
+    frames: int = 0  # data frames (text/binary) handed to the handler
+    bytes: int = 0
+    control_frames: int = 0  # ping/pong seen by the listener
+    decode_errors: int = 0  # frames the handler raised on, or broken fragments
+    app_pings_sent: int = 0
+    ws_pings_sent: int = 0
+    sends: int = 0
+    send_failures: int = 0
+
+
+class _Listener(WSListener):
+    """picows callbacks, forwarded to the owning Connection."""
+
+    __slots__ = ("conn", "_fragments", "_fragment_type")
+
+    def __init__(self, conn: "Connection") -> None:
+        super().__init__()
+        self.conn = conn
+        self._fragments: list[bytes] | None = None
+        self._fragment_type: WSMsgType | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.conn._connected(transport)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
+            if frame.fin:
+                self.conn._data(frame.get_payload_as_bytes())
+            else:
+                # Venues practically never fragment, but RFC 6455 allows it.
+                self._fragments = [frame.get_payload_as_bytes()]
+                self._fragment_type = msg_type
+        elif msg_type is WSMsgType.CONTINUATION:
+            if self._fragments is None:
+                self.conn._broken_frame("continuation without a first fragment")
+                return
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = None
+                self.conn._data(data)
+        elif msg_type is WSMsgType.CLOSE:
+            self.conn._control()
+            log.info("%s: server closed the connection (%s %s)", self.conn.name,
+                     frame.get_close_code(), frame.get_close_reason())
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        else:  # PING (already auto-ponged by picows) or PONG
+            self.conn._control()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.conn._disconnected(transport)
+
+
+class Connection:
+    """One venue WebSocket, kept open until `stop()`."""
+
+    def __init__(
+        self,
+        spec: ConnectionSpec,
+        handler: FeedHandler,
+        *,
+        settings: TransportSettings | None = None,
+        drain: ActionDrain | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spec = spec
+        self.handler = handler
+        self.settings = settings or TransportSettings()
+        self.drain = drain
+        self.clock = clock
+        self.wall_ms = wall_ms
+        s = self.settings
+        self.backoff = Backoff(s.backoff_initial_s, s.backoff_max_s, s.backoff_factor, s.backoff_jitter, rng)
+        self.counters = ConnectionCounters()
+        self.name = f"{handler.venue or type(handler).__name__}#{spec.conn_id}"
+        self.state = "idle"  # idle | connecting | open | waiting | stopped
+        self.last_frame_at: float | None = None
+        self.connected_at: float | None = None
+        self.last_error: str | None = None
+        self._transport: WSTransport | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._pinged_since_frame = False
+        self._planned = False
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- public ------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name=f"ws {self.name}")
+        return self._task
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        transport = self._transport
+        if transport is not None:
+            transport.send_close(WSCloseCode.GOING_AWAY)
+            transport.disconnect()
+        if self._task is not None and self._task is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=5.0)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+            except Exception:  # the task logs its own failures
+                pass
+        self.state = "stopped"
+
+    def send(self, payload: bytes | str) -> bool:
+        """Send one frame now; False (and a counter) when the socket is not open."""
+        transport = self._transport
+        if transport is None:
+            self.counters.send_failures += 1
+            log.warning("%s: cannot send, not connected (%.60r)", self.name, payload)
+            return False
+        if isinstance(payload, str):
+            transport.send(WSMsgType.TEXT, payload.encode())
+        else:
+            transport.send(WSMsgType.TEXT, payload)
+        self.counters.sends += 1
+        return True
+
+    def reconnect(self, reason: str, *, planned: bool = False) -> None:
+        """Close the socket; `run()` opens a new one (after backoff unless planned)."""
+        transport = self._transport
+        if transport is None:
+            return
+        log.info("%s: reconnecting (%s)", self.name, reason)
+        self._planned = planned
+        if planned:
+            self.counters.planned_reconnects += 1
+        transport.send_close(WSCloseCode.GOING_AWAY)
+        # Not graceful: a stalled peer would otherwise keep us waiting on TCP.
+        transport.disconnect(graceful=False)
+
+    def stats(self) -> dict[str, object]:
+        out: dict[str, object] = asdict(self.counters)
+        out.update(conn_id=self.spec.conn_id, url=self.spec.url, state=self.state,
+                   symbols=list(self.spec.symbols), last_error=self.last_error)
+        return out
+
+    # -- lifecycle loop ----------------------------------------------------
+
+    async def run(self) -> None:
+        s = self.settings
+        while not self._stopping:
+            self.state = "connecting"
+            self._planned = False
+            try:
+                transport, _ = await asyncio.wait_for(
+                    ws_connect(
+                        lambda: _Listener(self),
+                        self.spec.url,
+                        ssl_context=s.ssl_context,
+                        websocket_handshake_timeout=s.connect_timeout_s,
+                        enable_auto_pong=True,  # venues drop clients that ignore PINGs
+                        disconnect_on_exception=False,  # our callbacks catch their own errors
+                        max_frame_size=s.max_frame_size,
+                        logger_name=f"sentrycoin.{self.name}",
+                    ),
+                    timeout=s.connect_timeout_s,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # refused, DNS, TLS, HTTP upgrade rejected, timeout
+                self.counters.connect_failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = self.backoff.next_delay()
+                log.warning("%s: connect to %s failed (%s); retry in %.2fs",
+                            self.name, self.spec.url, self.last_error, delay)
+                await self._sleep(delay)
+                continue
+            if self._stopping:
+                transport.disconnect()
+            try:
+                await transport.wait_disconnected()
+            except asyncio.CancelledError:
+                transport.disconnect(graceful=False)
+                raise
+            except Exception as exc:  # picows re-raises local protocol failures here
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: connection failed: %s", self.name, self.last_error)
+            if self._stopping:
+                break
+            delay = self._delay_after_disconnect()
+            if delay > 0:
+                log.info("%s: reconnect in %.2fs", self.name, delay)
+                await self._sleep(delay)
+        self.state = "stopped"
+
+    def _delay_after_disconnect(self) -> float:
+        if self._planned:
+            self.backoff.reset()
+            return 0.0
+        up_s = self.clock() - self.connected_at if self.connected_at is not None else 0.0
+        if up_s >= self.settings.healthy_after_s:
+            self.backoff.reset()
+        return self.backoff.next_delay()
+
+    async def _sleep(self, delay_s: float) -> None:
+        self.state = "waiting"
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=delay_s)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- picows callbacks (via _Listener) ------------------------------------
+
+    def _connected(self, transport: WSTransport) -> None:
+        c = self.counters
+        if c.connects:
+            c.reconnects += 1
+        c.connects += 1
+        self._transport = transport
+        self.state = "open"
+        now = self.clock()
+        self.connected_at = now
+        self.last_frame_at = now
+        self._pinged_since_frame = False
+        self.last_error = None
+        reconnect = c.connects > 1
+        markets = self.handler.markets
+        for symbol in self.spec.symbols:
+            market = markets.get(symbol)
+            if market is not None:
+                market.connected = True
+                if reconnect:
+                    market.reconnects += 1
+        log.info("%s: connected to %s (%d symbols)", self.name, self.spec.url, len(self.spec.symbols))
+        self._schedule_timers()
+        self._call_handler(self.handler.on_connected, self.spec.conn_id)
+
+    def _data(self, data: bytes) -> None:
+        c = self.counters
+        c.frames += 1
+        c.bytes += len(data)
+        self.last_frame_at = self.clock()
+        self._pinged_since_frame = False
+        try:
+            self.handler.on_frame(self.spec.conn_id, data, self.wall_ms())
+        except Exception:
+            # The contract says handlers never raise; if one does, the frame may
+            # have been half applied, so these books cannot be trusted any more.
+            c.decode_errors += 1
+            log.exception("%s: handler failed on a frame (%.80r); resyncing", self.name, data)
+            for symbol in self.spec.symbols:
+                market = self.handler.markets.get(symbol)
+                if market is not None:
+                    market.invalidate("handler error")
+            self.reconnect("handler error")
+        if self.handler.actions and self.drain is not None:
+            self.drain(self.handler)
+
+    def _control(self) -> None:
+        self.counters.control_frames += 1
+        self.last_frame_at = self.clock()
+        self._pinged_since_frame = False
+
+    def _broken_frame(self, why: str) -> None:
+        self.counters.decode_errors += 1
+        log.warning("%s: dropped a broken frame: %s", self.name, why)
+
+    def _disconnected(self, transport: WSTransport) -> None:
+        if self._transport is not transport:
+            return
+        self._transport = None
+        self._cancel_timers()
+        self.counters.disconnects += 1
+        if not self._stopping:
+            log.warning("%s: disconnected", self.name)
+        self._call_handler(self.handler.on_disconnected, self.spec.conn_id)
+        for symbol in self.spec.symbols:
+            market = self.handler.markets.get(symbol)
+            if market is not None:
+                market.connected = False
+        self._wake.set()
+
+    def _call_handler(self, method: Callable[[int], None], conn_id: int) -> None:
+        try:
+            method(conn_id)
+        except Exception:
+            log.exception("%s: handler %s failed", self.name, getattr(method, "__name__", method))
+        if self.handler.actions and self.drain is not None:
+            self.drain(self.handler)
+
+    # -- timers -----------------------------------------------------------
+
+    def _schedule_timers(self) -> None:
+        loop = asyncio.get_running_loop()
+        spec = self.spec
+        self._timers = {"watchdog": loop.call_later(self._watchdog_tick_s(), self._watchdog)}
+        if spec.ping_payload is not None and spec.ping_interval_s:
+            self._timers["ping"] = loop.call_later(spec.ping_interval_s, self._app_ping)
+        if spec.max_lifetime_s:
+            self._timers["lifetime"] = loop.call_later(spec.max_lifetime_s, self._lifetime_over)
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers = {}
+
+    def _watchdog_tick_s(self) -> float:
+        return max(0.01, self.settings.stale_after_s / 8.0)
+
+    def _watchdog(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        s = self.settings
+        idle_s = self.clock() - (self.last_frame_at or 0.0)
+        if idle_s >= s.stale_after_s:
+            self.counters.stale_reconnects += 1
+            self.reconnect(f"stale: no frame for {idle_s:.1f}s")
+            return
+        if s.idle_ping_fraction and not self._pinged_since_frame and idle_s >= s.stale_after_s * s.idle_ping_fraction:
+            transport.send_ping(b"sentrycoin")
+            self.counters.ws_pings_sent += 1
+            self._pinged_since_frame = True
+        self._timers["watchdog"] = asyncio.get_running_loop().call_later(self._watchdog_tick_s(), self._watchdog)
+
+    def _app_ping(self) -> None:
+        spec = self.spec
+        if self._transport is None or spec.ping_payload is None or not spec.ping_interval_s:
+            return
+        if self.send(spec.ping_payload):
+            self.counters.app_pings_sent += 1
+        self._timers["ping"] = asyncio.get_running_loop().call_later(spec.ping_interval_s, self._app_ping)
+
+    def _lifetime_over(self) -> None:
+        self.reconnect(f"planned: max lifetime {self.spec.max_lifetime_s}s reached", planned=True)

@@ -1,0 +1,57 @@
+"""Type stubs for sentrycore.book (the Cython OrderBook)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+class OrderBook:
+    """L2 order book in fixed-capacity numpy buffers, best price at the end of
+    each side, with the best-`depth` bid and ask volumes kept incrementally.
+
+    When a side is full, inserting a level drops that side's worst level (or
+    the new level itself when it would be the worst) and sets `truncated`.
+    """
+
+    depth: int
+    capacity: int
+
+    def __init__(self, depth: int = 50, capacity: int = 5000) -> None: ...
+    def load_snapshot(self, bids: npt.ArrayLike, asks: npt.ArrayLike) -> None:
+        """Replace the book.  Each side is an (n, 2) array-like of (price, qty)
+        in any order; zero quantities are skipped, a repeated price keeps its
+        last quantity.  Raises ValueError (book unchanged) on a bad value."""
+    def update_bid(self, price: float, qty: float) -> None:
+        """Set one bid level; qty == 0 deletes it.  ValueError on NaN/inf,
+        price <= 0 or qty < 0."""
+    def update_ask(self, price: float, qty: float) -> None: ...
+    def apply_bids(self, prices: npt.NDArray[np.float64], qtys: npt.NDArray[np.float64]) -> None:
+        """Apply one message's bid levels (contiguous float64 arrays).  The
+        whole batch is validated before any level is applied."""
+    def apply_asks(self, prices: npt.NDArray[np.float64], qtys: npt.NDArray[np.float64]) -> None: ...
+    def clear(self) -> None: ...
+    @property
+    def best_bid(self) -> float:
+        """Highest bid price; NaN when there are no bids."""
+    @property
+    def best_ask(self) -> float:
+        """Lowest ask price; NaN when there are no asks."""
+    @property
+    def bid_volume(self) -> float:
+        """Sum of quantities over the best `depth` bid levels (0.0 when empty)."""
+    @property
+    def ask_volume(self) -> float: ...
+    @property
+    def ratio(self) -> float:
+        """ask_volume / bid_volume; inf when only asks exist, NaN when empty."""
+    @property
+    def bid_levels(self) -> int: ...
+    @property
+    def ask_levels(self) -> int: ...
+    @property
+    def truncated(self) -> bool:
+        """True once a level was dropped for capacity (reset by clear/load_snapshot)."""
+    def bids(self, n: int = -1) -> npt.NDArray[np.float64]:
+        """(n, 2) array of (price, qty), best first; n < 0 means all levels."""
+    def asks(self, n: int = -1) -> npt.NDArray[np.float64]: ...
+    def __len__(self) -> int: ...
