@@ -12,12 +12,12 @@ cdef enum:
     BOOK_OK = 0
     BOOK_BAD_VALUE = -1
 
-# One side of the book.  `keys` holds sign * price in ascending order, so the
-# best level is always the last one (bids: sign +1, asks: sign -1).  Updates
-# near the top therefore move only a few elements.
+# One side of the book: `lv` holds n (key, qty) pairs interleaved, where
+# key = sign * price in ascending order, so the best level is always the last
+# one (bids: sign +1, asks: sign -1).  Updates near the top therefore move
+# only a few pairs, with a single memmove.
 cdef struct BookSide:
-    double* keys
-    double* qtys
+    double* lv
     Py_ssize_t n
     # Running sum of the best `depth` quantities, Neumaier-compensated:
     # the value is vol + vol_comp.
@@ -35,7 +35,7 @@ cdef class OrderBook:
     cdef readonly Py_ssize_t capacity
     cdef bint _truncated
     # The numpy arrays that own the memory behind the BookSide pointers.
-    cdef object _bid_keys_arr, _bid_qtys_arr, _ask_keys_arr, _ask_qtys_arr
+    cdef object _bid_levels_arr, _ask_levels_arr
 
     cdef int c_update_bid(self, double price, double qty) noexcept nogil
     cdef int c_update_ask(self, double price, double qty) noexcept nogil
