@@ -1,0 +1,7 @@
+"""Research commands: backtest, record, replay (registered on the CLI parser)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,212 @@
+"""Wires a frame source to books, detectors, the alert pipeline and the HTTP surface.
+
+    source (live venues | simulated market)
+      -> feed handler (per venue) -> Market (book + detector)
+      -> AlertManager.submit (SQLite outbox, then notifiers in their own tasks)
+    HTTP server reads the same Market objects (no copies per message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any, Callable, Mapping
+
+from sentrycoin import __version__
+from sentrycoin.alerts.factory import build_notifiers
+from sentrycoin.alerts.manager import AlertManager
+from sentrycoin.alerts.outcomes import OutcomeTracker
+from sentrycoin.config import Settings
+from sentrycoin.feeds.base import FeedCounters, FeedHandler
+from sentrycoin.market import AlertEvent, Market
+from sentrycoin.server.metrics import ProcessingTimeHistogram
+from sentrycoin.store import AlertStore, default_db_path
+
+log = logging.getLogger("sentrycoin.monitor")
+
+#: One frame in SAMPLE_EVERY has its processing time measured for /metrics.
+SAMPLE_EVERY = 16
+
+
+def sample_processing_time(handler: FeedHandler, histogram: ProcessingTimeHistogram) -> None:
+    """Time one `on_frame` call in SAMPLE_EVERY (decode + sync checks + book + detector)."""
+    inner = handler.on_frame
+    seen = 0
+
+    def on_frame(conn_id: int, data: bytes, recv_ms: int) -> None:
+        nonlocal seen
+        seen += 1
+        if seen % SAMPLE_EVERY:
+            inner(conn_id, data, recv_ms)
+            return
+        start = perf_counter_ns()
+        inner(conn_id, data, recv_ms)
+        histogram.observe_ns(perf_counter_ns() - start)
+
+    handler.on_frame = on_frame  # type: ignore[method-assign]
+
+
+class Monitor:
+    """One running SentryCoin: markets, their source, alerts and the server."""
+
+    version = __version__
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: Mapping[str, str] | None = None,
+        serve_http: bool = True,
+        console: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.mode = "simulated" if settings.simulated else "live"
+        self.stale_after_s = settings.stale_after_s
+        self.started_monotonic = time.monotonic()
+        self.serve_http = serve_http
+        self.processing_time = ProcessingTimeHistogram()
+        self._env = env
+        self.db_path = Path(settings.db_path) if settings.db_path else default_db_path()
+        self.store = AlertStore(self.db_path)
+        notifiers = build_notifiers(
+            telegram_token=settings.telegram_bot_token,
+            telegram_chat_id=settings.telegram_chat_id,
+            telegram_api_url=settings.telegram_api_url,
+            webhook_url=settings.webhook_url,
+            public_url=settings.public_url,
+            console=console,
+        )
+        self.outcomes = OutcomeTracker(self.store, self._mid_price_of)
+        self.alert_manager = AlertManager(self.store, notifiers, outcomes=self.outcomes)
+        self.markets: list[Market] = []
+        self._by_key: dict[tuple[str, str], Market] = {}
+        self.handlers: list[FeedHandler] = []
+        self._source: Any = None
+        self._http_runner: Any = None
+        self.http_port: int | None = None
+        if self.mode == "simulated":
+            self._build_simulated()
+        else:
+            self._build_live()
+
+    # -- construction -------------------------------------------------------
+
+    def _add_market(self, exchange: str, symbol: str, detector, source: str) -> Market:
+        market = Market(
+            exchange, symbol,
+            depth=self.settings.depth,
+            settings=detector,
+            on_alert=self._on_alert,
+            source=source,
+        )
+        self.markets.append(market)
+        self._by_key[market.key] = market
+        return market
+
+    def _build_live(self) -> None:
+        from sentrycoin.feeds.registry import make_handler
+
+        by_venue: dict[str, list[Market]] = defaultdict(list)
+        for mc in self.settings.markets:
+            by_venue[mc.exchange].append(self._add_market(mc.exchange, mc.symbol, mc.detector, "live"))
+        for venue, markets in by_venue.items():
+            handler = make_handler(venue, markets, depth=self.settings.depth, env=self._env)
+            sample_processing_time(handler, self.processing_time)
+            self.handlers.append(handler)
+
+    def _build_simulated(self) -> None:
+        from sentrycoin.sim.source import SimSource
+
+        for symbol in self.settings.sim_symbols:
+            self._add_market("binance", symbol, self.settings.detector, "simulated")
+        self._source = SimSource(
+            self.markets,
+            scenario=self.settings.sim_scenario,
+            seed=self.settings.sim_seed,
+            depth=self.settings.depth,
+        )
+        for handler in self._source.handlers:
+            sample_processing_time(handler, self.processing_time)
+            self.handlers.append(handler)
+
+    # -- hot path -----------------------------------------------------------
+
+    def _on_alert(self, event: AlertEvent) -> None:
+        self.alert_manager.submit(event)
+
+    def _mid_price_of(self, exchange: str, symbol: str) -> float | None:
+        market = self._by_key.get((exchange, symbol))
+        if market is None or not market.valid:
+            return None
+        return market.mid_price()
+
+    # -- what the HTTP surface reads ----------------------------------------
+
+    def settings_redacted(self) -> dict[str, Any]:
+        return self.settings.redacted()
+
+    def feed_counters(self) -> dict[str, FeedCounters]:
+        return {h.venue: h.counters for h in self.handlers}
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[["Monitor"], None] | None = None) -> None:
+        """Run until `stop` is set; then stop the source, flush alerts, close the server."""
+        await self.alert_manager.start()
+        try:
+            if self.serve_http:
+                await self._start_http()
+            source_task = asyncio.create_task(self._run_source(stop), name="sentrycoin-source")
+            if on_ready is not None:
+                on_ready(self)
+            stop_task = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({source_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            await self._stop_source()
+            for task in (source_task, stop_task):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(source_task, stop_task, return_exceptions=True)
+            if source_task in done and source_task.exception() is not None:
+                raise source_task.exception()  # type: ignore[misc]
+        finally:
+            await self.alert_manager.stop()
+            if self._http_runner is not None:
+                await self._http_runner.cleanup()
+            self.store.close()
+
+    async def _run_source(self, stop: asyncio.Event) -> None:
+        if self.mode == "simulated":
+            log.info(
+                "SIMULATED market: scenario %r, %d symbols (%s); no network, no keys",
+                self.settings.sim_scenario, len(self.markets), ", ".join(m.symbol for m in self.markets),
+            )
+            await self._source.run(stop, speed=self.settings.sim_speed)
+            return
+        from sentrycoin.live import LiveRunner
+
+        self._source = LiveRunner(self.handlers)
+        log.info("watching %d live markets: %s", len(self.markets),
+                 ", ".join(f"{m.exchange}:{m.symbol}" for m in self.markets))
+        await self._source.run()
+
+    async def _stop_source(self) -> None:
+        source = self._source
+        if source is not None and hasattr(source, "stop"):
+            result = source.stop()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _start_http(self) -> None:
+        from sentrycoin.server.app import bound_port, create_app, start_server
+
+        app = create_app(self, status_token=self.settings.status_token)
+        self._http_runner, _ = await start_server(app, self.settings.host, self.settings.port)
+        self.http_port = bound_port(self._http_runner)
+        shown_host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        log.info("dashboard: http://%s:%d/  (status: /status, health: /health, metrics: /metrics)",
+                 shown_host, self.http_port)
