@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import msgspec
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from sentrycoin.market import Market
 from sentrycoin.server.live import LiveHub
@@ -51,7 +51,15 @@ TOKEN_COOKIE = "sentrycoin_token"
 MAX_ALERTS_LIMIT = 1000
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 
-_encode = msgspec.json.Encoder().encode
+
+
+def _enc_fallback(obj: Any) -> Any:
+    # settings_redacted() may hold Paths, enums or dataclass-like values: show them as text
+    # rather than failing /status with a 500.
+    return str(obj)
+
+
+_encode = msgspec.json.Encoder(enc_hook=_enc_fallback).encode
 
 
 # -- what the server needs from the monitor --------------------------------------
@@ -98,8 +106,9 @@ class MonitorLike(Protocol):
 
 # -- app keys -------------------------------------------------------------------
 
-MONITOR_KEY = web.AppKey("monitor", object)
+MONITOR_KEY = web.AppKey("monitor", MonitorLike)
 HUB_KEY = web.AppKey("live_hub", LiveHub)
+REGISTRY_KEY = web.AppKey("metrics_registry", CollectorRegistry)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -134,7 +143,7 @@ def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]
                 or _token_ok(query_token, expected)):
             if query_token is not None and request.path == "/" and _token_ok(query_token, expected):
                 # Trade the URL token for a cookie and drop it from the address bar.
-                response = web.HTTPFound("/")
+                response = web.Response(status=302, headers={"Location": "/", "Cache-Control": "no-store"})
                 response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
                 return response
             return await handler(request)
@@ -231,15 +240,19 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+# The page loads nothing but its own assets; inline script is never needed.
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
 async def _index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return web.FileResponse(STATIC_DIR / "index.html", headers={
+        "Cache-Control": "no-cache", "Content-Security-Policy": _CSP,
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
 
 async def _live(request: web.Request) -> web.StreamResponse:
     return await request.app[HUB_KEY].handle_sse(request)
-
-
-REGISTRY_KEY = web.AppKey("metrics_registry", object)
 
 
 def create_app(

@@ -19,7 +19,7 @@ and it goes through proxies as a plain HTTP response.
 
 Events sent (each `data:` is a JSON object):
 
-* ``snapshot`` (once, on connect): {"mode", "version", "tick_ms", "books": [...],
+* ``snapshot`` (once, on connect): {"mode", "version", "tick_ms", "history_ms", "books": [...],
   "history": {key: [[t_ms, ratio|null], ...]}, "alerts": [newest first]}
 * ``update`` (every tick): {"t_ms", "uptime_s", "books": [...], "alerts": [new ones]}
 
@@ -181,6 +181,7 @@ class LiveHub:
             "mode": self.monitor.mode,
             "version": self.monitor.version,
             "tick_ms": int(self.tick_s * 1000),
+            "history_ms": int(self._history_len * self.tick_s * 1000),
             "uptime_s": round(now_s - self.monitor.started_monotonic, 1),
             "books": [self._book_entry(m, now_s) for m in self.monitor.markets],
             "history": {k: list(v) for k, v in self._history.items()},
