@@ -1,379 +1,388 @@
-"""Binance spot and USD-M futures: diff-depth stream bridged to a REST snapshot.
+"""Binance spot and USD-M futures: diff-depth stream + REST snapshot.
 
-Both markets keep a book the same way (see ../../shared/EXCHANGES.md and the
-venue's "How to manage a local order book correctly"):
+Protocol (see ../shared/EXCHANGES.md): open a combined stream
+`<ws_url>?streams=btcusdt@depth@100ms/...`, buffer the `depthUpdate` events,
+GET `<rest_url>?symbol=BTCUSDT&limit=N`, then bridge the snapshot into the
+buffered stream:
 
-1. open the combined stream `<sym>@depth@100ms` and buffer its events;
-2. on a symbol's first buffered event, fetch the REST depth snapshot;
-3. a snapshot older than the buffer (it cannot bridge to the first buffered
-   event) is fetched again; otherwise buffered events it already contains are
-   dropped and the rest are applied;
-4. from then on every event must chain to the previous one, or the symbol
-   starts again from step 1 (the connection stays up: only that book resyncs).
+    spot     drop u <= L;  first applied: U <= L+1 <= u;  then U == prev u + 1
+    futures  drop u <  L;  first applied: U <= L   <= u;  then pu == prev u
 
-The two markets differ only in the rules of steps 3 and 4:
+(L = the snapshot's lastUpdateId).  A snapshot older than the first buffered
+event cannot bridge and is fetched again.  Any later break in the chain,
+an undecodable depth event or a bad level invalidates that symbol's book and
+starts a new snapshot for that symbol only: the connection and its other
+symbols carry on.
 
-| rule                        | spot                       | USD-M futures            |
-|-----------------------------|----------------------------|--------------------------|
-| event already in snapshot   | `u <= lastUpdateId`        | `u < lastUpdateId`       |
-| first event bridges         | `U <= lastUpdateId+1 <= u` | `U <= lastUpdateId <= u` |
-| next event chains           | `U == previous u + 1`      | `pu == previous u`       |
-
-The sync rule of spot is the one the real recordings in shared/realdata obey
-(a snapshot at `lastUpdateId` is followed by an event with
-`U == lastUpdateId + 1`).  USD-M depth streams are served under the routed
-path `/public` of fstream.binance.com (the venue's current routing), hence the
-default WebSocket URL.
-
-Events that repeat ids already applied (`u <=` previous `u`) are dropped
-without a resync: their content is in the book already.
+Per-symbol state is a small slotted object; the synced path in `on_frame`
+is kept flat because it runs for every message (decode, one comparison,
+one `apply_levels`, the detector).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import ClassVar
 
 import msgspec
 
-from sentrycoin.feeds.base import ConnectionSpec, FeedHandler, FetchSnapshot
-from sentrycoin.feeds.common import ConnectionLayout, Level, apply_levels
+from sentrycoin.feeds.base import (
+    ConnectionSpec,
+    FeedHandler,
+    FetchSnapshot,
+    apply_levels,
+    chunked,
+    load_levels,
+)
+from sentrycoin.feeds.symbols import binance_stream, to_venue
 from sentrycoin.market import Market
 
 log = logging.getLogger("sentrycoin.feeds.binance")
 
+#: Binance allows up to 1024 streams on one connection.
+MAX_STREAMS_PER_CONNECTION = 1024
+#: Connections are cut by the server after 24 h: reconnect on our terms a little earlier.
+MAX_LIFETIME_S = 24 * 3600.0 - 600.0
+#: Events kept while waiting for a snapshot (100 ms events: ~10 minutes).
+MAX_BUFFERED_EVENTS = 6000
+#: Ask again when a requested snapshot has not arrived after this long.
+SNAPSHOT_RETRY_MS = 15_000
 
-class DepthEvent(msgspec.Struct, tag_field="e", tag="depthUpdate"):
-    """One diff-depth event (`pu` only on futures)."""
+Level = tuple[float, float]
+
+
+class SpotDepth(msgspec.Struct, gc=False):
+    """`depthUpdate` payload (spot).  Prices/sizes arrive as strings: strict=False decodes them."""
 
     E: int
     s: str
     U: int
     u: int
-    b: list[tuple[float, float]]
-    a: list[tuple[float, float]]
-    pu: int = -1
+    b: list[Level]
+    a: list[Level]
 
 
-class _Combined(msgspec.Struct):
+class FuturesDepth(msgspec.Struct, gc=False):
+    """`depthUpdate` payload (USD-M futures): adds `pu`, the previous event's `u`."""
+
+    E: int
+    s: str
+    U: int
+    u: int
+    pu: int
+    b: list[Level]
+    a: list[Level]
+
+
+class SpotCombined(msgspec.Struct, gc=False):
     stream: str
-    data: DepthEvent
+    data: SpotDepth
 
 
-class DepthSnapshot(msgspec.Struct):
+class FuturesCombined(msgspec.Struct, gc=False):
+    stream: str
+    data: FuturesDepth
+
+
+class Envelope(msgspec.Struct):
+    """Fallback shape for anything that is not a depth event (acks, other streams)."""
+
+    stream: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class Snapshot(msgspec.Struct):
     lastUpdateId: int
-    bids: list[tuple[float, float]]
-    asks: list[tuple[float, float]]
-    E: int = 0  # futures only
+    bids: list[Level]
+    asks: list[Level]
 
 
-# Decimal strings are coerced to floats while decoding (strict=False): no
-# intermediate Python str per level.
-_decode_combined = msgspec.json.Decoder(_Combined, strict=False).decode
-_decode_event = msgspec.json.Decoder(DepthEvent, strict=False).decode
-_decode_snapshot = msgspec.json.Decoder(DepthSnapshot, strict=False).decode
-_decode_any = msgspec.json.decode
+class _SymbolState:
+    __slots__ = ("symbol", "native", "market", "conn_id", "synced", "last_u", "snap_id",
+                 "buffer", "fetching", "fetch_ms")
 
-
-class _SymbolSync:
-    """Sync state of one symbol's book."""
-
-    __slots__ = ("market", "venue_symbol", "synced", "bridged", "last_u", "buffer",
-                 "snapshot_requested_ms")
-
-    def __init__(self, market: Market, venue_symbol: str) -> None:
+    def __init__(self, symbol: str, native: str, market: Market, conn_id: int) -> None:
+        self.symbol = symbol
+        self.native = native
         self.market = market
-        self.venue_symbol = venue_symbol
-        self.buffer: deque[DepthEvent] = deque()
-        self.reset()
+        self.conn_id = conn_id
+        self.synced = False  # snapshot applied and bridged: events chain from last_u
+        self.last_u = 0
+        self.snap_id: int | None = None  # snapshot loaded, waiting for the bridging event
+        self.buffer: list = []  # contiguous events received before the snapshot
+        self.fetching = False
+        self.fetch_ms: int | None = None  # when the pending request was made (None: not known yet)
 
     def reset(self) -> None:
-        self.synced = False  # snapshot applied and every later event chained
-        self.bridged = False  # the first event after the snapshot has been applied
-        self.last_u = -1
-        self.buffer.clear()
-        self.snapshot_requested_ms: int | None = None
+        self.synced = False
+        self.last_u = 0
+        self.snap_id = None
+        self.buffer = []
 
 
-class BinanceSpotFeed(FeedHandler):
-    """Binance spot (`wss://stream.binance.com:9443`, `/api/v3/depth`)."""
+class _BinanceHandler(FeedHandler):
+    """Shared machinery; the two subclasses differ only in their sequence rules."""
 
-    venue: ClassVar[str] = "binance"
-    DEFAULT_WS_URL: ClassVar[str] = "wss://stream.binance.com:9443"
-    DEFAULT_REST_URL: ClassVar[str] = "https://api.binance.com"
-    DEPTH_PATH: ClassVar[str] = "/api/v3/depth"
-    #: Snapshot depth.  1000 is ample for top-N sums and costs 50 request
-    #: weight (5000 costs 250 of the 6000 per minute).
-    DEFAULT_SNAPSHOT_LIMIT: ClassVar[int] = 1000
-    #: The venue allows 1024 streams per connection; fewer keeps one drop small.
-    DEFAULT_SYMBOLS_PER_CONNECTION: ClassVar[int] = 200
-    #: Binance ends every connection after 24 h: reconnect on our own terms first.
-    MAX_LIFETIME_S: ClassVar[float] = 23.5 * 3600
+    venue: ClassVar[str] = ""
+    combined_type: ClassVar[type] = SpotCombined
+    stream_suffix: ClassVar[str] = "@depth@100ms"
+    snapshot_limits: ClassVar[tuple[int, ...]] = (1000, 5000)
 
     def __init__(
         self,
         markets: list[Market],
-        ws_url: str | None = None,
+        ws_url: str,
         rest_url: str | None = None,
         *,
-        update_speed_ms: int = 100,
-        snapshot_limit: int | None = None,
-        symbols_per_connection: int | None = None,
-        snapshot_timeout_ms: int = 30_000,
-        max_buffer: int = 5_000,
+        depth: int = 50,
+        max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION,
     ) -> None:
-        super().__init__(markets, (ws_url or self.DEFAULT_WS_URL).rstrip("/"),
-                         (rest_url or self.DEFAULT_REST_URL).rstrip("/"))
-        if update_speed_ms not in (100, 250, 500, 1000):
-            raise ValueError(f"update_speed_ms must be 100, 250, 500 or 1000, got {update_speed_ms}")
-        self.stream_suffix = "@depth" if update_speed_ms == self._plain_speed_ms() else f"@depth@{update_speed_ms}ms"
-        self.snapshot_limit = snapshot_limit or self.DEFAULT_SNAPSHOT_LIMIT
-        self.snapshot_timeout_ms = snapshot_timeout_ms
-        self.max_buffer = max_buffer
-        self._syncs: dict[str, _SymbolSync] = {}  # by normal symbol
-        self._by_venue: dict[str, _SymbolSync] = {}  # by venue symbol, as in events
-        for symbol, market in self.markets.items():
-            sync = _SymbolSync(market, self.venue_symbol(symbol))
-            self._syncs[symbol] = sync
-            self._by_venue[sync.venue_symbol] = sync
-        self.layout = ConnectionLayout(
-            self.markets, symbols_per_connection or self.DEFAULT_SYMBOLS_PER_CONNECTION, self._spec)
+        super().__init__(markets, ws_url, rest_url)
+        if rest_url is None:
+            raise ValueError(f"{self.venue} needs a REST URL for depth snapshots")
+        self.depth = depth
+        # The stream is full depth; the snapshot bounds what we know beyond the
+        # top of book.  1000 levels (weight 50 on spot) leaves a wide margin over
+        # the detector's N while keeping resyncs of many symbols affordable.
+        self.snapshot_limit = next((n for n in self.snapshot_limits if n >= depth), self.snapshot_limits[-1])
+        log.info("%s: diff-depth %s, REST snapshot limit %d for depth %d",
+                 self.venue, self.stream_suffix, self.snapshot_limit, depth)
+        self._decoder = msgspec.json.Decoder(self.combined_type, strict=False)
+        self._envelope_decoder = msgspec.json.Decoder(Envelope)
+        self._snapshot_decoder = msgspec.json.Decoder(Snapshot, strict=False)
+        self._specs: list[ConnectionSpec] = []
+        self._states: dict[str, _SymbolState] = {}  # by normal symbol
+        self._by_native: dict[str, _SymbolState] = {}  # by BTCUSDT
+        self._by_stream: dict[str, _SymbolState] = {}  # by btcusdt@depth@100ms
+        sep = "&" if "?" in ws_url else "?"
+        for conn_id, group in enumerate(chunked(list(self.markets), max_streams_per_connection)):
+            streams = [binance_stream(s) + self.stream_suffix for s in group]
+            self._specs.append(ConnectionSpec(
+                conn_id=conn_id,
+                url=f"{ws_url}{sep}streams={'/'.join(streams)}",
+                symbols=list(group),
+                max_lifetime_s=MAX_LIFETIME_S,
+            ))
+            for symbol, stream in zip(group, streams):
+                native = to_venue(self.venue, symbol)
+                st = _SymbolState(symbol, native, self.markets[symbol], conn_id)
+                self._states[symbol] = st
+                self._by_native[native] = st
+                self._by_stream[stream] = st
 
-    # -- naming -------------------------------------------------------------
-
-    @staticmethod
-    def venue_symbol(symbol: str) -> str:
-        """Normal form BASE-QUOTE -> Binance's BASEQUOTE."""
-        return symbol.replace("-", "").upper()
-
-    @staticmethod
-    def _plain_speed_ms() -> int:
-        """Update speed of the bare `<sym>@depth` stream."""
-        return 1000
-
-    def _spec(self, conn_id: int, symbols: list[str]) -> ConnectionSpec:
-        streams = "/".join(self.venue_symbol(s).lower() + self.stream_suffix for s in symbols)
-        return ConnectionSpec(
-            conn_id=conn_id,
-            url=f"{self.ws_url}/stream?streams={streams}",
-            symbols=symbols,
-            max_lifetime_s=self.MAX_LIFETIME_S,
-        )
-
-    def snapshot_url(self, symbol: str) -> str:
-        return f"{self.rest_url}{self.DEPTH_PATH}?symbol={self.venue_symbol(symbol)}&limit={self.snapshot_limit}"
-
-    # -- the sync rules (futures overrides these three) ----------------------
+    # -- sequence rules (overridden for futures) ------------------------------
 
     @staticmethod
-    def _already_in_snapshot(ev: DepthEvent, last_update_id: int) -> bool:
-        return ev.u <= last_update_id
+    def _follows(last_u: int, ev: SpotDepth) -> bool:
+        return ev.U == last_u + 1
 
     @staticmethod
-    def _bridges(ev: DepthEvent, last_update_id: int) -> bool:
-        return ev.U <= last_update_id + 1 <= ev.u
+    def _before_snapshot(snap_id: int, ev: SpotDepth) -> bool:
+        return ev.u <= snap_id
 
     @staticmethod
-    def _chains(ev: DepthEvent, prev_u: int) -> bool:
-        return ev.U == prev_u + 1
+    def _bridges(snap_id: int, ev: SpotDepth) -> bool:
+        return ev.U <= snap_id + 1 <= ev.u
 
-    # -- FeedHandler ---------------------------------------------------------
+    @staticmethod
+    def _snapshot_too_old(snap_id: int, first: SpotDepth) -> bool:
+        return snap_id + 1 < first.U
+
+    # -- contract -------------------------------------------------------------
 
     def connections(self) -> list[ConnectionSpec]:
-        return self.layout.specs
+        return self._specs
 
     def on_connected(self, conn_id: int) -> None:
-        # The streams are named in the URL: nothing to send.  Books start
-        # buffering; each asks for its snapshot on its first event.
-        for symbol in self.layout.connected(conn_id):
-            self._syncs[symbol].reset()
+        # The streams are named in the URL: nothing to send.  Ask for the
+        # snapshots now; events are buffered until each one lands.
+        for symbol in self.mark_connected(conn_id):
+            st = self._states[symbol]
+            st.reset()
+            st.fetching = False
+            self._fetch(st, None)
 
     def on_disconnected(self, conn_id: int) -> None:
         super().on_disconnected(conn_id)
-        for symbol in self.layout.symbols_of(conn_id):
-            self._syncs[symbol].reset()
+        for st in self._states.values():
+            if st.conn_id == conn_id:
+                st.reset()
+                st.fetching = False
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
         counters = self.counters
         counters.frames += 1
         counters.bytes += len(data)
         try:
-            ev = _decode_combined(data).data
-        except msgspec.ValidationError:
-            ev = self._not_combined(data)
-            if ev is None:
-                return
-        except msgspec.DecodeError:
-            counters.decode_errors += 1
+            ev = self._decoder.decode(data).data
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._other_frame(data, exc)
             return
-        sync = self._by_venue.get(ev.s)
-        if sync is None:
+        st = self._by_native.get(ev.s)
+        if st is None:
             counters.ignored += 1
             return
-        if sync.synced:
-            self._apply_event(sync, ev, recv_ms, live=True)
-        else:
-            self._buffer(sync, ev, recv_ms)
+        if not st.synced:
+            self._unsynced_event(st, ev, recv_ms)
+            return
+        # Hot path: the book is in sync and this event must continue the chain.
+        if not self._follows(st.last_u, ev):
+            self._resync(st, f"sequence gap: U={ev.U} u={ev.u} after u={st.last_u}", ev, recv_ms)
+            return
+        self._apply(st, ev, recv_ms)
 
     def on_snapshot(self, symbol: str, body: bytes, recv_ms: int) -> None:
-        sync = self._syncs.get(symbol)
-        if sync is None or sync.synced or sync.snapshot_requested_ms is None:
-            # Unasked for, or a late answer to a request a reconnect made moot.
+        st = self._states.get(symbol)
+        if st is None:
+            self.counters.ignored += 1
+            return
+        st.fetching = False
+        if st.synced or st.snap_id is not None:
+            # A duplicate or late answer: the book already has a snapshot.
             self.counters.ignored += 1
             return
         try:
-            snap = _decode_snapshot(body)
+            snap = self._snapshot_decoder.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.counters.decode_errors += 1
-            log.warning("%s %s: unreadable depth snapshot (%s)", self.venue, symbol, exc)
-            sync.snapshot_requested_ms = None  # the next event asks again
+            self.decode_error("snapshot", body, exc)
+            self._fetch(st, recv_ms)
             return
-        sync.snapshot_requested_ms = None
-        market = sync.market
-        buffer = sync.buffer
-        if buffer and not self._bridges(buffer[0], snap.lastUpdateId) and \
-                not self._already_in_snapshot(buffer[0], snap.lastUpdateId):
-            # Older than everything buffered: ids are missing between the two.
-            log.info("%s %s: snapshot %d older than first buffered event U=%d, fetching again",
-                     self.venue, symbol, snap.lastUpdateId, buffer[0].U)
-            self._request_snapshot(sync, recv_ms)
+        snap_id = snap.lastUpdateId
+        buffer = st.buffer
+        if buffer and self._snapshot_too_old(snap_id, buffer[0]):
+            log.info("%s %s: snapshot %d older than buffered events (first U=%d), fetching again",
+                     self.venue, symbol, snap_id, buffer[0].U)
+            self._fetch(st, recv_ms)
             return
         try:
-            market.book.load_snapshot(snap.bids, snap.asks)
+            load_levels(st.market.book, snap.bids, snap.asks)
         except ValueError as exc:
-            market.rejected += 1
-            log.warning("%s %s: snapshot refused (%s)", self.venue, symbol, exc)
-            return  # the next event asks again
-        sync.synced = True
-        sync.bridged = False
-        sync.last_u = snap.lastUpdateId
-        event_ms = snap.E or recv_ms
-        pending = list(buffer)
-        buffer.clear()
-        for i, ev in enumerate(pending):
-            self._apply_event(sync, ev, recv_ms, live=False)
-            if not sync.synced:
-                # A bad value or a hole inside the buffer: keep what follows.
-                for later in pending[i + 1:]:
-                    self._buffer(sync, later, recv_ms)
-                return
-            if sync.bridged:
-                event_ms = ev.E
-        market.mark_valid()
-        market.after_message(event_ms)
-
-    # -- internals -------------------------------------------------------------
-
-    def _not_combined(self, data: bytes) -> DepthEvent | None:
-        """Classify a frame that is not a combined depth event."""
-        try:
-            return _decode_event(data)  # a raw-stream (`/ws/...`) depth event
-        except msgspec.ValidationError:
-            pass
-        except msgspec.DecodeError:
-            self.counters.decode_errors += 1
-            return None
-        obj = _decode_any(data)
-        event = obj.get("data", obj) if isinstance(obj, dict) else None
-        if isinstance(event, dict) and event.get("e") == "depthUpdate":
-            # A depth event we cannot read: its ids are lost, so is the chain.
-            self.counters.decode_errors += 1
-            sync = self._by_venue.get(str(event.get("s", "")))
-            if sync is not None:
-                self._resync(sync, "unreadable depth event")
-            return None
-        if isinstance(obj, dict) and obj.get("error"):
-            log.warning("%s: venue error %s", self.venue, obj["error"])
-        self.counters.ignored += 1  # e.g. {"result": null, "id": 1}, other streams
-        return None
-
-    def _request_snapshot(self, sync: _SymbolSync, recv_ms: int) -> None:
-        sync.snapshot_requested_ms = recv_ms
-        symbol = sync.market.symbol
-        self.actions.append(FetchSnapshot(symbol, self.snapshot_url(symbol)))
-
-    def _buffer(self, sync: _SymbolSync, ev: DepthEvent, recv_ms: int) -> None:
-        buffer = sync.buffer
-        if buffer:
-            prev = buffer[-1]
-            if ev.u <= prev.u:
-                self.counters.ignored += 1  # repeats ids already buffered
-                return
-            if not self._chains(ev, prev.u):
-                buffer.clear()  # a hole: what came before it is of no use
-        buffer.append(ev)
-        if len(buffer) > self.max_buffer:
-            buffer.popleft()
-        requested = sync.snapshot_requested_ms
-        if requested is None or recv_ms - requested > self.snapshot_timeout_ms:
-            self._request_snapshot(sync, recv_ms)
-
-    def _apply_event(self, sync: _SymbolSync, ev: DepthEvent, recv_ms: int, *, live: bool) -> None:
-        market = sync.market
-        last = sync.last_u
-        if sync.bridged:
-            if ev.u <= last:
-                self.counters.ignored += 1
-                return
-            in_order = self._chains(ev, last)
-        else:
-            if self._already_in_snapshot(ev, last):
-                return
-            in_order = self._bridges(ev, last)
-        if not in_order:
-            market.rejected += 1
-            what = "pu" if ev.pu >= 0 else "U"
-            self._resync(sync, f"sequence gap: previous u={last}, event {what}={ev.pu if ev.pu >= 0 else ev.U}")
-            self._buffer(sync, ev, recv_ms)
+            self.reject(st.market, f"bad snapshot: {exc}")
+            self._fetch(st, recv_ms)
             return
+        st.snap_id = snap_id
+        st.buffer = []
+        for i, ev in enumerate(buffer):
+            if st.synced:
+                if not self._follows(st.last_u, ev):
+                    self._resync(st, f"buffered gap: U={ev.U} after u={st.last_u}", ev, recv_ms)
+                else:
+                    self._apply(st, ev, recv_ms)
+            else:
+                self._unsynced_event(st, ev, recv_ms)
+            if not st.synced and st.snap_id is None:
+                # A resync started while replaying: the rest of the run may
+                # still bridge into the next snapshot, so keep it buffered.
+                st.buffer.extend(buffer[i + 1:])
+                return
+
+    # -- internals ------------------------------------------------------------
+
+    def _apply(self, st: _SymbolState, ev: SpotDepth, recv_ms: int) -> None:
+        market = st.market
         try:
             apply_levels(market.book, ev.b, ev.a)
         except ValueError as exc:
-            market.rejected += 1
-            self._resync(sync, f"bad level: {exc}")
+            self._resync(st, f"bad level in event u={ev.u}: {exc}", None, recv_ms)
             return
-        sync.last_u = ev.u
-        sync.bridged = True
-        if live:
-            market.after_message(ev.E)
+        st.last_u = ev.u
+        market.after_message(ev.E)
 
-    def _resync(self, sync: _SymbolSync, reason: str) -> None:
-        """This book can no longer be trusted: back to buffering for a new snapshot."""
-        sync.market.invalidate(reason)
-        sync.reset()
+    def _unsynced_event(self, st: _SymbolState, ev: SpotDepth, recv_ms: int) -> None:
+        snap_id = st.snap_id
+        if snap_id is None:
+            # Waiting for a snapshot: keep a contiguous run of events.
+            buffer = st.buffer
+            if buffer and not self._follows(buffer[-1].u, ev):
+                buffer.clear()  # the older run cannot be bridged past this hole
+            buffer.append(ev)
+            if len(buffer) > MAX_BUFFERED_EVENTS:
+                del buffer[0]
+            if not st.fetching:
+                self._fetch(st, recv_ms)
+            elif st.fetch_ms is None:
+                st.fetch_ms = recv_ms  # asked on connect: start the retry clock now
+            elif recv_ms - st.fetch_ms > SNAPSHOT_RETRY_MS:
+                self._fetch(st, recv_ms)  # the answer never came: ask again
+            return
+        if self._before_snapshot(snap_id, ev):
+            return  # already contained in the snapshot
+        if not self._bridges(snap_id, ev):
+            self._resync(st, f"snapshot {snap_id} does not bridge to U={ev.U} u={ev.u}", ev, recv_ms)
+            return
+        market = st.market
+        try:
+            apply_levels(market.book, ev.b, ev.a)
+        except ValueError as exc:
+            self._resync(st, f"bad level in event u={ev.u}: {exc}", None, recv_ms)
+            return
+        st.synced = True
+        st.snap_id = None
+        st.last_u = ev.u
+        market.mark_valid()
+        market.after_message(ev.E)
+
+    def _resync(self, st: _SymbolState, reason: str, keep: SpotDepth | None, recv_ms: int) -> None:
+        """Invalidate one symbol and start over from a new snapshot.
+
+        `keep` is a well-formed event that revealed the problem: it is newer
+        than anything applied, so it starts the new buffer.
+        """
+        self.reject(st.market, reason)
+        log.info("%s %s: resync (%s)", self.venue, st.symbol, reason)
+        st.reset()
+        if keep is not None:
+            st.buffer.append(keep)
+        if not st.fetching or st.fetch_ms is None or recv_ms - st.fetch_ms > SNAPSHOT_RETRY_MS:
+            self._fetch(st, recv_ms)
+
+    def _fetch(self, st: _SymbolState, recv_ms: int | None) -> None:
+        st.fetching = True
+        st.fetch_ms = recv_ms
+        self.actions.append(FetchSnapshot(
+            st.symbol, f"{self.rest_url}?symbol={st.native}&limit={self.snapshot_limit}"))
+
+    def _other_frame(self, data: bytes, exc: Exception) -> None:
+        """Not a well-formed depth event: an ack, another stream, or garbage."""
+        try:
+            env = self._envelope_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.decode_error("frame", data, exc)
+            return
+        st = self._by_stream.get(env.stream)
+        if st is None:
+            self.counters.ignored += 1  # {"result":null,"id":1}, other streams
+            return
+        # A depth event for one of our books that we cannot read: that book
+        # has lost an update.
+        self.decode_error("depth event", data, exc)
+        if st.synced or st.snap_id is not None:
+            self._resync(st, "undecodable depth event", None, st.fetch_ms or 0)
 
 
-class BinanceFuturesFeed(BinanceSpotFeed):
-    """Binance USD-M futures (`wss://fstream.binance.com/public`, `/fapi/v1/depth`)."""
+class BinanceSpotHandler(_BinanceHandler):
+    venue: ClassVar[str] = "binance"
+    combined_type: ClassVar[type] = SpotCombined
+    snapshot_limits: ClassVar[tuple[int, ...]] = (1000, 5000)
 
+
+class BinanceFuturesHandler(_BinanceHandler):
     venue: ClassVar[str] = "binance-futures"
-    DEFAULT_WS_URL: ClassVar[str] = "wss://fstream.binance.com/public"
-    DEFAULT_REST_URL: ClassVar[str] = "https://fapi.binance.com"
-    DEPTH_PATH: ClassVar[str] = "/fapi/v1/depth"
-    #: limit 1000 costs 20 request weight on fapi.
-    DEFAULT_SNAPSHOT_LIMIT: ClassVar[int] = 1000
+    combined_type: ClassVar[type] = FuturesCombined
+    snapshot_limits: ClassVar[tuple[int, ...]] = (1000,)  # the futures maximum
 
     @staticmethod
-    def venue_symbol(symbol: str) -> str:
-        """BASE-QUOTE (or BASE-QUOTE-PERP) -> the perpetual's BASEQUOTE."""
-        symbol = symbol.upper()
-        if symbol.endswith("-PERP"):
-            symbol = symbol[: -len("-PERP")]
-        return symbol.replace("-", "")
+    def _follows(last_u: int, ev: FuturesDepth) -> bool:  # type: ignore[override]
+        return ev.pu == last_u
 
     @staticmethod
-    def _plain_speed_ms() -> int:
-        return 250
+    def _before_snapshot(snap_id: int, ev: FuturesDepth) -> bool:  # type: ignore[override]
+        return ev.u < snap_id
 
     @staticmethod
-    def _already_in_snapshot(ev: DepthEvent, last_update_id: int) -> bool:
-        return ev.u < last_update_id
+    def _bridges(snap_id: int, ev: FuturesDepth) -> bool:  # type: ignore[override]
+        return ev.U <= snap_id <= ev.u
 
     @staticmethod
-    def _bridges(ev: DepthEvent, last_update_id: int) -> bool:
-        return ev.U <= last_update_id <= ev.u
-
-    @staticmethod
-    def _chains(ev: DepthEvent, prev_u: int) -> bool:
-        return ev.pu == prev_u
+    def _snapshot_too_old(snap_id: int, first: FuturesDepth) -> bool:  # type: ignore[override]
+        return snap_id < first.U

@@ -1,0 +1,341 @@
+"""OKX v5 public `books` channel (400 levels, 100 ms): spot ("okx") and perpetual swaps ("okx-swap").
+
+Protocol (../shared/EXCHANGES.md and OKX's v5 docs): subscribe
+`{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}, ...]}`;
+OKX answers with a `snapshot` (`prevSeqId == -1`) and then `update`s.
+
+* Sequence: every update's `prevSeqId` equals the `seqId` of the message
+  before it.  An update with no changes repeats the same `seqId`, steps are
+  not +1, and after maintenance `seqId` may even fall: only the link is
+  checked.  A broken link resubscribes that instrument alone.
+* Checksum: CRC32, read as a signed 32-bit integer, of
+  `bid1px:bid1sz:ask1px:ask1sz:bid2px:...` over the best 25 levels of each
+  side (when one side runs out the other continues alone), using the exact
+  strings OKX sent.  OKX has deprecated the field: live traffic now carries
+  0.  A non-zero checksum is verified after applying the message; a zero one
+  is skipped and counted (`counters.checksum_skipped`).  A mismatch
+  invalidates the book and resubscribes the instrument.
+
+Because the checksum is computed on OKX's text, the handler keeps, beside
+the float book, the text of every level it holds (price -> (px, sz) strings).
+OKX updates arrive at most every 100 ms per instrument, so this per-level
+dict work is cheap next to the network; the float book still gets one
+`apply_bids` + one `apply_asks` call per message.
+
+Keepalive: the text `ping` every 25 s (OKX drops a connection silent for
+30 s) answered by `pong`.  An OKX `notice` event (service upgrade) asks us
+to reconnect: we queue a `Reconnect` for that connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import ClassVar
+
+import msgspec
+
+from sentrycoin.feeds.base import (
+    ConnectionSpec,
+    FeedHandler,
+    Reconnect,
+    Send,
+    apply_levels,
+    chunked,
+    load_levels,
+)
+from sentrycoin.feeds.symbols import to_venue
+from sentrycoin.market import Market
+
+log = logging.getLogger("sentrycoin.feeds.okx")
+
+CHANNEL = "books"
+#: Levels the `books` channel publishes per side.
+CHANNEL_DEPTH = 400
+#: Levels per side covered by the checksum.
+CHECKSUM_LEVELS = 25
+#: Instruments per connection (OKX counts subscribe requests per connection per hour).
+SYMBOLS_PER_CONNECTION = 100
+#: Args per subscribe request (OKX caps a request's total size at 64 KB).
+ARGS_PER_MESSAGE = 100
+#: Text-map size that triggers a prune against the book's own levels.
+_TEXT_PRUNE_LEVELS = 20_000
+PING_PAYLOAD = "ping"
+PING_INTERVAL_S = 25.0
+
+
+class Arg(msgspec.Struct):
+    channel: str = ""
+    instId: str = ""
+
+
+class BookData(msgspec.Struct):
+    # Levels are [px, sz, "0", orders] strings; kept as text for the checksum.
+    asks: list[list[str]]
+    bids: list[list[str]]
+    ts: int
+    seqId: int
+    prevSeqId: int
+    checksum: int = 0
+
+
+class BookMessage(msgspec.Struct):
+    arg: Arg
+    action: str
+    data: list[BookData]
+
+
+class EventMessage(msgspec.Struct):
+    """Subscribe acks, errors, notices, and the fallback shape for anything else."""
+
+    event: str = ""
+    code: str = ""
+    msg: str = ""
+    arg: Arg | None = None
+
+
+def okx_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> int:
+    """OKX's book checksum from (px, sz) text pairs, bids best first, asks best first.
+
+    Interleaves bid_i then ask_i for i < 25, continuing with whichever side is
+    longer, joins with ':' and returns zlib's CRC32 as a signed 32-bit int.
+    """
+    parts: list[str] = []
+    nb = min(len(bids), CHECKSUM_LEVELS)
+    na = min(len(asks), CHECKSUM_LEVELS)
+    for i in range(max(nb, na)):
+        if i < nb:
+            parts.append(bids[i][0])
+            parts.append(bids[i][1])
+        if i < na:
+            parts.append(asks[i][0])
+            parts.append(asks[i][1])
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= (1 << 31) else crc
+
+
+class _SymbolState:
+    __slots__ = ("symbol", "inst_id", "market", "conn_id", "synced", "last_seq", "bid_text", "ask_text")
+
+    def __init__(self, symbol: str, inst_id: str, market: Market, conn_id: int) -> None:
+        self.symbol = symbol
+        self.inst_id = inst_id
+        self.market = market
+        self.conn_id = conn_id
+        self.synced = False
+        self.last_seq = 0
+        # price -> (px text, sz text) of every level the book holds.
+        self.bid_text: dict[float, tuple[str, str]] = {}
+        self.ask_text: dict[float, tuple[str, str]] = {}
+
+
+def _parse_side(levels: list[list[str]]) -> tuple[list[tuple[float, float]], list[tuple[float, str, str]]]:
+    """Text levels -> float pairs for the book and (price, px, sz) for the text map.
+
+    Raises ValueError / IndexError on malformed levels (caller rejects the message).
+    """
+    pairs: list[tuple[float, float]] = []
+    texts: list[tuple[float, str, str]] = []
+    for level in levels:
+        px = level[0]
+        sz = level[1]
+        price = float(px)
+        pairs.append((price, float(sz)))
+        texts.append((price, px, sz))
+    return pairs, texts
+
+
+class _OkxHandler(FeedHandler):
+    venue: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        markets: list[Market],
+        ws_url: str,
+        rest_url: str | None = None,
+        *,
+        depth: int = 50,
+        symbols_per_connection: int = SYMBOLS_PER_CONNECTION,
+    ) -> None:
+        super().__init__(markets, ws_url, rest_url)
+        self.depth = depth
+        if depth > CHANNEL_DEPTH:
+            log.warning("%s: depth %d exceeds the %s channel's %d levels", self.venue, depth, CHANNEL, CHANNEL_DEPTH)
+        log.info("%s: subscribing %s (%d levels) for depth %d", self.venue, CHANNEL, CHANNEL_DEPTH, depth)
+        self._decoder = msgspec.json.Decoder(BookMessage, strict=False)
+        self._event_decoder = msgspec.json.Decoder(EventMessage)
+        self._specs: list[ConnectionSpec] = []
+        self._states: dict[str, _SymbolState] = {}
+        self._by_inst: dict[str, _SymbolState] = {}
+        for conn_id, group in enumerate(chunked(list(self.markets), symbols_per_connection)):
+            self._specs.append(ConnectionSpec(
+                conn_id=conn_id, url=ws_url, symbols=list(group),
+                ping_payload=PING_PAYLOAD, ping_interval_s=PING_INTERVAL_S,
+            ))
+            for symbol in group:
+                inst_id = to_venue(self.venue, symbol)
+                st = _SymbolState(symbol, inst_id, self.markets[symbol], conn_id)
+                self._states[symbol] = st
+                self._by_inst[inst_id] = st
+
+    def connections(self) -> list[ConnectionSpec]:
+        return self._specs
+
+    def on_connected(self, conn_id: int) -> None:
+        args = []
+        for symbol in self.mark_connected(conn_id):
+            st = self._states[symbol]
+            st.synced = False
+            args.append({"channel": CHANNEL, "instId": st.inst_id})
+        for chunk in chunked(args, ARGS_PER_MESSAGE):
+            self.actions.append(Send(conn_id, msgspec.json.encode({"op": "subscribe", "args": chunk}).decode()))
+
+    def on_disconnected(self, conn_id: int) -> None:
+        super().on_disconnected(conn_id)
+        for st in self._states.values():
+            if st.conn_id == conn_id:
+                st.synced = False
+
+    def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        counters = self.counters
+        counters.frames += 1
+        counters.bytes += len(data)
+        if data == b"pong" or data == "pong":
+            counters.ignored += 1
+            return
+        try:
+            msg = self._decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._other_frame(conn_id, data, exc)
+            return
+        st = self._by_inst.get(msg.arg.instId)
+        if st is None or msg.arg.channel != CHANNEL:
+            counters.ignored += 1
+            return
+        action = msg.action
+        for d in msg.data:
+            if action == "snapshot":
+                if not self._snapshot(st, d):
+                    return
+            elif action == "update":
+                if not st.synced:
+                    counters.ignored += 1  # in flight before the (re)subscribe's snapshot
+                    continue
+                if d.prevSeqId != st.last_seq:
+                    self._resubscribe(st, f"sequence break: prevSeqId={d.prevSeqId} after seqId={st.last_seq}")
+                    return
+                if not self._update(st, d):
+                    return
+            else:
+                self.decode_error("action", data, action)
+                if st.synced:
+                    self._resubscribe(st, f"unknown action {action!r}")
+                return
+            st.market.after_message(d.ts)
+
+    # -- internals ------------------------------------------------------------
+
+    def _snapshot(self, st: _SymbolState, d: BookData) -> bool:
+        try:
+            bids, bid_texts = _parse_side(d.bids)
+            asks, ask_texts = _parse_side(d.asks)
+            load_levels(st.market.book, bids, asks)
+        except (ValueError, IndexError) as exc:
+            self._resubscribe(st, f"bad snapshot seqId={d.seqId}: {exc}")
+            return False
+        st.bid_text = {price: (px, sz) for price, px, sz in bid_texts}
+        st.ask_text = {price: (px, sz) for price, px, sz in ask_texts}
+        st.last_seq = d.seqId
+        st.synced = True
+        if not self._checksum_ok(st, d.checksum):
+            return False
+        st.market.mark_valid()
+        return True
+
+    def _update(self, st: _SymbolState, d: BookData) -> bool:
+        try:
+            bids, bid_texts = _parse_side(d.bids)
+            asks, ask_texts = _parse_side(d.asks)
+            apply_levels(st.market.book, bids, asks)
+        except (ValueError, IndexError) as exc:
+            self._resubscribe(st, f"bad level in update seqId={d.seqId}: {exc}")
+            return False
+        for texts, side in ((bid_texts, st.bid_text), (ask_texts, st.ask_text)):
+            for price, px, sz in texts:
+                if float(sz) == 0.0:
+                    side.pop(price, None)
+                else:
+                    side[price] = (px, sz)
+        st.last_seq = d.seqId
+        if len(st.bid_text) + len(st.ask_text) > _TEXT_PRUNE_LEVELS:
+            self._prune_text(st)
+        return self._checksum_ok(st, d.checksum)
+
+    @staticmethod
+    def _prune_text(st: _SymbolState) -> None:
+        """Keep text only for levels the book still holds (it may have dropped its worst levels)."""
+        book = st.market.book
+        for side, levels in ((st.bid_text, book.bids()), (st.ask_text, book.asks())):
+            held = set(levels[:, 0].tolist())
+            for price in [p for p in side if p not in held]:
+                del side[price]
+
+    def _checksum_ok(self, st: _SymbolState, expected: int) -> bool:
+        if expected == 0:
+            self.counters.checksum_skipped += 1
+            return True
+        book = st.market.book
+        try:
+            bids = [st.bid_text[p] for p in book.bids(CHECKSUM_LEVELS)[:, 0].tolist()]
+            asks = [st.ask_text[p] for p in book.asks(CHECKSUM_LEVELS)[:, 0].tolist()]
+        except KeyError:
+            actual = None  # a level without its text: cannot match
+        else:
+            actual = okx_checksum(bids, asks)
+        if actual != expected:
+            self._resubscribe(st, f"checksum mismatch: got {actual}, OKX says {expected}")
+            return False
+        return True
+
+    def _resubscribe(self, st: _SymbolState, reason: str) -> None:
+        """Invalidate one instrument and ask OKX for a fresh snapshot of it alone."""
+        self.reject(st.market, reason)
+        log.info("%s %s: resubscribing (%s)", self.venue, st.symbol, reason)
+        st.synced = False
+        arg = {"channel": CHANNEL, "instId": st.inst_id}
+        for op in ("unsubscribe", "subscribe"):
+            self.actions.append(Send(st.conn_id, msgspec.json.encode({"op": op, "args": [arg]}).decode()))
+
+    def _other_frame(self, conn_id: int, data: bytes, exc: Exception) -> None:
+        try:
+            ev = self._event_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.decode_error("frame", data, exc)
+            return
+        st = self._by_inst.get(ev.arg.instId) if ev.arg is not None else None
+        if not ev.event:
+            # Looks like a book message we cannot read: that instrument lost an update.
+            self.decode_error("book message", data, exc)
+            if st is not None and st.synced:
+                self._resubscribe(st, "undecodable book message")
+            return
+        self.counters.ignored += 1
+        if ev.event == "error":
+            self._log_throttle.log(log, logging.WARNING, "okx-error", "%s: error %s: %s",
+                                   self.venue, ev.code, ev.msg[:200])
+            # "Wrong URL or channel:books,instId:FOO-USDT doesn't exist": say so in /status.
+            _, found, rest = ev.msg.partition("instId:")
+            named = self._by_inst.get(rest.split(" ")[0].rstrip(",")) if found else None
+            if named is not None and not named.synced:
+                named.market.invalidate(f"subscribe failed: {ev.code} {ev.msg[:120]}")
+        elif ev.event == "notice":
+            log.warning("%s: notice %s: %s; reconnecting", self.venue, ev.code, ev.msg[:200])
+            self.actions.append(Reconnect(conn_id, f"OKX notice {ev.code}"))
+
+
+class OkxSpotHandler(_OkxHandler):
+    venue: ClassVar[str] = "okx"
+
+
+class OkxSwapHandler(_OkxHandler):
+    venue: ClassVar[str] = "okx-swap"
