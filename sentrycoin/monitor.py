@@ -119,19 +119,23 @@ class Monitor:
             self.handlers.append(handler)
 
     def _build_simulated(self) -> None:
-        from sentrycoin.sim.source import SimSource
+        from sentrycoin.sim.source import simulated_source
 
-        for symbol in self.settings.sim_symbols:
-            self._add_market("binance", symbol, self.settings.detector, "simulated")
-        self._source = SimSource(
-            self.markets,
+        self._source = simulated_source(
+            list(self.settings.sim_symbols),
             scenario=self.settings.sim_scenario,
             seed=self.settings.sim_seed,
+            settings=self.settings.detector,
+            on_alert=self._on_alert,
             depth=self.settings.depth,
+            realtime=True,
         )
-        for handler in self._source.handlers:
-            sample_processing_time(handler, self.processing_time)
-            self.handlers.append(handler)
+        for market in self._source.markets:
+            self.markets.append(market)
+            self._by_key[market.key] = market
+        handler = self._source.handler
+        sample_processing_time(handler, self.processing_time)
+        self.handlers.append(handler)
 
     # -- hot path -----------------------------------------------------------
 
@@ -196,6 +200,7 @@ class Monitor:
 
     async def _stop_source(self) -> None:
         source = self._source
+        # The simulated source stops on the shared `stop` event; the live runner has stop().
         if source is not None and hasattr(source, "stop"):
             result = source.stop()
             if asyncio.iscoroutine(result):
