@@ -78,6 +78,7 @@ CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (notifier, alert_id)
 CREATE TABLE IF NOT EXISTS outcomes (
     alert_id         INTEGER PRIMARY KEY REFERENCES alerts (id) ON DELETE CASCADE,
     complete         INTEGER NOT NULL DEFAULT 0,
+    start_ms         INTEGER,
     ref_mid          REAL,
     mid_10s          REAL,
     mid_30s          REAL,
@@ -87,9 +88,11 @@ CREATE TABLE IF NOT EXISTS outcomes (
     max_drop_5m_pct  REAL,
     low_5m_mid       REAL,
     low_5m_ms        INTEGER,
+    lead_to_low_5m_s REAL,
     max_drop_pct     REAL,
     low_mid          REAL,
     low_ms           INTEGER,
+    lead_to_low_s    REAL,
     samples          INTEGER NOT NULL DEFAULT 0,
     updated_ms       INTEGER
 );
@@ -101,8 +104,9 @@ _ALERT_COLUMNS = (
 )
 
 _OUTCOME_COLUMNS = (
-    "complete", "ref_mid", "mid_10s", "mid_30s", "mid_60s", "mid_300s", "mid_900s",
-    "max_drop_5m_pct", "low_5m_mid", "low_5m_ms", "max_drop_pct", "low_mid", "low_ms", "samples",
+    "complete", "start_ms", "ref_mid", "mid_10s", "mid_30s", "mid_60s", "mid_300s", "mid_900s",
+    "max_drop_5m_pct", "low_5m_mid", "low_5m_ms", "lead_to_low_5m_s",
+    "max_drop_pct", "low_mid", "low_ms", "lead_to_low_s", "samples",
 )
 
 
@@ -330,12 +334,28 @@ class AlertStore:
                 (alert_id, *values, now),
             )
 
+    def unfinished_outcomes(self, since_ms: int) -> list[tuple[AlertRecord, dict[str, Any] | None]]:
+        """Alerts created at or after `since_ms` whose outcome is missing or incomplete."""
+        cols = ", ".join(f"a.{c}" for c in _ALERT_COLUMNS)
+        ocols = ", ".join(f"o.{c}" for c in _OUTCOME_COLUMNS)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {cols}, o.alert_id, {ocols} FROM alerts a LEFT JOIN outcomes o ON o.alert_id = a.id "
+                "WHERE a.created_ms >= ? AND (o.alert_id IS NULL OR o.complete = 0) ORDER BY a.id",
+                (since_ms,),
+            ).fetchall()
+        n = len(_ALERT_COLUMNS)
+        return [
+            (self._record(r[:n]), self._outcome_dict(r[n + 1:]) if r[n] is not None else None)
+            for r in rows
+        ]
+
     def get_outcome(self, alert_id: int) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
                 f"SELECT {', '.join(_OUTCOME_COLUMNS)} FROM outcomes WHERE alert_id = ?", (alert_id,)
             ).fetchone()
-        return self._outcome_dict(row, None) if row else None
+        return self._outcome_dict(row) if row else None
 
     def outcome_summary(
         self, *, source: str | None = None, symbol: str | None = None, window_s: int = 300
@@ -361,7 +381,7 @@ class AlertStore:
         with self._lock:
             total = self._db.execute(f"SELECT COUNT(*) FROM alerts a WHERE {cond}", args).fetchone()[0]
             rows = self._db.execute(
-                "SELECT o.max_drop_5m_pct, o.low_5m_ms, o.low_ms, o.complete, a.created_ms "
+                "SELECT o.max_drop_5m_pct, o.lead_to_low_5m_s, o.lead_to_low_s, o.complete "
                 f"FROM outcomes o JOIN alerts a ON a.id = o.alert_id "
                 f"WHERE {cond} AND o.max_drop_5m_pct IS NOT NULL",
                 args,
@@ -369,10 +389,8 @@ class AlertStore:
         counted = len(rows)
         drop1 = sum(1 for r in rows if r[0] >= 1.0)
         drop2 = sum(1 for r in rows if r[0] >= 2.0)
-        # Lead is measured from when the tracker started watching (created_ms),
-        # the same clock the lows were sampled on.
-        leads_5m = [(r[1] - r[4]) / 1000.0 for r in rows if r[1] is not None]
-        leads_15m = [(r[2] - r[4]) / 1000.0 for r in rows if r[3] and r[2] is not None]
+        leads_5m = [r[1] for r in rows if r[1] is not None]
+        leads_15m = [r[2] for r in rows if r[3] and r[2] is not None]
         return {
             "alerts_total": int(total),
             "alerts_counted": counted,
@@ -430,7 +448,7 @@ class AlertStore:
             d["time"] = iso_utc(d["event_ms"])
             d["deliveries"] = deliveries[d["id"]]
             o = outcomes.get(d["id"])
-            d["outcome"] = self._outcome_dict(o, d["created_ms"]) if o else None
+            d["outcome"] = self._outcome_dict(o) if o else None
             out.append(d)
         return out
 
@@ -455,12 +473,7 @@ class AlertStore:
         return AlertRecord(**d)
 
     @staticmethod
-    def _outcome_dict(row: tuple, created_ms: int | None) -> dict[str, Any]:
+    def _outcome_dict(row: tuple) -> dict[str, Any]:
         d: dict[str, Any] = {c: _finite(v) for c, v in zip(_OUTCOME_COLUMNS, row)}
         d["complete"] = bool(d["complete"])
-        if created_ms is not None:
-            d["lead_to_low_s"] = (d["low_ms"] - created_ms) / 1000.0 if d["low_ms"] is not None else None
-            d["lead_to_low_5m_s"] = (
-                (d["low_5m_ms"] - created_ms) / 1000.0 if d["low_5m_ms"] is not None else None
-            )
         return d

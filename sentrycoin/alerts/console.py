@@ -1,0 +1,68 @@
+"""Console notifier: one readable line per alert, always on.
+
+Uses rich colours when the stream is a terminal and plain text otherwise
+(log files, `docker logs`, pipes), so the line is grep-able everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from sentrycoin.alerts.base import DeliveryError, Notifier, fmt_num, fmt_volume, source_label
+from sentrycoin.store import AlertRecord
+
+_STYLE = {"warning": "yellow", "critical": "bold red", "extreme": "bold white on red"}
+
+
+def format_line(alert: AlertRecord) -> str:
+    label = source_label(alert.source)
+    prefix = f"[{label}] " if label else ""
+    return (
+        f"{prefix}ALERT {alert.severity.upper():<8} {alert.exchange} {alert.symbol} "
+        f"ratio {fmt_num(alert.ratio, 4)} >= {fmt_num(alert.danger_ratio, 4)} | "
+        f"top {alert.depth} bid vol {fmt_volume(alert.bid_volume)} ask vol {fmt_volume(alert.ask_volume)} | "
+        f"bid {fmt_num(alert.best_bid, 10)} ask {fmt_num(alert.best_ask, 10)} | {alert.time_iso}"
+        + (f" #{alert.id}" if alert.id is not None else "")
+    )
+
+
+class ConsoleNotifier(Notifier):
+    def __init__(self, stream: TextIO | None = None, *, name: str = "console", color: bool | None = None) -> None:
+        self.name = name
+        self._stream = stream
+        self._color = color
+        self._console = None
+
+    @property
+    def stream(self) -> TextIO:
+        # Resolved late so pytest's capsys / redirected stdout are honoured.
+        return self._stream if self._stream is not None else sys.stdout
+
+    def _use_color(self) -> bool:
+        if self._color is not None:
+            return self._color
+        if os.environ.get("NO_COLOR"):  # https://no-color.org
+            return False
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty and isatty())
+
+    async def send(self, alert: AlertRecord) -> None:
+        try:
+            self._write(format_line(alert), alert.severity)
+        except (OSError, ValueError) as exc:  # closed / broken stdout: retrying will not help
+            raise DeliveryError(f"console write failed: {type(exc).__name__}", permanent=True) from None
+
+    def _write(self, line: str, severity: str) -> None:
+        stream = self.stream
+        if self._use_color():
+            from rich.console import Console
+            from rich.text import Text
+
+            if self._console is None or self._console.file is not stream:
+                self._console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=True)
+            self._console.print(Text(line, style=_STYLE.get(severity, "")))
+        else:
+            stream.write(line + "\n")
+            stream.flush()

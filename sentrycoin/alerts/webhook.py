@@ -1,0 +1,146 @@
+"""Webhook notifier: POST each alert as JSON to a URL.
+
+Same retry rules as Telegram: 429 honours `Retry-After` (seconds), 5xx /
+408 / network errors / timeouts back off and retry, any other 4xx is a
+configuration error.  Every request carries `Idempotency-Key:
+sentrycoin-<alert id>` so a receiver can drop the duplicate that an
+at-least-once outbox can produce when the process dies between the
+receiver's 2xx and our commit.  The URL is treated as a secret (many
+webhook URLs embed a token): only scheme://host ever appears in errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import msgspec
+
+from sentrycoin.alerts.base import DeliveryError, Notifier, RetryPolicy, redact_secrets, safe_url
+from sentrycoin.store import AlertRecord
+
+log = logging.getLogger("sentrycoin.alerts.webhook")
+
+
+class WebhookPayload(msgspec.Struct, omit_defaults=False):
+    """The JSON body.  Floats that are NaN/inf are encoded as null by msgspec."""
+
+    id: int | None
+    exchange: str
+    symbol: str
+    source: str
+    severity: str
+    ratio: float
+    danger_ratio: float
+    bid_volume: float
+    ask_volume: float
+    best_bid: float
+    best_ask: float
+    mid_price: float | None
+    depth: int
+    event_ms: int
+    time: str
+    simulated: bool
+    status_url: str | None
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def payload_of(alert: AlertRecord, public_url: str | None = None) -> WebhookPayload:
+    return WebhookPayload(
+        id=alert.id,
+        exchange=alert.exchange,
+        symbol=alert.symbol,
+        source=alert.source,
+        severity=alert.severity,
+        ratio=alert.ratio,
+        danger_ratio=alert.danger_ratio,
+        bid_volume=alert.bid_volume,
+        ask_volume=alert.ask_volume,
+        best_bid=alert.best_bid,
+        best_ask=alert.best_ask,
+        mid_price=alert.mid_price,
+        depth=alert.depth,
+        event_ms=alert.event_ms,
+        time=alert.time_iso,
+        simulated=alert.source != "live",
+        status_url=(public_url.rstrip("/") + "/status") if public_url else None,
+    )
+
+
+class WebhookNotifier(Notifier):
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "webhook",
+        headers: dict[str, str] | None = None,
+        public_url: str | None = None,
+        request_timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook URL must be http(s), got {safe_url(url)!r}")
+        self.name = name
+        self.__url = url
+        self.headers = dict(headers or {})
+        self.public_url = public_url
+        self.request_timeout_s = request_timeout_s
+        self.retry = retry or RetryPolicy()
+        self._session = session
+        self._own_session = session is None
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier(name={self.name!r}, url={safe_url(self.__url)!r})"
+
+    __str__ = __repr__
+
+    def redact(self, text: str) -> str:
+        return redact_secrets(text, self.__url, *self.headers.values())
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, alert: AlertRecord) -> None:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        body = _encode(payload_of(alert, self.public_url))
+        headers = {"Content-Type": "application/json", **self.headers}
+        if alert.id is not None:
+            headers["Idempotency-Key"] = f"sentrycoin-{alert.id}"
+        try:
+            async with self._session.post(
+                self.__url, data=body, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+            ) as resp:
+                status = resp.status
+                retry_header = resp.headers.get("Retry-After")
+                await resp.read()
+        except asyncio.TimeoutError:
+            raise DeliveryError(f"timeout after {self.request_timeout_s:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"network error: {type(exc).__name__}: {self.redact(str(exc))}") from None
+        if 200 <= status < 300:
+            return
+        where = safe_url(self.__url)
+        if status == 429:
+            try:
+                retry_after = max(0.0, float(retry_header)) if retry_header else 1.0
+            except ValueError:
+                retry_after = 1.0
+            raise DeliveryError(f"{where}: rate limited (HTTP 429), retry after {retry_after:g} s",
+                                retry_after_s=retry_after, status=status)
+        if status >= 500 or status == 408:
+            raise DeliveryError(f"{where}: server error (HTTP {status})", status=status)
+        raise DeliveryError(f"{where}: configuration error (HTTP {status})", config_error=True, status=status)

@@ -1,0 +1,169 @@
+"""AlertStore: outbox rows, delivery bookkeeping, history queries, outcomes."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from sentrycoin.store import AlertStore, default_db_path, iso_utc
+from tests.service._c1util import make_event
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = AlertStore(tmp_path / "sub" / "alerts.db")
+    yield s
+    s.close()
+
+
+def test_insert_creates_alert_and_pending_delivery_per_notifier(store: AlertStore) -> None:
+    rec = store.insert_alert(make_event(), ["console", "telegram"], created_ms=1000)
+    assert rec.id == 1 and rec.symbol == "BTC-USDT" and rec.created_ms == 1000
+    assert store.delivery_state(rec.id, "console") == "pending"
+    assert store.delivery_state(rec.id, "telegram") == "pending"
+    assert store.delivery_state(rec.id, "webhook") is None
+    assert [r.id for r in store.pending("telegram")] == [1]
+    assert store.pending_count() == 2
+
+
+def test_wal_mode_and_parent_dir_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "alerts.db"
+    s = AlertStore(path)
+    try:
+        assert path.exists()
+        assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        s.close()
+
+
+def test_recent_shape_newest_first_and_json_ready(store: AlertStore) -> None:
+    a = store.insert_alert(make_event(event_ms=1_000), ["console", "telegram"])
+    b = store.insert_alert(make_event(event_ms=3_000, symbol="ETH-USDT", severity="warning"), ["console", "telegram"])
+    store.mark_delivered(a.id, "console", now_ms=5_000)
+    store.record_attempt(a.id, "telegram", error="HTTP 500", state="pending")
+    store.mark_failed(b.id, "telegram", "configuration error")
+    rows = store.recent()
+    assert [r["id"] for r in rows] == [b.id, a.id]
+    first = rows[1]
+    assert set(first) >= {
+        "id", "exchange", "symbol", "source", "severity", "ratio", "danger_ratio", "bid_volume", "ask_volume",
+        "best_bid", "best_ask", "depth", "event_ms", "time", "deliveries", "outcome",
+    }
+    assert first["time"] == "1970-01-01T00:00:01.000Z"
+    assert first["deliveries"]["console"] == {"state": "delivered", "attempts": 1, "error": None, "delivered_ms": 5000}
+    assert first["deliveries"]["telegram"] == {"state": "pending", "attempts": 1, "error": "HTTP 500", "delivered_ms": None}
+    assert rows[0]["deliveries"]["telegram"]["state"] == "failed"
+    assert first["outcome"] is None
+    msgspec.json.encode(rows)  # must be encodable as-is
+
+
+def test_recent_filters(store: AlertStore) -> None:
+    for i, sym in enumerate(["BTC-USDT", "ETH-USDT", "BTC-USDT", "SOL-USDT"]):
+        store.insert_alert(make_event(symbol=sym, event_ms=1000 * (i + 1)), ["console"])
+    assert [r["event_ms"] for r in store.recent(symbol="BTC-USDT")] == [3000, 1000]
+    assert [r["event_ms"] for r in store.recent(since_ms=2500)] == [4000, 3000]
+    assert [r["event_ms"] for r in store.recent(limit=2)] == [4000, 3000]
+    assert store.recent(symbol="DOGE-USDT") == []
+
+
+def test_non_finite_numbers_become_null(store: AlertStore) -> None:
+    store.insert_alert(make_event(ratio=math.inf, best_bid=math.nan), ["console"])
+    row = store.recent()[0]
+    assert row["ratio"] is None and row["best_bid"] is None
+    rec = store.pending("console")[0]
+    assert math.isnan(rec.best_bid) and math.isinf(rec.ratio)
+
+
+def test_delivered_is_never_downgraded(store: AlertStore) -> None:
+    rec = store.insert_alert(make_event(), ["telegram"])
+    store.mark_delivered(rec.id, "telegram")
+    store.mark_failed(rec.id, "telegram", "late failure")
+    assert store.delivery_state(rec.id, "telegram") == "delivered"
+    assert store.pending("telegram") == []
+
+
+def test_pending_is_oldest_first_and_paged(store: AlertStore) -> None:
+    ids = [store.insert_alert(make_event(event_ms=i), ["t"]).id for i in range(5)]
+    store.mark_delivered(ids[1], "t")
+    assert [r.id for r in store.pending("t", limit=2)] == [ids[0], ids[2]]
+    assert [r.id for r in store.pending("t", after_id=ids[2])] == [ids[3], ids[4]]
+
+
+def test_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.db"
+    s = AlertStore(path)
+    rec = s.insert_alert(make_event(), ["telegram"])
+    s.close()
+    s2 = AlertStore(path)
+    try:
+        assert [r.id for r in s2.pending("telegram")] == [rec.id]
+        assert s2.get_alert(rec.id) == rec
+    finally:
+        s2.close()
+
+
+def test_bad_state_rejected(store: AlertStore) -> None:
+    rec = store.insert_alert(make_event(), ["t"])
+    with pytest.raises(ValueError):
+        store.record_attempt(rec.id, "t", error=None, state="sent")
+
+
+def test_outcome_roundtrip_and_summary(store: AlertStore) -> None:
+    drops = [0.5, 1.5, 2.5, None]  # None: 5 min not yet observed
+    for i, drop in enumerate(drops):
+        rec = store.insert_alert(make_event(event_ms=i), ["t"])
+        store.save_outcome(rec.id, {
+            "complete": drop is not None, "start_ms": 0, "ref_mid": 100.0,
+            "max_drop_5m_pct": drop, "lead_to_low_5m_s": (10.0 * (i + 1)) if drop is not None else None,
+            "lead_to_low_s": 100.0 * (i + 1) if drop is not None else None, "samples": 3,
+        })
+    s = store.outcome_summary()
+    assert s["alerts_total"] == 4 and s["alerts_counted"] == 3
+    assert s["drop_1pct_share"] == pytest.approx(2 / 3)
+    assert s["drop_2pct_share"] == pytest.approx(1 / 3)
+    assert s["median_lead_to_low_s"] == pytest.approx(20.0)
+    assert s["median_lead_to_low_15m_s"] == pytest.approx(200.0)
+    out = store.recent(limit=10)[-1]["outcome"]
+    assert out["complete"] is True and out["max_drop_5m_pct"] == 0.5 and out["samples"] == 3
+
+
+def test_summary_empty(store: AlertStore) -> None:
+    s = store.outcome_summary()
+    assert s["alerts_counted"] == 0 and s["drop_1pct_share"] is None and s["median_lead_to_low_s"] is None
+
+
+def test_prune_cascades(store: AlertStore) -> None:
+    old = store.insert_alert(make_event(event_ms=1), ["t"])
+    store.insert_alert(make_event(event_ms=10), ["t"])
+    store.save_outcome(old.id, {"complete": True, "samples": 1})
+    assert store.prune(5) == 1
+    assert store.pending_count() == 1 and store.get_outcome(old.id) is None
+
+
+def test_default_db_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_db_path() == tmp_path / "sentrycoin" / "alerts.db"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_db_path() == tmp_path / "home" / ".local" / "share" / "sentrycoin" / "alerts.db"
+
+
+def test_iso_utc() -> None:
+    assert iso_utc(1_764_145_310_123) == "2025-11-26T08:21:50.123Z"
+
+
+def test_other_connection_sees_committed_outbox(tmp_path: Path) -> None:
+    """Rows are committed at insert time, not at close (what a crash would lose)."""
+    path = tmp_path / "alerts.db"
+    s = AlertStore(path)
+    try:
+        s.insert_alert(make_event(), ["telegram"])
+        other = sqlite3.connect(path)
+        assert other.execute("SELECT COUNT(*) FROM deliveries WHERE state='pending'").fetchone()[0] == 1
+        other.close()
+    finally:
+        s.close()
