@@ -150,7 +150,7 @@ class _BybitHandler(FeedHandler):
         counters.bytes += len(data)
         try:
             msg = self._decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except ValueError as exc:  # msgspec errors and invalid UTF-8 (UnicodeDecodeError)
             self._other_frame(data, exc)
             return
         d = msg.data
@@ -202,7 +202,7 @@ class _BybitHandler(FeedHandler):
     def _other_frame(self, data: bytes, exc: Exception) -> None:
         try:
             op = self._op_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except ValueError:  # msgspec errors and invalid UTF-8
             self.decode_error("frame", data, exc)
             return
         st = self._by_topic.get(op.topic)

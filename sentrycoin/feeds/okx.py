@@ -205,7 +205,7 @@ class _OkxHandler(FeedHandler):
             return
         try:
             msg = self._decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except ValueError as exc:  # msgspec errors and invalid UTF-8 (UnicodeDecodeError)
             self._other_frame(conn_id, data, exc)
             return
         st = self._by_inst.get(msg.arg.instId)
@@ -309,7 +309,7 @@ class _OkxHandler(FeedHandler):
     def _other_frame(self, conn_id: int, data: bytes, exc: Exception) -> None:
         try:
             ev = self._event_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except ValueError:  # msgspec errors and invalid UTF-8
             self.decode_error("frame", data, exc)
             return
         st = self._by_inst.get(ev.arg.instId) if ev.arg is not None else None

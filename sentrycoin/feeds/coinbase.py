@@ -1,0 +1,275 @@
+"""Coinbase Advanced Trade `level2` feed handler (sans-I/O).
+
+Protocol (../shared/EXCHANGES.md, checked against realdata/COINBASE.jsonl.zst):
+- one WebSocket carries many products; subscribe `level2` and `heartbeats`,
+  one channel per subscribe message (heartbeats keep a quiet connection open);
+- `l2_data` messages carry events of type `snapshot` (replaces the book) or
+  `update` (absolute sizes, 0 deletes) with `side` = bid | offer;
+- `sequence_num` counts *every* message on the connection across channels
+  (heartbeats, tickers, subscription acks too).  A gap, or a number going
+  backwards, means a message was lost and we cannot tell which book it
+  belonged to: every book on that connection is invalidated and level2 is
+  resubscribed (unsubscribe + subscribe), which brings fresh snapshots.
+
+Hot path: the envelope is decoded once with `events` left as `msgspec.Raw`
+(so ticker/trade/candle payloads are skipped, not built), and only `l2_data`
+events are decoded further, straight into Structs whose numeric strings
+become floats inside msgspec (`strict=False`).  Each update event costs one
+`apply_bids` and one `apply_asks` call.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+
+from sentrycoin.feeds.base import ConnectionSpec, FeedHandler, LogThrottle, Send, apply_levels, load_levels
+from sentrycoin.market import Market
+
+log = logging.getLogger("sentrycoin.feeds.coinbase")
+
+DEFAULT_WS_URL = "wss://advanced-trade-ws.coinbase.com"
+#: Products per connection.  One connection serves many products; very long
+#: lists are split so one resubscribe (after a gap) does not refetch everything.
+DEFAULT_PRODUCTS_PER_CONNECTION = 100
+
+
+# -- wire shapes ---------------------------------------------------------------
+
+
+class _Envelope(msgspec.Struct):
+    """Every frame on the connection: enough to follow the sequence."""
+
+    channel: str = ""
+    sequence_num: int | None = None
+    # Kept as text: parsed only for l2_data, and a format change there must
+    # not make every frame (and so the sequence) unreadable.
+    timestamp: str = ""
+    events: msgspec.Raw = msgspec.Raw(b"[]")
+    type: str = ""  # {"type": "error", "message": ...} frames have no channel
+    message: str = ""
+
+
+class _Level(msgspec.Struct):
+    side: str
+    price_level: float
+    new_quantity: float
+
+
+class _L2Event(msgspec.Struct):
+    type: str
+    product_id: str
+    updates: list[_Level] = []
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+# strict=False: the venue sends "65083.66"; msgspec parses it to float in C.
+_L2_EVENTS = msgspec.json.Decoder(list[_L2Event], strict=False)
+_ENCODE = msgspec.json.Encoder()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def _event_ms(timestamp: str, recv_ms: int) -> int:
+    """The message's RFC 3339 time in Unix ms (nanoseconds truncated); recv_ms if unusable."""
+    try:
+        when = datetime.fromisoformat(timestamp)  # 3.11+: 'Z' and 9 fraction digits
+    except ValueError:
+        return recv_ms
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    # Integer arithmetic: a float timestamp * 1000 can land a hair under the ms.
+    return (when - _EPOCH) // _ONE_MS
+
+
+class CoinbaseHandler(FeedHandler):
+    venue = "coinbase"
+
+    def __init__(
+        self,
+        markets: list[Market],
+        ws_url: str = DEFAULT_WS_URL,
+        rest_url: str | None = None,
+        *,
+        depth: int = 50,
+        products_per_connection: int = DEFAULT_PRODUCTS_PER_CONNECTION,
+    ) -> None:
+        super().__init__(markets, ws_url, rest_url)
+        # level2 is always full depth; `depth` only matters to the books.
+        self.depth = depth
+        symbols = list(self.markets)
+        step = max(1, products_per_connection)
+        self._specs = [
+            ConnectionSpec(conn_id=i, url=ws_url, symbols=symbols[start:start + step])
+            for i, start in enumerate(range(0, len(symbols), step))
+        ]
+        self._symbols_of = {spec.conn_id: spec.symbols for spec in self._specs}
+        self._last_seq: dict[int, int] = {}
+        # Books that must see a snapshot before updates mean anything.
+        self._awaiting: set[str] = set(self.markets)
+        self._ever_connected: set[int] = set()
+        self.gaps = 0  # sequence gaps seen (also logged)
+        self.internal_errors = 0  # bugs of ours caught at the frame boundary (tests assert 0)
+        self._trouble = LogThrottle()
+
+    # -- what the source asks ---------------------------------------------------
+
+    def connections(self) -> list[ConnectionSpec]:
+        return self._specs
+
+    # -- what the source tells --------------------------------------------------
+
+    def on_connected(self, conn_id: int) -> None:
+        symbols = self._symbols_of.get(conn_id)
+        if symbols is None:
+            log.warning("coinbase: on_connected for unknown connection %s", conn_id)
+            return
+        # A new connection numbers its messages afresh.
+        self._last_seq.pop(conn_id, None)
+        again = conn_id in self._ever_connected
+        self._ever_connected.add(conn_id)
+        for symbol in self.mark_connected(conn_id):
+            if again:
+                self.markets[symbol].reconnects += 1
+            self._awaiting.add(symbol)
+        self.actions.append(Send(conn_id, self._subscription("subscribe", "level2", symbols)))
+        self.actions.append(Send(conn_id, self._subscription("subscribe", "heartbeats", symbols)))
+
+    def on_disconnected(self, conn_id: int) -> None:
+        self._last_seq.pop(conn_id, None)
+        self._awaiting.update(self._symbols_of.get(conn_id, ()))
+        super().on_disconnected(conn_id)
+
+    def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        counters = self.counters
+        counters.frames += 1
+        counters.bytes += len(data)
+        try:
+            self._on_frame(conn_id, data, recv_ms)
+        except Exception:
+            # A bug of ours must not kill the connection's reader, nor leave a
+            # book that may be half-updated looking valid.
+            counters.decode_errors += 1
+            self.internal_errors += 1
+            log.exception("coinbase conn %s: internal error on frame %r", conn_id, bytes(data[:80]))
+            self._resync_connection(conn_id, "internal error")
+
+    def _on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        counters = self.counters
+        try:
+            env = _ENVELOPE.decode(data)
+        except ValueError as exc:
+            # msgspec.DecodeError / ValidationError, and UnicodeDecodeError for
+            # invalid UTF-8 inside a string: all ValueErrors.
+            self.decode_error("frame", data, exc)
+            return
+        seq = env.sequence_num
+        if seq is not None:
+            last = self._last_seq.get(conn_id)
+            self._last_seq[conn_id] = seq
+            if last is not None and seq != last + 1:
+                self.gaps += 1
+                self._resync_connection(conn_id, f"sequence gap: {last} -> {seq}")
+        if env.channel == "l2_data":
+            self._on_l2(conn_id, env, recv_ms)
+        elif env.type == "error":
+            counters.ignored += 1
+            self._warn("venue error", "coinbase conn %s: venue error: %s", conn_id, env.message[:200])
+        else:
+            counters.ignored += 1
+
+    # -- level2 -----------------------------------------------------------------
+
+    def _on_l2(self, conn_id: int, env: _Envelope, recv_ms: int) -> None:
+        try:
+            events = _L2_EVENTS.decode(env.events)
+        except ValueError as exc:
+            # The sequence number was spent on a message we cannot read, so some
+            # book on this connection missed it: same as a gap.
+            self.decode_error("l2_data events", bytes(env.events)[:160], exc)
+            self._resync_connection(conn_id, "unreadable l2_data message")
+            return
+        event_ms = _event_ms(env.timestamp, recv_ms)
+        for event in events:
+            symbol = event.product_id
+            market = self.markets.get(symbol)
+            if market is None:
+                self.counters.ignored += 1
+                continue
+            if event.type == "snapshot":
+                self._snapshot(conn_id, market, event.updates, event_ms)
+            elif event.type == "update":
+                if symbol in self._awaiting:
+                    self.counters.ignored += 1  # old subscription's tail; a snapshot follows
+                    continue
+                self._update(conn_id, market, event.updates, event_ms)
+            else:
+                self.counters.ignored += 1
+
+    @staticmethod
+    def _split(levels: list[_Level]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]] | None:
+        bids = [(u.price_level, u.new_quantity) for u in levels if u.side == "bid"]
+        asks = [(u.price_level, u.new_quantity) for u in levels if u.side == "offer"]
+        if len(bids) + len(asks) != len(levels):
+            return None  # an unknown side: we cannot place every level
+        return bids, asks
+
+    def _snapshot(self, conn_id: int, market: Market, levels: list[_Level], event_ms: int) -> None:
+        split = self._split(levels)
+        try:
+            if split is None:
+                raise ValueError("unknown side")
+            # load_snapshot validates everything before it replaces the book.
+            load_levels(market.book, split[0], split[1])
+        except ValueError as exc:
+            self._reject(conn_id, market, f"bad snapshot: {exc}")
+            return
+        self._awaiting.discard(market.symbol)
+        market.mark_valid()
+        market.after_message(event_ms)
+
+    def _update(self, conn_id: int, market: Market, levels: list[_Level], event_ms: int) -> None:
+        split = self._split(levels)
+        try:
+            if split is None:
+                raise ValueError("unknown side")
+            # One apply_bids + one apply_asks; all-or-nothing across both sides.
+            apply_levels(market.book, split[0], split[1])
+        except ValueError as exc:
+            self._reject(conn_id, market, f"bad update: {exc}")
+            return
+        market.after_message(event_ms)
+
+    # -- resync -------------------------------------------------------------------
+
+    def _reject(self, conn_id: int, market: Market, reason: str) -> None:
+        """A message we refused leaves that book out of sync: resubscribe it."""
+        self._warn(f"reject:{market.symbol}", "coinbase %s: %s; resubscribing", market.symbol, reason)
+        self.reject(market, reason)
+        self._awaiting.add(market.symbol)
+        self._resubscribe(conn_id, [market.symbol])
+
+    def _resync_connection(self, conn_id: int, reason: str) -> None:
+        symbols = self._symbols_of.get(conn_id, [])
+        self._warn(f"resync:{conn_id}", "coinbase conn %s: %s; resubscribing %d books",
+                   conn_id, reason, len(symbols))
+        for symbol in symbols:
+            self.markets[symbol].invalidate(reason)
+            self._awaiting.add(symbol)
+        if symbols:
+            self._resubscribe(conn_id, symbols)
+
+    def _resubscribe(self, conn_id: int, symbols: list[str]) -> None:
+        self.actions.append(Send(conn_id, self._subscription("unsubscribe", "level2", symbols)))
+        self.actions.append(Send(conn_id, self._subscription("subscribe", "level2", symbols)))
+
+    @staticmethod
+    def _subscription(kind: str, channel: str, symbols: list[str]) -> str:
+        return _ENCODE.encode({"type": kind, "product_ids": symbols, "channel": channel}).decode()
+
+    def _warn(self, key: str, msg: str, *args: object) -> None:
+        self._trouble.log(log, logging.WARNING, key, msg, *args)
