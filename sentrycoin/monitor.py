@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,6 +23,7 @@ from sentrycoin.alerts.manager import AlertManager
 from sentrycoin.alerts.outcomes import OutcomeTracker
 from sentrycoin.config import Settings
 from sentrycoin.feeds.base import FeedCounters, FeedHandler
+from sentrycoin.ha.setup import HARuntime, HASettings
 from sentrycoin.market import AlertEvent, Market
 from sentrycoin.server.metrics import ProcessingTimeHistogram
 from sentrycoin.store import AlertStore, default_db_path
@@ -70,6 +72,8 @@ class Monitor:
         self.serve_http = serve_http
         self.processing_time = ProcessingTimeHistogram()
         self._env = env
+        # REDIS_URL / SHARD_COUNT / SHARD_INDEX / REPLICA_ID (sentrycoin/ha/setup.py)
+        self.ha_settings = HASettings.from_env(os.environ if env is None else env)
         self.db_path = Path(settings.db_path) if settings.db_path else default_db_path()
         self.store = AlertStore(self.db_path)
         notifiers = build_notifiers(
@@ -80,6 +84,11 @@ class Monitor:
             public_url=settings.public_url,
             console=console,
         )
+        self.ha: HARuntime | None = None
+        if self.ha_settings.redis_url:
+            # One user-facing message per episode across replicas: claim before sending.
+            self.ha = HARuntime(self.ha_settings, self._cooldown_ms_of)
+            notifiers = self.ha.wrap_notifiers(notifiers)
         self.outcomes = OutcomeTracker(self.store, self._mid_price_of)
         self.alert_manager = AlertManager(self.store, notifiers, outcomes=self.outcomes)
         self.markets: list[Market] = []
@@ -111,7 +120,10 @@ class Monitor:
         from sentrycoin.feeds.registry import make_handler
 
         by_venue: dict[str, list[Market]] = defaultdict(list)
+        mine = set(self.ha_settings.my_markets([(mc.exchange, mc.symbol) for mc in self.settings.markets]))
         for mc in self.settings.markets:
+            if (mc.exchange, mc.symbol) not in mine:
+                continue  # another shard's market (SHARD_COUNT/SHARD_INDEX)
             by_venue[mc.exchange].append(self._add_market(mc.exchange, mc.symbol, mc.detector, "live"))
         for venue, markets in by_venue.items():
             handler = make_handler(venue, markets, depth=self.settings.depth, env=self._env)
@@ -142,6 +154,11 @@ class Monitor:
     def _on_alert(self, event: AlertEvent) -> None:
         self.alert_manager.submit(event)
 
+    def _cooldown_ms_of(self, exchange: str, symbol: str) -> int:
+        market = self._by_key.get((exchange, symbol))
+        detector = market.settings if market is not None else self.settings.detector
+        return int(detector.cooldown_s * 1000)
+
     def _mid_price_of(self, exchange: str, symbol: str) -> float | None:
         market = self._by_key.get((exchange, symbol))
         if market is None or not market.valid:
@@ -151,7 +168,9 @@ class Monitor:
     # -- what the HTTP surface reads ----------------------------------------
 
     def settings_redacted(self) -> dict[str, Any]:
-        return self.settings.redacted()
+        out = self.settings.redacted()
+        out["ha"] = self.ha_settings.redacted()
+        return out
 
     def feed_counters(self) -> dict[str, FeedCounters]:
         return {h.venue: h.counters for h in self.handlers}
@@ -160,6 +179,8 @@ class Monitor:
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[["Monitor"], None] | None = None) -> None:
         """Run until `stop` is set; then stop the source, flush alerts, close the server."""
+        if self.ha is not None:
+            await self.ha.start()  # never raises: no Redis means local cooldowns + retries
         await self.alert_manager.start()
         try:
             if self.serve_http:
@@ -179,6 +200,8 @@ class Monitor:
                 raise source_task.exception()  # type: ignore[misc]
         finally:
             await self.alert_manager.stop()
+            if self.ha is not None:
+                await self.ha.stop()
             if self._http_runner is not None:
                 await self._http_runner.cleanup()
             self.store.close()

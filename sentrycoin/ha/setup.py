@@ -1,0 +1,103 @@
+"""HA settings from the environment, and the pieces a Monitor plugs in.
+
+Environment:
+    REDIS_URL          redis://[:password@]host:port/db (or rediss://, unix://).
+                       Unset: no HA (single replica, local cooldowns only).
+    SHARD_COUNT        replicas' shards (default 1: every replica watches every market)
+    SHARD_INDEX        this replica's shard, 0 .. SHARD_COUNT-1 (default 0)
+    REPLICA_ID         stable name of this replica (pod name); default host-pid-random.
+                       Stable ids let a restarted replica finish its own claimed alerts.
+    REDIS_KEY_PREFIX   prefix of every Redis key (default "sentrycoin")
+
+Sharding needs no Redis (crc32, see sharding.py).  Run two replicas per
+SHARD_INDEX for uptime: both watch the shard, claims make one of them send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from sentrycoin.config import ConfigError
+from sentrycoin.ha.coordinator import RedisCoordinator, safe_redis_url
+from sentrycoin.ha.gate import CooldownOf, DeliveryGate, GatedNotifier
+from sentrycoin.ha.sharding import MarketKey, check_shard, shard_markets
+
+#: Notifiers that stay per replica (a local log line is not a duplicate message).
+LOCAL_NOTIFIERS = ("console",)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HASettings:
+    redis_url: str | None = None
+    shard_count: int = 1
+    shard_index: int = 0
+    replica_id: str | None = None
+    key_prefix: str = "sentrycoin"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "HASettings":
+        url = env.get("REDIS_URL", "").strip() or None
+        count = _int(env, "SHARD_COUNT", 1)
+        index = _int(env, "SHARD_INDEX", 0)
+        try:
+            check_shard(count, index)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {safe_redis_url(url)!r})")
+        return cls(
+            redis_url=url,
+            shard_count=count,
+            shard_index=index,
+            replica_id=env.get("REPLICA_ID", "").strip() or None,
+            key_prefix=env.get("REDIS_KEY_PREFIX", "").strip() or "sentrycoin",
+        )
+
+    def my_markets(self, keys: Iterable[MarketKey]) -> list[MarketKey]:
+        return shard_markets(keys, self.shard_count, self.shard_index)
+
+    def redacted(self) -> dict[str, Any]:
+        return {
+            "redis_url": safe_redis_url(self.redis_url) if self.redis_url else None,
+            "shard_count": self.shard_count,
+            "shard_index": self.shard_index,
+            "replica_id": self.replica_id,
+            "key_prefix": self.key_prefix,
+        }
+
+
+class HARuntime:
+    """Coordinator + delivery gate for one Monitor (only built when REDIS_URL is set)."""
+
+    def __init__(self, settings: HASettings, cooldown_ms_of: CooldownOf) -> None:
+        if settings.redis_url is None:
+            raise ValueError("HARuntime needs REDIS_URL")
+        self.settings = settings
+        self.coordinator = RedisCoordinator(settings.redis_url, key_prefix=settings.key_prefix,
+                                            replica_id=settings.replica_id)
+        self.gate = DeliveryGate(self.coordinator, cooldown_ms_of)
+
+    def wrap_notifiers(self, notifiers: Sequence[Any], local: Sequence[str] = LOCAL_NOTIFIERS) -> list[Any]:
+        """Gate every notifier that reaches users; keep local ones (console) per replica."""
+        return [n if n.name in local else GatedNotifier(n, self.gate) for n in notifiers]
+
+    async def start(self) -> None:
+        await self.coordinator.start()
+
+    async def stop(self) -> None:
+        await self.coordinator.stop()
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.coordinator.stats(), **{f"gate_{k}": v for k, v in self.gate.stats().items()},
+                "shard_count": self.settings.shard_count, "shard_index": self.settings.shard_index}
