@@ -18,6 +18,7 @@ Usage (what ``sentrycoin run`` does)::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -37,6 +38,12 @@ DEFAULT_SNAPSHOT_SPACING_S: dict[str, float] = {
     "binance-futures": 0.5,
 }
 FALLBACK_SNAPSHOT_SPACING_S = 0.2
+#: Client frames per second per connection.  Binance closes connections that send
+#: more than 5 (spot) / 10 (futures) messages a second; stay under with margin.
+DEFAULT_MAX_SENDS_PER_S: dict[str, float] = {
+    "binance": 4.0,
+    "binance-futures": 8.0,
+}
 
 
 class LiveRunner:
@@ -88,10 +95,14 @@ class LiveRunner:
                 timeout=aiohttp.ClientTimeout(total=self.snapshot_timeout_s),
             )
         for handler in self.handlers:
+            settings = self.transport_settings
+            rate = DEFAULT_MAX_SENDS_PER_S.get(handler.venue)
+            if settings.max_sends_per_s is None and rate is not None:
+                settings = dataclasses.replace(settings, max_sends_per_s=rate)
             for spec in handler.connections():
                 conn = Connection(
                     spec, handler,
-                    settings=self.transport_settings,
+                    settings=settings,
                     drain=self.drain,
                     rng=random.Random(self._rng.random()),
                 )
@@ -178,6 +189,11 @@ class LiveRunner:
                     if resp.status == 200:
                         recv_ms = time.time_ns() // 1_000_000
                         self.snapshots_fetched += 1
+                        # This request is answered: a FetchSnapshot the handler queues from
+                        # on_snapshot (e.g. "too old, fetch again") must start a new one.
+                        key = (id(handler), action.symbol)
+                        if self._snapshot_tasks.get(key) is asyncio.current_task():
+                            del self._snapshot_tasks[key]
                         try:
                             handler.on_snapshot(action.symbol, body, recv_ms)
                         except Exception:

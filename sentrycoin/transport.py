@@ -27,6 +27,7 @@ import logging
 import random
 import ssl
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -56,6 +57,7 @@ class TransportSettings:
     connect_timeout_s: float = 15.0  # TCP + TLS + HTTP upgrade
     max_frame_size: int = 32 * 1024 * 1024  # big REST-sized snapshots do come over WS (OKX, Kraken 1000)
     ssl_context: ssl.SSLContext | None = None  # None: default context for wss://
+    max_sends_per_s: float | None = None  # client frames per rolling second (None: unlimited)
 
     def __post_init__(self) -> None:
         if self.stale_after_s <= 0:
@@ -121,6 +123,7 @@ class ConnectionCounters:
     app_pings_sent: int = 0
     ws_pings_sent: int = 0
     sends: int = 0
+    sends_delayed: int = 0  # held back by max_sends_per_s
     send_failures: int = 0
 
 
@@ -199,8 +202,11 @@ class Connection:
         self.last_error: str | None = None
         self._transport: WSTransport | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._send_times: deque[float] = deque()
+        self._backlog: deque[bytes | str] = deque()
         self._pinged_since_frame = False
         self._planned = False
+        self._closing = False  # a reconnect was asked for: frames still buffered are not applied
         self._stopping = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -221,30 +227,68 @@ class Connection:
         self._wake.set()
         transport = self._transport
         if transport is not None:
+            self._closing = True
             transport.send_close(WSCloseCode.GOING_AWAY)
             transport.disconnect()
+        elif self.state == "connecting" and self._task is not None:
+            self._task.cancel()  # do not wait out a connect timeout
         if self._task is not None and self._task is not asyncio.current_task():
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=5.0)
             except asyncio.TimeoutError:
                 self._task.cancel()
-            except Exception:  # the task logs its own failures
-                pass
+            except (asyncio.CancelledError, Exception):  # cancelled above, or failed (logged by the task)
+                if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise
         self.state = "stopped"
 
     def send(self, payload: bytes | str) -> bool:
-        """Send one frame now; False (and a counter) when the socket is not open."""
+        """Send one frame (queued if over the send rate); False and a counter when not open."""
         transport = self._transport
         if transport is None:
             self.counters.send_failures += 1
             log.warning("%s: cannot send, not connected (%.60r)", self.name, payload)
             return False
-        if isinstance(payload, str):
-            transport.send(WSMsgType.TEXT, payload.encode())
-        else:
-            transport.send(WSMsgType.TEXT, payload)
-        self.counters.sends += 1
+        if self.settings.max_sends_per_s:
+            if self._backlog or not self._send_slot():
+                # Venues drop clients that talk too fast (Binance: 5 messages/s): wait for a slot.
+                self._backlog.append(payload)
+                self.counters.sends_delayed += 1
+                self._schedule_flush()
+                return True
+        self._write(transport, payload)
         return True
+
+    def _write(self, transport: WSTransport, payload: bytes | str) -> None:
+        transport.send(WSMsgType.TEXT, payload.encode() if isinstance(payload, str) else payload)
+        self.counters.sends += 1
+        if self.settings.max_sends_per_s:
+            self._send_times.append(self.clock())
+
+    def _send_slot(self) -> bool:
+        """Is there room in the last second's budget?"""
+        limit = self.settings.max_sends_per_s or 0.0
+        times = self._send_times
+        now = self.clock()
+        while times and now - times[0] >= 1.0:
+            times.popleft()
+        return len(times) < limit
+
+    def _schedule_flush(self) -> None:
+        if "flush" in self._timers or not self._send_times:
+            return
+        wait_s = max(0.001, 1.0 - (self.clock() - self._send_times[0]))
+        self._timers["flush"] = asyncio.get_running_loop().call_later(wait_s, self._flush)
+
+    def _flush(self) -> None:
+        self._timers.pop("flush", None)
+        transport = self._transport
+        if transport is None:
+            return
+        while self._backlog and self._send_slot():
+            self._write(transport, self._backlog.popleft())
+        if self._backlog:
+            self._schedule_flush()
 
     def reconnect(self, reason: str, *, planned: bool = False) -> None:
         """Close the socket; `run()` opens a new one (after backoff unless planned)."""
@@ -252,6 +296,7 @@ class Connection:
         if transport is None:
             return
         log.info("%s: reconnecting (%s)", self.name, reason)
+        self._closing = True
         self._planned = planned
         if planned:
             self.counters.planned_reconnects += 1
@@ -344,6 +389,7 @@ class Connection:
         self.connected_at = now
         self.last_frame_at = now
         self._pinged_since_frame = False
+        self._closing = False
         self.last_error = None
         reconnect = c.connects > 1
         markets = self.handler.markets
@@ -358,6 +404,8 @@ class Connection:
         self._call_handler(self.handler.on_connected, self.spec.conn_id)
 
     def _data(self, data: bytes) -> None:
+        if self._closing:
+            return  # after a Reconnect the rest of this socket's buffer is stale
         c = self.counters
         c.frames += 1
         c.bytes += len(data)
@@ -392,6 +440,8 @@ class Connection:
             return
         self._transport = None
         self._cancel_timers()
+        # Subscriptions are re-sent by on_connected on the next socket; stale ones must not follow.
+        self._backlog.clear()
         self.counters.disconnects += 1
         if not self._stopping:
             log.warning("%s: disconnected", self.name)

@@ -1,0 +1,246 @@
+"""Binance spot and USD-M futures: diff-depth streams + REST depth snapshots.
+
+Per the public docs: combined streams at ``/stream?streams=a/b`` wrap each event
+as ``{"stream":…,"data":…}``; raw streams at ``/ws/<stream>``; both also take
+``{"method":"SUBSCRIBE","params":[…],"id":n}`` (answered ``{"result":null,"id":n}``).
+More than 5 client messages in one second gets the connection closed.  Every
+event carries ``U`` (first update id) and ``u`` (final update id); spot ids are
+contiguous (``U == previous u + 1``), futures ids are not and the event carries
+``pu`` (previous event's ``u``) instead.  REST ``/api/v3/depth`` (spot) and
+``/fapi/v1/depth`` (futures) answer ``lastUpdateId`` with the top ``limit`` levels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+import msgspec
+from aiohttp import web
+
+from sentrycoin.emulator.core import DELIVERY_FAULTS, Fault, Session, VenueEmulator, now_ms
+from sentrycoin.emulator.truebook import ASK, BID, Change
+
+_json = msgspec.json.Encoder()
+
+SPOT_LIMITS = range(1, 5001)
+FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
+def native(symbol: str) -> str:
+    return symbol.replace("-", "")
+
+
+class BinanceSession(Session):
+    emulator: "BinanceEmulator"
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.combined = True
+        self._msg_times: deque[float] = deque()
+
+    async def on_open(self) -> None:
+        path = self.request.path.rstrip("/")
+        if path.startswith("/ws"):
+            self.combined = False
+            stream = path[len("/ws"):].lstrip("/")
+            streams = [stream] if stream else []
+        elif path == "/stream":
+            streams = [s for s in self.request.query.get("streams", "").split("/") if s]
+        else:
+            await self.ws.close(code=1008, message=b"unknown path")
+            return
+        if not self._subscribe(streams):
+            await self.ws.close(code=1008, message=b"invalid stream")
+
+    def _subscribe(self, streams: list[str]) -> bool:
+        emu = self.emulator
+        for stream in streams:
+            symbol = emu.stream_symbols.get(stream)
+            if symbol is None:
+                return False
+            self.subscribed.add(symbol)
+        return True
+
+    async def on_text(self, text: str) -> None:
+        # Binance: at most 5 incoming messages per second per connection.
+        now = time.monotonic()
+        times = self._msg_times
+        times.append(now)
+        while times and now - times[0] > 1.0:
+            times.popleft()
+        if len(times) > self.emulator.max_client_msgs_per_s:
+            self.emulator.rate_limit_closes += 1
+            await self.close()
+            return
+        try:
+            req = msgspec.json.decode(text)
+            method = req["method"]
+            req_id = req.get("id")
+        except Exception:
+            self.send(_json.encode({"error": {"code": 3, "msg": "Invalid JSON"}}).decode())
+            return
+        if method == "SUBSCRIBE":
+            ok = self._subscribe(list(req.get("params") or []))
+            self.send(_json.encode({"result": None, "id": req_id} if ok else
+                                   {"error": {"code": 2, "msg": "Invalid request"}, "id": req_id}).decode())
+        elif method == "UNSUBSCRIBE":
+            for stream in req.get("params") or []:
+                symbol = self.emulator.stream_symbols.get(stream)
+                self.subscribed.discard(symbol)  # type: ignore[arg-type]
+            self.send(_json.encode({"result": None, "id": req_id}).decode())
+        elif method == "LIST_SUBSCRIPTIONS":
+            streams = [s for s, sym in self.emulator.stream_symbols.items() if sym in self.subscribed]
+            self.send(_json.encode({"result": streams, "id": req_id}).decode())
+        else:
+            self.send(_json.encode({"error": {"code": 2, "msg": "Invalid request"}, "id": req_id}).decode())
+
+    def on_step(self, symbol: str, changes: list[Change]) -> None:
+        if not self.emulator.event_ready.get(symbol):
+            return  # the bundle is still open
+        event = dict(self.emulator.last_event[symbol])
+        if self.take_fault(symbol, {Fault.GAP}) is Fault.GAP:
+            # The data is intact but the ids no longer chain: a lost event, as far as the client can tell.
+            if self.emulator.futures:
+                event["pu"] = event["pu"] - 1
+            else:
+                event["U"] = event["U"] + 1
+        stream = self.emulator.symbol_streams[symbol]
+        payload = {"stream": stream, "data": event} if self.combined else event
+        self.emit_book(symbol, _json.encode(payload).decode())
+
+
+class BinanceEmulator(VenueEmulator):
+    venue = "binance"
+    session_class = BinanceSession
+    supported_faults = DELIVERY_FAULTS | {Fault.GAP, Fault.STALE_SNAPSHOT}
+
+    def __init__(self, symbols: list[str], *, futures: bool = False, speed: str = "100ms",
+                 max_client_msgs_per_s: int = 5, rest_delay_s: float = 0.0, batch_steps: int = 3,
+                 **kwargs) -> None:  # noqa: ANN003
+        self.futures = futures
+        self.venue = "binance-futures" if futures else "binance"
+        self.max_client_msgs_per_s = max_client_msgs_per_s
+        self.rest_delay_s = rest_delay_s
+        self.rate_limit_closes = 0
+        suffix = "@depth" if speed == "1000ms" else f"@depth@{speed}"
+        self.symbol_streams = {s: native(s).lower() + suffix for s in symbols}
+        # Accept every documented speed variant for subscriptions.
+        self.stream_symbols: dict[str, str] = {}
+        for s in symbols:
+            base = native(s).lower() + "@depth"
+            for variant in (base, base + "@100ms", base + "@250ms", base + "@500ms", base + "@1000ms"):
+                self.stream_symbols[variant] = s
+        self.natives = {native(s): s for s in symbols}
+        self.update_id = {s: 1_000_000 * (i + 1) for i, s in enumerate(symbols)}
+        self.last_event: dict[str, dict] = {}
+        self.last_event_u: dict[str, int] = {}
+        self.event_ready: dict[str, bool] = {}
+        self.batch_steps = max(1, batch_steps)
+        self.pending: dict[str, dict[tuple[str, int], int]] = {}
+        self.pending_ids: dict[str, tuple[int, int]] = {}
+        self.pending_steps: dict[str, int] = {}
+        # (lastUpdateId, bids, asks) of recent states, for stale snapshots.
+        self.states: dict[str, deque[tuple[int, dict[int, int], dict[int, int]]]] = {
+            s: deque(maxlen=400) for s in symbols}
+        super().__init__(symbols, **kwargs)
+
+    # -- venue-wide sequence ------------------------------------------------------
+
+    def on_symbol_step(self, symbol: str, changes: list[Change]) -> None:
+        """Every change takes update ids; events bundle `batch_steps` steps (like the 100 ms push).
+
+        The REST snapshot reports the latest id even mid-bundle, so the first event a client
+        applies often straddles the snapshot (U <= lastUpdateId + 1 <= u, not U == lastUpdateId + 1).
+        """
+        book = self.books[symbol]
+        ids = self.pending_ids.get(symbol)
+        uid = self.update_id[symbol]
+        step = len(changes) if not self.futures else len(changes) + self.rng.randint(0, 6)  # futures ids skip
+        first = uid + 1
+        uid += max(1, step)
+        self.update_id[symbol] = uid
+        pending = self.pending.setdefault(symbol, {})
+        for side, price, qty in changes:
+            pending[(side, price)] = qty
+        self.pending_ids[symbol] = (ids[0] if ids else first, uid)
+        self.pending_steps[symbol] = self.pending_steps.get(symbol, 0) + 1
+        bid_state, ask_state = book.copy_state()
+        self.states[symbol].append((uid, bid_state, ask_state))
+        self.event_ready[symbol] = False
+        if self.pending_steps[symbol] >= self.batch_steps:
+            self._close_bundle(symbol)
+
+    def _close_bundle(self, symbol: str) -> None:
+        book = self.books[symbol]
+        first, last = self.pending_ids.pop(symbol)
+        merged = self.pending.pop(symbol)
+        self.pending_steps[symbol] = 0
+        ts = now_ms()
+        bids = [[book.price_text(p), book.qty_text(q)] for (side, p), q in merged.items() if side == BID]
+        asks = [[book.price_text(p), book.qty_text(q)] for (side, p), q in merged.items() if side == ASK]
+        if self.futures:
+            event = {"e": "depthUpdate", "E": ts, "T": ts - 1, "s": native(symbol), "U": first, "u": last,
+                     "pu": self.last_event_u.get(symbol, first - 1), "b": bids, "a": asks}
+        else:
+            event = {"e": "depthUpdate", "E": ts, "s": native(symbol), "U": first, "u": last, "b": bids, "a": asks}
+        self.last_event_u[symbol] = last
+        self.last_event[symbol] = event
+        self.event_ready[symbol] = True
+
+    def pause(self) -> None:
+        """Freeze the truth; open bundles are pushed at once, as the venue would at its next tick."""
+        super().pause()
+        for symbol in self.symbols:
+            if self.pending_ids.get(symbol):
+                self._close_bundle(symbol)
+                for session in self.sessions:
+                    if not session.closed and symbol in session.subscribed:
+                        session.on_step(symbol, [])
+                self.event_ready[symbol] = False
+
+    # -- HTTP ---------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/fapi/v1/depth" if self.futures else "/api/v3/depth", self.depth)
+        app.router.add_get("/stream", self.websocket)
+        app.router.add_get("/ws", self.websocket)
+        app.router.add_get("/ws/{stream}", self.websocket)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/stream"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{'/fapi/v1/depth' if self.futures else '/api/v3/depth'}"
+
+    async def depth(self, request: web.Request) -> web.Response:
+        self.rest_requests.append(request.path_qs)
+        if self.rest_delay_s:
+            await asyncio.sleep(self.rest_delay_s)
+        symbol = self.natives.get(request.query.get("symbol", ""))
+        if symbol is None:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            limit = -1
+        allowed = FUTURES_LIMITS if self.futures else SPOT_LIMITS
+        if limit not in allowed:
+            return web.json_response({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."},
+                                     status=400)
+        book = self.books[symbol]
+        if self.take_rest_fault(symbol) is Fault.STALE_SNAPSHOT:
+            # The oldest state we kept: older than anything a connected client has buffered.
+            last_id, bids, asks = self.states[symbol][0]
+        else:
+            last_id, bids, asks = self.update_id[symbol], book.bids, book.asks
+        body: dict = {"lastUpdateId": last_id}
+        if self.futures:
+            ts = now_ms()
+            body.update(E=ts, T=ts - 1)
+        body["bids"] = [[book.price_text(p), book.qty_text(bids[p])] for p in sorted(bids, reverse=True)[:limit]]
+        body["asks"] = [[book.price_text(p), book.qty_text(asks[p])] for p in sorted(asks)[:limit]]
+        return web.Response(body=_json.encode(body), content_type="application/json")
