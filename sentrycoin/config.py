@@ -9,7 +9,7 @@ Environment variables (names users already know from the original monitor):
     REARM_RATIO, MIN_PERSISTENCE_MS, MIN_VOLUME, LOG_LEVEL, LOG_FORMAT,
     TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, TELEGRAM_API_URL, WEBHOOK_URL,
     PUBLIC_URL, SENTRY_DB, HOST, PORT, STATUS_TOKEN, STALE_AFTER_S,
-    MOCK_FALLBACK, SIM_SCENARIO, SIM_SYMBOLS, SIM_SEED, SIM_SPEED,
+    MOCK_FALLBACK, MOCK_FALLBACK_AFTER_S, SIM_SCENARIO, SIM_SYMBOLS, SIM_SEED, SIM_SPEED,
     and the per-venue <VENUE>_WS_URL / <VENUE>_REST_URL (see feeds/registry.py).
 
 The TOML file (`sentrycoin run --config FILE`, schema in examples/sentrycoin.toml):
@@ -86,6 +86,7 @@ class Settings:
     status_token: str | None = None
     stale_after_s: float = 10.0
     mock_fallback: bool = False
+    mock_fallback_after_s: float = 20.0
     sim_scenario: str = "mixed"
     sim_symbols: list[str] = field(default_factory=lambda: ["BTC-USDT", "ETH-USDT", "SOL-USDT"])
     sim_seed: int = 1
@@ -122,6 +123,7 @@ class Settings:
             "status_token": REDACTED if self.status_token else None,
             "stale_after_s": self.stale_after_s,
             "mock_fallback": self.mock_fallback,
+            "mock_fallback_after_s": self.mock_fallback_after_s,
             "venue_urls": dict(self.venue_urls),
         }
         if self.simulated or self.mock_fallback:
@@ -372,7 +374,8 @@ _SECTION_KEYS: dict[str, dict[str, tuple[str, type]]] = {
     "server": {"host": ("host", str), "port": ("port", int), "public_url": ("public_url", str),
                "status_token": ("status_token", str), "stale_after_s": ("stale_after_s", float)},
     "simulation": {"scenario": ("sim_scenario", str), "symbols": ("sim_symbols", list), "seed": ("sim_seed", int),
-                   "speed": ("sim_speed", float), "mock_fallback": ("mock_fallback", bool)},
+                   "speed": ("sim_speed", float), "mock_fallback": ("mock_fallback", bool),
+                   "mock_fallback_after_s": ("mock_fallback_after_s", float)},
     "logging": {"level": ("log_level", str), "format": ("log_format", str)},
 }
 
@@ -422,6 +425,7 @@ _ENV_PLAIN: dict[str, tuple[str, type]] = {
     "STATUS_TOKEN": ("status_token", str),
     "STALE_AFTER_S": ("stale_after_s", float),
     "MOCK_FALLBACK": ("mock_fallback", bool),
+    "MOCK_FALLBACK_AFTER_S": ("mock_fallback_after_s", float),
     "SIM_SCENARIO": ("sim_scenario", str),
     "SIM_SEED": ("sim_seed", int),
     "SIM_SPEED": ("sim_speed", float),
@@ -458,6 +462,8 @@ def _validate(s: Settings, *, file: bool) -> None:
         raise ConfigError(f"{key('PORT', 'server.port')}: must be 0-65535, got {s.port}")
     if not s.stale_after_s > 0:
         raise ConfigError(f"{key('STALE_AFTER_S', 'server.stale_after_s')}: must be > 0, got {s.stale_after_s}")
+    if not s.mock_fallback_after_s > 0:
+        raise ConfigError(f"{key('MOCK_FALLBACK_AFTER_S', 'simulation.mock_fallback_after_s')}: must be > 0, got {s.mock_fallback_after_s}")
     if not s.sim_speed > 0:
         raise ConfigError(f"{key('SIM_SPEED', 'simulation.speed')}: must be > 0, got {s.sim_speed}")
     if s.sim_scenario not in SCENARIOS and not s.sim_scenario.endswith(".toml"):

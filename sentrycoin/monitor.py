@@ -95,6 +95,7 @@ class Monitor:
         self._by_key: dict[tuple[str, str], Market] = {}
         self.handlers: list[FeedHandler] = []
         self._source: Any = None
+        self._fallback_tasks: list[asyncio.Task[None]] = []
         self._http_runner: Any = None
         self.http_port: int | None = None
         if self.mode == "simulated":
@@ -215,11 +216,60 @@ class Monitor:
             await self._source.run(stop, speed=self.settings.sim_speed)
             return
         from sentrycoin.live import LiveRunner
+        from sentrycoin.transport import TransportSettings
 
-        self._source = LiveRunner(self.handlers)
+        self._source = LiveRunner(self.handlers, transport=TransportSettings(stale_after_s=self.settings.stale_after_s))
         log.info("watching %d live markets: %s", len(self.markets),
                  ", ".join(f"{m.exchange}:{m.symbol}" for m in self.markets))
-        await self._source.run()
+        if not self.settings.mock_fallback:
+            await self._source.run()
+            return
+        await self._source.start()
+        fallback = asyncio.create_task(self._fallback_when_unreachable(stop), name="sentrycoin-mock-fallback")
+        try:
+            await self._source.run()
+        finally:
+            fallback.cancel()
+            await asyncio.gather(fallback, *self._fallback_tasks, return_exceptions=True)
+
+    async def _fallback_when_unreachable(self, stop: asyncio.Event) -> None:
+        """MOCK_FALLBACK: venues never reached within the window switch to the simulator.
+
+        The switched markets are new Market objects with source "simulated", so
+        /status, the dashboard and every alert say so; the venue's live
+        connections are closed, so live and simulated data never mix in a book.
+        """
+        await asyncio.sleep(self.settings.mock_fallback_after_s)
+        for handler in list(self.handlers):
+            live_markets = list(handler.markets.values())
+            if any(m.connected or m.messages for m in live_markets):
+                continue
+            await self._switch_to_simulator(handler, live_markets, stop)
+
+    async def _switch_to_simulator(self, handler: FeedHandler, live_markets: list[Market], stop: asyncio.Event) -> None:
+        from sentrycoin.sim.source import simulated_source
+
+        runner = self._source
+        for key, conn in list(runner.connections.items()):
+            if key[0] == id(handler):
+                await conn.stop()
+                del runner.connections[key]
+        venue = handler.venue
+        symbols = [m.symbol for m in live_markets]
+        log.warning("%s unreachable after %.0f s: %s switched to the SIMULATED market (MOCK_FALLBACK=true); "
+                    "their alerts are labelled simulated", venue, self.settings.mock_fallback_after_s,
+                    ", ".join(symbols))
+        source = simulated_source(
+            symbols, scenario=self.settings.sim_scenario, seed=self.settings.sim_seed,
+            settings=live_markets[0].settings, on_alert=self._on_alert, depth=self.settings.depth,
+            exchange=venue, realtime=True,
+        )
+        replacements = {m.key: sim for m, sim in zip(live_markets, source.markets)}
+        self.markets[:] = [replacements.get(m.key, m) for m in self.markets]
+        self._by_key.update(replacements)
+        self.handlers[self.handlers.index(handler)] = source.handler
+        sample_processing_time(source.handler, self.processing_time)
+        self._fallback_tasks.append(asyncio.create_task(source.run(stop, speed=self.settings.sim_speed)))
 
     async def _stop_source(self) -> None:
         source = self._source

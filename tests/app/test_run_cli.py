@@ -99,3 +99,34 @@ def test_run_with_unknown_venue_is_a_one_line_error(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2
     assert "ftx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mock_fallback_switches_an_unreachable_venue_to_the_labelled_simulator(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    proc, port = _start(tmp_path, "--scenario", "flash_crash", "--speed", "25", env_extra={
+        "EXCHANGE": "binance", "SYMBOLS": "BTC-USDT",
+        "BINANCE_WS_URL": f"ws://127.0.0.1:{dead}/stream", "BINANCE_REST_URL": f"http://127.0.0.1:{dead}/api/v3/depth",
+        "MOCK_FALLBACK": "true", "MOCK_FALLBACK_AFTER_S": "1",
+    })
+    try:
+        status = _get(port, "/status")[1]
+        assert status["mode"] == "live" and status["books"][0]["source"] == "live"
+
+        def switched():
+            books = _get(port, "/status")[1]["books"]
+            return books if books[0]["source"] == "simulated" and books[0]["book_valid"] else None
+
+        books = _wait_for(switched, 30)
+        assert books and books[0]["exchange"] == "binance" and books[0]["symbol"] == "BTC-USDT"
+        assert _wait_for(lambda: _get(port, "/status")[1]["books"][0]["alerts"], 60), "no alert after fallback"
+        alerts = _get(port, "/alerts")[1]["alerts"]
+        assert alerts and all(a["source"] == "simulated" for a in alerts)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    assert "switched to the SIMULATED market" in err
+    assert "[SIMULATED]" in out
