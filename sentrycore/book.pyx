@@ -289,31 +289,10 @@ cdef class OrderBook:
             _raise_bad(price, qty)
 
     def apply_bids(self, prices, qtys):
-        cdef const double* p
-        cdef const double* q
-        cdef Py_ssize_t n
-        # Fast path: contiguous float64 ndarrays are read in place.
-        if _is_f64_vector(prices) and _is_f64_vector(qtys):
-            n = _pair_length(prices, qtys)
-            p = <const double*>cnp.PyArray_DATA(prices)
-            q = <const double*>cnp.PyArray_DATA(qtys)
-            if self.c_apply_bids(p, q, n) != BOOK_OK:
-                _raise_first_bad(p, q, n)
-        else:
-            self.apply_bids(_f64_vector(prices), _f64_vector(qtys))
+        _apply_arrays(self, &self._bids, prices, qtys)
 
     def apply_asks(self, prices, qtys):
-        cdef const double* p
-        cdef const double* q
-        cdef Py_ssize_t n
-        if _is_f64_vector(prices) and _is_f64_vector(qtys):
-            n = _pair_length(prices, qtys)
-            p = <const double*>cnp.PyArray_DATA(prices)
-            q = <const double*>cnp.PyArray_DATA(qtys)
-            if self.c_apply_asks(p, q, n) != BOOK_OK:
-                _raise_first_bad(p, q, n)
-        else:
-            self.apply_asks(_f64_vector(prices), _f64_vector(qtys))
+        _apply_arrays(self, &self._asks, prices, qtys)
 
     def load_snapshot(self, bids, asks):
         bid_keys, bid_qtys, bid_cut = _prepare_side(bids, 1.0, self.capacity)
@@ -372,6 +351,20 @@ cdef class OrderBook:
                 f"bid_levels={self._bids.n}, ask_levels={self._asks.n}, "
                 f"best_bid={self.c_best_bid()}, best_ask={self.c_best_ask()}, "
                 f"ratio={self.c_ratio():.4f})")
+
+
+cdef int _apply_arrays(OrderBook book, BookSide* side, object prices, object qtys) except -1:
+    # Fast path: contiguous float64 ndarrays are read in place; anything else
+    # is converted once (and rejected if it is not a 1-D float vector).
+    if not (_is_f64_vector(prices) and _is_f64_vector(qtys)):
+        prices = _f64_vector(prices)
+        qtys = _f64_vector(qtys)
+    cdef Py_ssize_t n = _pair_length(prices, qtys)
+    cdef const double* p = <const double*>cnp.PyArray_DATA(prices)
+    cdef const double* q = <const double*>cnp.PyArray_DATA(qtys)
+    if _side_apply(side, p, q, n, book.depth, book.capacity, &book._truncated) != BOOK_OK:
+        _raise_first_bad(p, q, n)
+    return 0
 
 
 cdef inline bint _is_f64_vector(object arr):
