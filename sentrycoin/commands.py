@@ -32,7 +32,7 @@ def register(sub) -> None:
     replay.set_defaults(func=cmd_replay)
 
     try:
-        from sentrycoin import backtest_cli
+        from sentrycoin import backtest as backtest_cli
     except ImportError:  # pragma: no cover - the backtest module ships with the package
         return
     backtest_cli.register(sub)

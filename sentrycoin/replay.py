@@ -72,12 +72,15 @@ class Replayer:
 
     def __init__(self, detector: DetectorSettings | None = None, depth: int | None = None,
                  on_alert: Callable[[AlertEvent], None] | None = None,
-                 capacity: int = 5000) -> None:
+                 capacity: int = 5000, observer: Callable[[Market], None] | None = None) -> None:
         self.detector = detector or DetectorSettings()
         self.depth = depth
         self.capacity = capacity
         self.summary = ReplaySummary()
         self._user_on_alert = on_alert
+        # observer(market) after every message applied to it (backtests record series here).
+        self.observer = observer
+        self._seen: dict[tuple[str, str], int] = {}
         self._handlers: dict[str, FeedHandler] = {}
         self._markets: dict[tuple[str, str], Market] = {}
 
@@ -100,18 +103,18 @@ class Replayer:
 
     # -- recordings ---------------------------------------------------------
 
-    def _handler_for(self, header: Header) -> FeedHandler:
+    def _handler_for(self, header: Header) -> tuple[FeedHandler, bool]:
         from sentrycoin.feeds.registry import make_handler
 
         handler = self._handlers.get(header.venue)
         depth = self.depth or header.depth
         markets = [self._market(header.venue, s, depth) for s in header.symbols]
         if handler is not None and set(handler.markets) >= set(header.symbols):
-            return handler  # a rotated file continuing the same stream
+            return handler, False  # a rotated file continuing the same stream
         # No I/O happens in replay: the handler's URLs are never used.
         handler = make_handler(header.venue, markets, depth=depth, env={})
         self._handlers[header.venue] = handler
-        return handler
+        return handler, True
 
     def replay_recording(self, path: str | Path, progress: Callable[[int], None] | None = None) -> None:
         handler: FeedHandler | None = None
@@ -127,6 +130,8 @@ class Replayer:
                 if handler is None:
                     continue
                 handler.on_frame(record.conn, record.data.encode(), record.ms)
+                if self.observer is not None:
+                    self._observe(handler)
                 s.frames += 1
                 if s.first_ms is None:
                     s.first_ms = record.ms
@@ -138,9 +143,12 @@ class Replayer:
                 handler.on_snapshot(record.symbol, record.body.encode(), record.ms)
                 s.snapshots += 1
             elif type(record) is Header:
-                handler = self._handler_for(record)
-                for spec in handler.connections():
-                    handler.on_connected(spec.conn_id)
+                handler, is_new = self._handler_for(record)
+                if is_new:
+                    # A new stream: its connections open as the recording begins.
+                    # (A rotated file's header continues the stream: nothing reopens.)
+                    for spec in handler.connections():
+                        handler.on_connected(spec.conn_id)
             elif type(record) is ConnectRecord:
                 handler = handlers.get(record.venue)
                 if handler is not None:
@@ -153,6 +161,13 @@ class Replayer:
                 # Sends, snapshot requests and reconnects were answered by the
                 # venue in the recording itself: what follows is their result.
                 handler.actions.clear()
+
+    def _observe(self, handler: FeedHandler) -> None:
+        seen = self._seen
+        for market in handler.markets.values():
+            if seen.get(market.key) != market.messages:
+                seen[market.key] = market.messages
+                self.observer(market)  # type: ignore[misc]
 
     # -- Tardis CSV ---------------------------------------------------------
 
@@ -178,6 +193,8 @@ class Replayer:
                 market.invalidate(f"bad values in CSV: {exc}")
                 continue
             market.after_message(event_ms)
+            if self.observer is not None:
+                self.observer(market)
 
 
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "EUR", "GBP", "BTC", "ETH", "BNB", "TRY", "JPY")
@@ -247,9 +264,9 @@ def _levels(levels: list[tuple[float, float]]) -> np.ndarray:
 
 def replay_files(paths: Iterable[str | Path], *, detector: DetectorSettings | None = None,
                  depth: int | None = None, on_alert: Callable[[AlertEvent], None] | None = None,
-                 show_progress: bool = False) -> ReplaySummary:
+                 show_progress: bool = False, observer: Callable[[Market], None] | None = None) -> ReplaySummary:
     """Replay recordings and/or Tardis CSVs in the order given; returns the summary."""
-    replayer = Replayer(detector=detector, depth=depth, on_alert=on_alert)
+    replayer = Replayer(detector=detector, depth=depth, on_alert=on_alert, observer=observer)
     paths = [Path(p) for p in paths]
     started = time.perf_counter()
     progress_ctx = _progress(paths) if show_progress else None
