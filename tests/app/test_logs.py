@@ -5,7 +5,21 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from sentrycoin.logs import setup_logging
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    access = logging.getLogger("sentrycoin.server.access")
+    access_level = access.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    access.setLevel(access_level)
 
 
 def test_json_lines(capsys) -> None:
