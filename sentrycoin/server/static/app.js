@@ -1,16 +1,19 @@
 // SentryCoin dashboard: renders the server's pushed state (SSE at /live).
 // The server aggregates every ~500 ms and sends one "update" event for all books,
-// so this page never polls.  Authentication (when STATUS_TOKEN is set) rides on
+// so this page never polls the books; only alert outcomes (filled in over the
+// 15 minutes after each alert) are re-read from /alerts every 15 s.  Authentication (when STATUS_TOKEN is set) rides on
 // the HttpOnly cookie the server set when the page was opened with ?token=.
 "use strict";
 
 (function () {
   const LADDER_ROWS = 8;
   const MAX_ALERTS = 200;
+  const OUTCOME_REFRESH_MS = 15000;
 
   const state = {
     cards: new Map(),     // key -> {el, refs, history: [[t_ms, ratio|null]], book}
     alertKeys: new Set(),
+    alertItems: new Map(), // alert key -> <li>, to fill in outcomes later
     alertCount: 0,
     updates: 0,
     mode: null,
@@ -295,21 +298,72 @@
     body.append("ratio ", el("b", "", fmtRatio(a.ratio)), " ≥ " + fmtRatio(a.danger_ratio) +
                 " · bid " + fmtQty(a.bid_volume) + " / ask " + fmtQty(a.ask_volume));
     if (a.source && a.source !== "live") body.append(" · " + a.source);
-    li.append(top, body);
+    const outcome = el("div", "alert-outcome");
+    li.append(top, body, outcome);
+    state.alertItems.set(k, li);
+    if (a.outcome) renderOutcome(li, a.outcome);
     const log = $("alert-log");
     if (atEnd) log.append(li); else log.prepend(li);
-    while (log.children.length > MAX_ALERTS) log.lastElementChild.remove();
+    while (log.children.length > MAX_ALERTS) {
+      const gone = log.lastElementChild;
+      for (const [key, item] of state.alertItems) if (item === gone) state.alertItems.delete(key);
+      gone.remove();
+    }
     $("alert-empty").hidden = true;
     setText($("alert-count"), String(state.alertCount));
   }
 
-  async function loadAlertHistory() {
-    // Older alerts from the store (survive restarts); harmless if there is none.
+  function fmtPct(p) {
+    return p === null || p === undefined ? "–" : (p > 0 ? "−" : "") + Math.abs(p).toFixed(2) + "%";
+  }
+  function fmtMove(ref, mid) {
+    if (ref === null || ref === undefined || mid === null || mid === undefined) return null;
+    const pct = (mid - ref) / ref * 100;
+    return (pct >= 0 ? "+" : "−") + Math.abs(pct).toFixed(2) + "%";
+  }
+  function renderOutcome(li, o) {
+    // Price after the alert: moves at +1 min / +5 min and the deepest drop seen so far.
+    const parts = [];
+    const m1 = fmtMove(o.ref_mid, o.mid_60s), m5 = fmtMove(o.ref_mid, o.mid_300s);
+    if (m1) parts.push("1m " + m1);
+    if (m5) parts.push("5m " + m5);
+    if (o.max_drop_pct !== null && o.max_drop_pct !== undefined) {
+      let low = "low " + fmtPct(o.max_drop_pct);
+      if (o.lead_to_low_s !== null && o.lead_to_low_s !== undefined) low += " after " + fmtDuration(o.lead_to_low_s);
+      parts.push(low);
+    }
+    const line = li.querySelector(".alert-outcome");
+    setText(line, parts.length ? "after: " + parts.join(" · ") + (o.complete ? "" : " (watching)") : "");
+    if (o.max_drop_pct >= 1) line.classList.add("dropped");
+  }
+  function renderOutcomeSummary(s) {
+    const box = $("outcome-summary");
+    if (!s || !s.alerts_counted) {
+      setText(box, s && s.alerts_total ? "Outcomes: waiting for 5 min of price after each alert." : "No alert outcomes yet.");
+      return;
+    }
+    const pct = (x) => x === null || x === undefined ? "–" : Math.round(x * 100) + "%";
+    box.replaceChildren(
+      "After ", el("b", "", String(s.alerts_counted)), " alerts: ",
+      el("b", "", pct(s.drop_1pct_share)), " saw a ≥1% drop and ",
+      el("b", "", pct(s.drop_2pct_share)), " a ≥2% drop within 5 min",
+      s.median_lead_to_low_s !== null && s.median_lead_to_low_s !== undefined
+        ? "; median time to the low " + fmtDuration(s.median_lead_to_low_s) + "." : ".");
+  }
+
+  async function loadAlertHistory(initial) {
+    // Alerts from the store (survive restarts) with their price outcomes;
+    // re-read every 15 s because outcomes fill in over 15 minutes.
     try {
       const res = await fetch("/alerts?limit=50", { credentials: "same-origin" });
       if (!res.ok) return;
       const doc = await res.json();
-      for (const a of doc.alerts || []) addAlert(a, false, true);
+      for (const a of doc.alerts || []) {
+        if (initial) addAlert(a, false, true);
+        const li = state.alertItems.get(alertKey(a));
+        if (li && a.outcome) renderOutcome(li, a.outcome);
+      }
+      renderOutcomeSummary(doc.outcomes);
     } catch (e) { /* the live log still works */ }
   }
 
@@ -358,6 +412,7 @@
   }
 
   window.addEventListener("resize", () => { for (const c of state.cards.values()) drawSpark(c); });
-  loadAlertHistory();
+  loadAlertHistory(true);
+  setInterval(() => loadAlertHistory(false), OUTCOME_REFRESH_MS);
   connect();
 })();
