@@ -13,6 +13,10 @@ Usage (what ``sentrycoin run`` does)::
 
     runner = LiveRunner([handler])
     await runner.run()          # until runner.stop() is awaited elsewhere
+
+Handlers can be added (`add_handler`) and removed (`await remove_handler`)
+while it runs: the monitor rebuilds a venue's handler when this replica's
+market leases change (sentrycoin.ha).
 """
 
 from __future__ import annotations
@@ -95,19 +99,50 @@ class LiveRunner:
                 timeout=aiohttp.ClientTimeout(total=self.snapshot_timeout_s),
             )
         for handler in self.handlers:
-            settings = self.transport_settings
-            rate = DEFAULT_MAX_SENDS_PER_S.get(handler.venue)
-            if settings.max_sends_per_s is None and rate is not None:
-                settings = dataclasses.replace(settings, max_sends_per_s=rate)
-            for spec in handler.connections():
-                conn = Connection(
-                    spec, handler,
-                    settings=settings,
-                    drain=self.drain,
-                    rng=random.Random(self._rng.random()),
-                )
-                self.connections[(id(handler), spec.conn_id)] = conn
-                conn.start()
+            self._open(handler)
+
+    def _open(self, handler: FeedHandler) -> None:
+        settings = self.transport_settings
+        rate = DEFAULT_MAX_SENDS_PER_S.get(handler.venue)
+        if settings.max_sends_per_s is None and rate is not None:
+            settings = dataclasses.replace(settings, max_sends_per_s=rate)
+        for spec in handler.connections():
+            conn = Connection(
+                spec, handler,
+                settings=settings,
+                drain=self.drain,
+                rng=random.Random(self._rng.random()),
+            )
+            self.connections[(id(handler), spec.conn_id)] = conn
+            conn.start()
+
+    def add_handler(self, handler: FeedHandler) -> None:
+        """Watch `handler`'s markets too; its connections open now if the runner is running
+        (else on `start()`).  Used when a replica acquires market leases (sentrycoin.ha)."""
+        if any(h is handler for h in self.handlers):
+            return
+        self.handlers.append(handler)
+        if self._started:
+            self._open(handler)
+
+    async def remove_handler(self, handler: FeedHandler) -> None:
+        """Stop `handler`: cancel its snapshot requests and close its connections.
+
+        Safe while running.  Once this returns nothing calls the handler any
+        more, so its Market objects can be handed to a new handler.  The
+        handler leaves `handlers` first: actions it queues while its sockets
+        close (a resync after on_disconnected) are then dropped, not executed.
+        """
+        if not any(h is handler for h in self.handlers):
+            return
+        self.handlers = [h for h in self.handlers if h is not handler]
+        hid = id(handler)
+        tasks = [self._snapshot_tasks.pop(key) for key in [k for k in self._snapshot_tasks if k[0] == hid]]
+        for task in tasks:
+            task.cancel()
+        conns = [self.connections.pop(key) for key in [k for k in self.connections if k[0] == hid]]
+        await asyncio.gather(*tasks, *(c.stop() for c in conns), return_exceptions=True)
+        handler.take_actions()  # whatever it queued while closing is moot
 
     async def run(self) -> None:
         """Start, then wait until `stop()`; always closes everything on exit."""
@@ -156,8 +191,8 @@ class LiveRunner:
                 log.error("%s queued an unknown action %r", handler.venue, action)
 
     def _fetch_later(self, handler: FeedHandler, action: FetchSnapshot) -> None:
-        if not self._started:
-            return
+        if not self._started or not any(h is handler for h in self.handlers):
+            return  # stopped, or a removed handler closing its sockets
         key = (id(handler), action.symbol)
         running = self._snapshot_tasks.get(key)
         if running is not None and not running.done():

@@ -23,6 +23,7 @@ from sentrycoin.alerts.manager import AlertManager
 from sentrycoin.alerts.outcomes import OutcomeTracker
 from sentrycoin.config import Settings
 from sentrycoin.feeds.base import FeedCounters, FeedHandler
+from sentrycoin.ha.leases import LeaseManager
 from sentrycoin.ha.setup import HARuntime, HASettings
 from sentrycoin.market import AlertEvent, Market
 from sentrycoin.server.metrics import ProcessingTimeHistogram
@@ -98,10 +99,18 @@ class Monitor:
         self._fallback_tasks: list[asyncio.Task[None]] = []
         self._http_runner: Any = None
         self.http_port: int | None = None
+        # REDIS_URL + SHARD_COUNT > 1: leases decide which markets this replica watches.
+        self._leases: LeaseManager | None = None
+        self._lease_task: asyncio.Task[None] | None = None
+        self._lease_wake = asyncio.Event()
+        self._lease_applying = False
+        self._lease_lock = asyncio.Lock()
         if self.mode == "simulated":
             self._build_simulated()
         else:
             self._build_live()
+            if self.ha is not None and self.ha_settings.leasing:
+                self._leases = self._make_leases()
 
     # -- construction -------------------------------------------------------
 
@@ -183,6 +192,7 @@ class Monitor:
         if self.ha is not None:
             await self.ha.start()  # never raises: no Redis means local cooldowns + retries
         await self.alert_manager.start()
+        source_task: asyncio.Task[None] | None = None
         try:
             if self.serve_http:
                 await self._start_http()
@@ -193,6 +203,7 @@ class Monitor:
             done, _ = await asyncio.wait({source_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
             await self._stop_source()
+            await self._stop_leases(release=True)  # graceful: survivors take over on their next round
             for task in (source_task, stop_task):
                 if not task.done():
                     task.cancel()
@@ -200,7 +211,13 @@ class Monitor:
             if source_task in done and source_task.exception() is not None:
                 raise source_task.exception()  # type: ignore[misc]
         finally:
+            if source_task is not None and not source_task.done():
+                # Cancelled from outside: close the feeds' sockets too, as a dying process would.
+                await self._stop_source()
+                source_task.cancel()
+                await asyncio.gather(source_task, return_exceptions=True)
             await self.alert_manager.stop()
+            await self._stop_leases(release=False)  # cancelled (a crash): leases expire after their TTL
             if self.ha is not None:
                 await self.ha.stop()
             if self._http_runner is not None:
@@ -219,6 +236,7 @@ class Monitor:
         from sentrycoin.transport import TransportSettings
 
         self._source = LiveRunner(self.handlers, transport=TransportSettings(stale_after_s=self.settings.stale_after_s))
+        await self._start_leases()
         log.info("watching %d live markets: %s", len(self.markets),
                  ", ".join(f"{m.exchange}:{m.symbol}" for m in self.markets))
         if not self.settings.mock_fallback:
@@ -270,6 +288,141 @@ class Monitor:
         self.handlers[self.handlers.index(handler)] = source.handler
         sample_processing_time(source.handler, self.processing_time)
         self._fallback_tasks.append(asyncio.create_task(source.run(stop, speed=self.settings.sim_speed)))
+
+    # -- lease-driven market ownership (REDIS_URL + SHARD_COUNT > 1) ----------
+
+    def _make_leases(self) -> LeaseManager:
+        """Leases over ALL configured live markets; own shard preferred (sentrycoin/ha/leases.py).
+
+        While Redis is unreachable the manager keeps every lease it holds and
+        takes its whole own shard, so this replica keeps watching everything it
+        watched: an outage never blinds the fleet.  The price is possible
+        double coverage, and during the outage the episode claims fall back to
+        per-replica local cooldowns, so two replicas watching one market may
+        both send that market's alert until Redis is back.
+        """
+        hs = self.ha_settings
+        assert self.ha is not None
+        keys = [(mc.exchange, mc.symbol) for mc in self.settings.markets]
+        return LeaseManager(self.ha.coordinator, keys, shard_count=hs.shard_count, shard_index=hs.shard_index,
+                            ttl_ms=int(hs.lease_ttl_s * 1000), on_change=self._on_lease_change)
+
+    async def _start_leases(self) -> None:
+        if self._leases is None or self._lease_task is not None:
+            return
+        self._lease_task = asyncio.create_task(self._lease_loop(), name="sentrycoin-lease-ownership")
+        await self._leases.start()  # first round now: own shard (or what another replica has not taken)
+        # Before the runner opens anything: no connection for a market of our shard
+        # that another replica still holds (it hands it back on its next round).
+        await self._apply_leases()
+
+    def _on_lease_change(self, kind: str, key: tuple[str, str]) -> None:
+        # Called inside a lease round: only note it; _lease_loop rebuilds after the debounce.
+        if self._lease_task is not None:
+            self._lease_wake.set()
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await self._lease_wake.wait()
+            # A takeover reports several markets in one round (and a hand-back
+            # the next): collect them so each venue is rebuilt once.
+            await asyncio.sleep(self.ha_settings.lease_debounce_s)
+            self._lease_wake.clear()
+            self._lease_applying = True
+            try:
+                await self._apply_leases()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("HA: applying market lease changes failed; retrying")
+                await asyncio.sleep(1.0)
+                self._lease_wake.set()
+            finally:
+                self._lease_applying = False
+            if self._lease_task is None:
+                return  # _stop_leases is waiting for this swap to finish
+
+    async def _apply_leases(self) -> None:
+        """Watch exactly the markets whose lease this replica holds."""
+        assert self._leases is not None
+        async with self._lease_lock:  # the first round's apply and the loop's never interleave
+            await self._apply_held(self._leases.held)
+
+    async def _apply_held(self, held: frozenset[tuple[str, str]]) -> None:
+        from sentrycoin.live import LiveRunner
+
+        runner = self._source if isinstance(self._source, LiveRunner) else None
+        configs = {(mc.exchange, mc.symbol): mc for mc in self.settings.markets}
+        for venue in dict.fromkeys(exchange for exchange, _ in configs):
+            handler = next((h for h in self.handlers if h.venue == venue), None)
+            if handler is not None and any(m.source != "live" for m in handler.markets.values()):
+                continue  # MOCK_FALLBACK switched this venue to the simulator: leave it be
+            want = [k for k in configs if k[0] == venue and k in held]
+            have = {(venue, symbol) for symbol in (handler.markets if handler is not None else ())}
+            # A handler the runner no longer runs (a rebuild that failed halfway) is rebuilt too.
+            orphan = handler is not None and runner is not None and not any(h is handler for h in runner.handlers)
+            if set(want) != have or orphan:
+                await self._rebuild_venue(venue, handler, want, configs)
+        order = {k: i for i, k in enumerate(configs)}
+        self.markets.sort(key=lambda m: order.get(m.key, len(order)))
+
+    async def _rebuild_venue(self, venue: str, old: FeedHandler | None, want: list[tuple[str, str]],
+                             configs: dict[tuple[str, str], Any]) -> None:
+        """Replace `venue`'s handler by one over `want`: kept markets resync, new ones start empty."""
+        from sentrycoin.feeds.registry import make_handler
+        from sentrycoin.live import LiveRunner
+
+        runner = self._source if isinstance(self._source, LiveRunner) else None
+        keep: dict[tuple[str, str], Market] = {m.key: m for m in (old.markets.values() if old is not None else ())}
+        for market in keep.values():
+            market.invalidate("lease change: resubscribing")  # no alerts from a book mid-handover
+        if old is not None and runner is not None:
+            await runner.remove_handler(old)  # nothing touches its books after this
+        gone = [k for k in keep if k not in want]
+        added = [k for k in want if k not in keep]
+        for key in gone:
+            market = keep[key]
+            market.connected = False
+            market.invalidate("lease lost: another replica watches it")
+            if self._by_key.get(key) is market:
+                del self._by_key[key]
+        self.markets[:] = [m for m in self.markets if self._by_key.get(m.key) is m]
+        markets: list[Market] = []
+        for key in want:
+            market = keep.get(key)
+            if market is None:
+                market = self._add_market(venue, key[1], configs[key].detector, "live")
+            else:
+                market.connected = False
+                market.invalidate("lease change: resubscribing")
+            markets.append(market)
+        new = make_handler(venue, markets, depth=self.settings.depth, env=self._env) if markets else None
+        if new is not None:
+            sample_processing_time(new, self.processing_time)
+        if old is not None and old in self.handlers:
+            if new is not None:
+                self.handlers[self.handlers.index(old)] = new
+            else:
+                self.handlers.remove(old)
+        elif new is not None:
+            self.handlers.append(new)
+        if new is not None and runner is not None:
+            runner.add_handler(new)
+        log.info("HA: %s now watching %d market(s)%s%s", venue, len(markets),
+                 f"; acquired {', '.join(s for _, s in added)}" if added else "",
+                 f"; no longer held: {', '.join(s for _, s in gone)}" if gone else "")
+
+    async def _stop_leases(self, *, release: bool) -> None:
+        """Stop renewing (idempotent).  `release`: hand leases back now instead of after the TTL."""
+        task, self._lease_task = self._lease_task, None
+        if task is not None:
+            if self._lease_applying:
+                # Let a handler swap finish: cancelled halfway it could leave a venue unwatched.
+                await asyncio.wait({task}, timeout=10.0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._leases is not None:
+            await self._leases.stop(release=release)
 
     async def _stop_source(self) -> None:
         source = self._source

@@ -8,13 +8,19 @@ Environment:
     REPLICA_ID         stable name of this replica (pod name); default host-pid-random.
                        Stable ids let a restarted replica finish its own claimed alerts.
     REDIS_KEY_PREFIX   prefix of every Redis key (default "sentrycoin")
+    LEASE_TTL_S        market lease TTL in seconds (default 10; SHARD_COUNT > 1 only).
+                       A dead replica's markets are taken over within ~4/3 of it.
 
-Sharding needs no Redis (crc32, see sharding.py).  Run two replicas per
+Sharding needs no Redis (crc32, see sharding.py).  With REDIS_URL and
+SHARD_COUNT > 1 the shard is only a preference: market leases (leases.py)
+decide which replica watches a market, so survivors take over a dead
+replica's markets (see README.md "Takeover in the monitor").  Run two replicas per
 SHARD_INDEX for uptime: both watch the shard, claims make one of them send.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -23,8 +29,25 @@ from sentrycoin.ha.coordinator import RedisCoordinator, safe_redis_url
 from sentrycoin.ha.gate import CooldownOf, DeliveryGate, GatedNotifier
 from sentrycoin.ha.sharding import MarketKey, check_shard, shard_markets
 
+DEFAULT_LEASE_TTL_S = 10.0
+#: Below this a lease would expire between renewals on a busy event loop.
+MIN_LEASE_TTL_S = 0.3
+
 #: Notifiers that stay per replica (a local log line is not a duplicate message).
 LOCAL_NOTIFIERS = ("console",)
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number of seconds, got {raw!r}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -44,6 +67,16 @@ class HASettings:
     shard_index: int = 0
     replica_id: str | None = None
     key_prefix: str = "sentrycoin"
+    #: Market lease TTL (LEASE_TTL_S): renewals every third of it; takeover within ~4/3 of it.
+    lease_ttl_s: float = DEFAULT_LEASE_TTL_S
+    #: Lease changes are collected this long before feed handlers are rebuilt
+    #: (a takeover reports many markets in one round; rebuild each venue once).
+    lease_debounce_s: float = 0.5
+
+    @property
+    def leasing(self) -> bool:
+        """Lease-driven market ownership: Redis to hold leases and more than one shard to share."""
+        return self.redis_url is not None and self.shard_count > 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "HASettings":
@@ -54,6 +87,9 @@ class HASettings:
             check_shard(count, index)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        ttl_s = _float(env, "LEASE_TTL_S", DEFAULT_LEASE_TTL_S)
+        if ttl_s < MIN_LEASE_TTL_S:
+            raise ConfigError(f"LEASE_TTL_S must be >= {MIN_LEASE_TTL_S} s, got {ttl_s:g}")
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {safe_redis_url(url)!r})")
         return cls(
@@ -62,6 +98,7 @@ class HASettings:
             shard_index=index,
             replica_id=env.get("REPLICA_ID", "").strip() or None,
             key_prefix=env.get("REDIS_KEY_PREFIX", "").strip() or "sentrycoin",
+            lease_ttl_s=ttl_s,
         )
 
     def my_markets(self, keys: Iterable[MarketKey]) -> list[MarketKey]:
@@ -74,6 +111,8 @@ class HASettings:
             "shard_index": self.shard_index,
             "replica_id": self.replica_id,
             "key_prefix": self.key_prefix,
+            "lease_ttl_s": self.lease_ttl_s,
+            "leasing": self.leasing,
         }
 
 
