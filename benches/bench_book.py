@@ -58,6 +58,13 @@ def _run_core(book: OrderBook) -> None:
         book.ask_volume
 
 
+def _run_core_message(book: OrderBook) -> None:
+    apply = book.apply
+    for bp, bq, ap, aq in STREAM.arrays:
+        apply(bp, bq, ap, aq)
+        book.volumes
+
+
 def _run_rival(book) -> None:
     apply, volumes = book.apply, book.volumes
     for bl, al in STREAM.lists:
@@ -84,6 +91,13 @@ def _fresh(cls):
 def test_sentrycore_apply_batch(benchmark) -> None:
     _per_message(benchmark)
     benchmark.pedantic(_run_core, setup=_fresh_core, rounds=30, warmup_rounds=2)
+
+
+@pytest.mark.benchmark(group="message: apply ~20 levels + top-50 volumes (time per 2,000 messages)")
+def test_sentrycore_apply_message(benchmark) -> None:
+    # One call for both sides (`apply`) and one read for both volumes (`volumes`).
+    _per_message(benchmark)
+    benchmark.pedantic(_run_core_message, setup=_fresh_core, rounds=30, warmup_rounds=2)
 
 
 @pytest.mark.benchmark(group="message: apply ~20 levels + top-50 volumes (time per 2,000 messages)")

@@ -41,6 +41,9 @@ cdef class OrderBook:
     cdef int c_update_ask(self, double price, double qty) noexcept nogil
     cdef int c_apply_bids(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil
     cdef int c_apply_asks(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil
+    # Both sides of one message, validated together first: all or nothing.
+    cdef int c_apply(self, const double* bid_prices, const double* bid_qtys, Py_ssize_t n_bids,
+                     const double* ask_prices, const double* ask_qtys, Py_ssize_t n_asks) noexcept nogil
     cdef void c_clear(self) noexcept nogil
     cdef double c_bid_volume(self) noexcept nogil
     cdef double c_ask_volume(self) noexcept nogil

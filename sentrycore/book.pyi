@@ -29,6 +29,15 @@ class OrderBook:
         """Apply one message's bid levels (contiguous float64 arrays).  The
         whole batch is validated before any level is applied."""
     def apply_asks(self, prices: npt.NDArray[np.float64], qtys: npt.NDArray[np.float64]) -> None: ...
+    def apply(
+        self,
+        bid_prices: npt.NDArray[np.float64],
+        bid_qtys: npt.NDArray[np.float64],
+        ask_prices: npt.NDArray[np.float64],
+        ask_qtys: npt.NDArray[np.float64],
+    ) -> None:
+        """Both sides of one message in one call, validated together: a bad
+        level on either side raises ValueError and changes nothing."""
     def clear(self) -> None: ...
     @property
     def best_bid(self) -> float:
@@ -41,6 +50,9 @@ class OrderBook:
         """Sum of quantities over the best `depth` bid levels (0.0 when empty)."""
     @property
     def ask_volume(self) -> float: ...
+    @property
+    def volumes(self) -> tuple[float, float]:
+        """(bid_volume, ask_volume) in one read."""
     @property
     def ratio(self) -> float:
         """ask_volume / bid_volume; inf when only asks exist, NaN when empty."""

@@ -196,13 +196,20 @@ cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t d
     return BOOK_OK
 
 
+cdef inline bint _all_valid(const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        if not (_valid_price(prices[j]) and _valid_qty(qtys[j])):
+            return False
+    return True
+
+
 cdef inline int _side_apply(BookSide* s, const double* prices, const double* qtys, Py_ssize_t n,
                             Py_ssize_t depth, Py_ssize_t capacity, bint* truncated) noexcept nogil:
     cdef Py_ssize_t j
     # Validate the whole message first so a rejected one leaves no trace.
-    for j in range(n):
-        if not (_valid_price(prices[j]) and _valid_qty(qtys[j])):
-            return BOOK_BAD_VALUE
+    if not _all_valid(prices, qtys, n):
+        return BOOK_BAD_VALUE
     cdef double density = _density(s)
     for j in range(n):
         _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density)
@@ -247,6 +254,14 @@ cdef class OrderBook:
 
     cdef int c_apply_asks(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
         return _side_apply(&self._asks, prices, qtys, n, self.depth, self.capacity, &self._truncated)
+
+    cdef int c_apply(self, const double* bid_prices, const double* bid_qtys, Py_ssize_t n_bids,
+                     const double* ask_prices, const double* ask_qtys, Py_ssize_t n_asks) noexcept nogil:
+        if not (_all_valid(bid_prices, bid_qtys, n_bids) and _all_valid(ask_prices, ask_qtys, n_asks)):
+            return BOOK_BAD_VALUE
+        _side_apply(&self._bids, bid_prices, bid_qtys, n_bids, self.depth, self.capacity, &self._truncated)
+        _side_apply(&self._asks, ask_prices, ask_qtys, n_asks, self.depth, self.capacity, &self._truncated)
+        return BOOK_OK
 
     cdef void c_clear(self) noexcept nogil:
         self._bids.n = 0
@@ -305,6 +320,28 @@ cdef class OrderBook:
 
     def apply_asks(self, prices, qtys):
         _apply_arrays(self, &self._asks, prices, qtys)
+
+    def apply(self, bid_prices, bid_qtys, ask_prices, ask_qtys):
+        """Both sides of one message in one call; validated together (all or nothing)."""
+        if not (_is_f64_vector(bid_prices) and _is_f64_vector(bid_qtys)
+                and _is_f64_vector(ask_prices) and _is_f64_vector(ask_qtys)):
+            bid_prices, bid_qtys = _f64_vector(bid_prices), _f64_vector(bid_qtys)
+            ask_prices, ask_qtys = _f64_vector(ask_prices), _f64_vector(ask_qtys)
+        cdef Py_ssize_t nb = _pair_length(bid_prices, bid_qtys)
+        cdef Py_ssize_t na = _pair_length(ask_prices, ask_qtys)
+        cdef const double* bp = <const double*>cnp.PyArray_DATA(bid_prices)
+        cdef const double* bq = <const double*>cnp.PyArray_DATA(bid_qtys)
+        cdef const double* ap = <const double*>cnp.PyArray_DATA(ask_prices)
+        cdef const double* aq = <const double*>cnp.PyArray_DATA(ask_qtys)
+        if self.c_apply(bp, bq, nb, ap, aq, na) != BOOK_OK:
+            if not _all_valid(bp, bq, nb):
+                _raise_first_bad(bp, bq, nb)
+            _raise_first_bad(ap, aq, na)
+
+    @property
+    def volumes(self):
+        """(bid_volume, ask_volume) in one read."""
+        return (self.c_bid_volume(), self.c_ask_volume())
 
     def load_snapshot(self, bids, asks):
         bid_keys, bid_qtys, bid_cut = _prepare_side(bids, 1.0, self.capacity)

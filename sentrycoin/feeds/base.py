@@ -190,26 +190,19 @@ def levels_valid(levels: Levels) -> bool:
 
 
 def apply_levels(book: object, bids: Levels, asks: Levels) -> None:
-    """Apply one message's levels as ONE `apply_bids` + ONE `apply_asks` call.
+    """Apply one message's levels with ONE `OrderBook.apply` call.
 
-    Atomic: raises ValueError and leaves the book unchanged when any level is
-    bad.  `apply_bids` validates its own batch before touching the book; the
-    asks are checked here first because they land second, after the bids.
-    One `np.array` call turns both sides into a (2, n) float64 array whose
-    rows are contiguous: the fastest of the forms measured (fromiter, array
-    module, per-side arrays, transposed copies).
+    Atomic: `apply` validates both sides before touching either, so a bad
+    level raises ValueError and leaves the book unchanged.  One `np.array`
+    call turns both sides into a (2, n) float64 array whose rows are
+    contiguous: the fastest of the forms measured (fromiter, array module,
+    per-side arrays, transposed copies).
     """
     nb = len(bids)
-    na = len(asks)
-    if nb + na == 0:
+    if nb + len(asks) == 0:
         return
-    if nb and na and not levels_valid(asks):
-        raise ValueError("invalid ask level (NaN/inf, price <= 0 or qty < 0)")
     arr = np.array(list(zip(*(bids + asks))), np.float64)
-    if nb:
-        book.apply_bids(arr[0, :nb], arr[1, :nb])  # type: ignore[attr-defined]
-    if na:
-        book.apply_asks(arr[0, nb:], arr[1, nb:])  # type: ignore[attr-defined]
+    book.apply(arr[0, :nb], arr[1, :nb], arr[0, nb:], arr[1, nb:])  # type: ignore[attr-defined]
 
 
 def load_levels(book: object, bids: Levels, asks: Levels) -> None:

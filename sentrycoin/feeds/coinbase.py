@@ -15,7 +15,7 @@ Hot path: the envelope is decoded once with `events` left as `msgspec.Raw`
 (so ticker/trade/candle payloads are skipped, not built), and only `l2_data`
 events are decoded further, straight into Structs whose numeric strings
 become floats inside msgspec (`strict=False`).  Each update event costs one
-`apply_bids` and one `apply_asks` call.
+`OrderBook.apply` call (both sides, all or nothing).
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ class CoinbaseHandler(FeedHandler):
         try:
             if split is None:
                 raise ValueError("unknown side")
-            # One apply_bids + one apply_asks; all-or-nothing across both sides.
+            # One OrderBook.apply call; all-or-nothing across both sides.
             apply_levels(market.book, split[0], split[1])
         except ValueError as exc:
             self._reject(conn_id, market, f"bad update: {exc}")

@@ -592,10 +592,7 @@ class KrakenHandler(FeedHandler):
                 state.ask_tokens.clear()
                 state.awaiting = False
             else:
-                if bid_p.size:
-                    book.apply_bids(bid_p, bid_q)
-                if ask_p.size:
-                    book.apply_asks(ask_p, ask_q)
+                book.apply(bid_p, bid_q, ask_p, ask_q)  # one batch call, all or nothing
         except ValueError as exc:  # defensive: parsing already refused such values
             self._reject(conn_id, market, state, f"book refused values: {exc}")
             return

@@ -20,7 +20,7 @@ Because the checksum is computed on OKX's text, the handler keeps, beside
 the float book, the text of every level it holds (price -> (px, sz) strings).
 OKX updates arrive at most every 100 ms per instrument, so this per-level
 dict work is cheap next to the network; the float book still gets one
-`apply_bids` + one `apply_asks` call per message.
+`OrderBook.apply` call per message.
 
 Keepalive: the text `ping` every 25 s (OKX drops a connection silent for
 30 s) answered by `pong`.  An OKX `notice` event (service upgrade) asks us

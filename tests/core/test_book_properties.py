@@ -27,6 +27,7 @@ ops = st.one_of(
     st.tuples(st.just("delete_ask"), prices),
     st.tuples(st.just("batch_bids"), levels),
     st.tuples(st.just("batch_asks"), levels),
+    st.tuples(st.just("batch_both"), levels, levels),
     st.tuples(st.just("clear"),),
 )
 
@@ -59,6 +60,13 @@ def apply(book: OrderBook, ref: ReferenceBook, op: tuple) -> None:
             book.apply_asks(p, q)
             for price, qty in op[1]:
                 ref.update_ask(price, qty)
+    elif kind == "batch_both":
+        arrays = [np.array([lv[i] for lv in side], dtype=np.float64) for side in (op[1], op[2]) for i in (0, 1)]
+        book.apply(*arrays)
+        for price, qty in op[1]:
+            ref.update_bid(price, qty)
+        for price, qty in op[2]:
+            ref.update_ask(price, qty)
     elif kind == "clear":
         book.clear()
         ref.bid.clear()
@@ -74,6 +82,7 @@ def assert_same(book: OrderBook, ref: ReferenceBook) -> None:
     n = book.depth + 3
     assert book.bids(n).tolist() == [list(lv) for lv in ref.bids(n)]
     assert book.asks(n).tolist() == [list(lv) for lv in ref.asks(n)]
+    assert book.volumes == (book.bid_volume, book.ask_volume)
     for got, want in ((book.bid_volume, ref.bid_volume), (book.ask_volume, ref.ask_volume)):
         if want == 0.0:
             assert got == 0.0

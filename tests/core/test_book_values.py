@@ -60,6 +60,20 @@ def test_batch_is_validated_before_any_level_is_applied(bad_index: int, bad: tup
     assert state(book) == before
 
 
+@pytest.mark.parametrize("bad_side", ["bids", "asks"])
+def test_apply_both_sides_is_all_or_nothing(bad_side: str) -> None:
+    book = loaded()
+    before = state(book)
+    good_p, good_q = np.array([98.0, 100.5]), np.array([1.0, 2.0])
+    bad_p, bad_q = np.array([103.0, 104.0]), np.array([1.0, math.nan])
+    args = (bad_p, bad_q, good_p + 5, good_q) if bad_side == "bids" else (good_p, good_q, bad_p, bad_q)
+    with pytest.raises(ValueError, match="quantity"):
+        book.apply(*args)
+    assert state(book) == before  # the good side was not applied either
+    book.apply(good_p, good_q, good_p + 5.0, good_q)
+    assert book.bids(2).tolist() == [[100.5, 2.0], [100.0, 1.0]]
+
+
 def test_batch_length_mismatch() -> None:
     book = loaded()
     with pytest.raises(ValueError, match="length"):

@@ -57,6 +57,11 @@ class CountingBook(OrderBook):
         self.calls.append("apply_asks")
         super().apply_asks(prices, qtys)
 
+    def apply(self, bid_prices: np.ndarray, bid_qtys: np.ndarray, ask_prices: np.ndarray,
+              ask_qtys: np.ndarray) -> None:
+        self.calls.append(f"apply({len(bid_prices)} bids, {len(ask_prices)} asks)")
+        super().apply(bid_prices, bid_qtys, ask_prices, ask_qtys)
+
 
 def counting_book(market: Market) -> CountingBook:
     """Swap the market's book for a CountingBook holding the same levels."""

@@ -84,7 +84,7 @@ def test_snapshot_replaces_book_and_marks_valid():
     assert m.valid and m.messages == 2
 
 
-def test_update_is_one_batch_per_side_then_after_message():
+def test_update_is_one_batch_then_after_message():
     handler, markets, seq = synced()
     m = markets["BTC-USD"]
     counting = counting_book(m)
@@ -92,7 +92,7 @@ def test_update_is_one_batch_per_side_then_after_message():
               ("bid", "97", "4")]
     handler.on_frame(0, cb_l2(seq, "BTC-USD", "update", levels,
                               timestamp="2026-08-09T21:05:49.250000Z"), 5)
-    assert counting.calls == ["apply_bids", "apply_asks"]
+    assert counting.calls == ["apply(3 bids, 2 asks)"]  # one batch call for the whole message
     assert m.book.best_bid == 99.5 and m.book.best_ask == 100.5
     assert 98.0 not in m.book.bids()[:, 0] and 101.0 not in m.book.asks()[:, 0]
     assert m.messages == 2
@@ -100,12 +100,12 @@ def test_update_is_one_batch_per_side_then_after_message():
     assert m.last_event_ms == 1786309549250
 
 
-def test_update_with_one_side_calls_only_that_side():
+def test_update_with_one_side_is_one_batch_too():
     handler, markets, seq = synced()
     m = markets["ETH-USD"]
     counting = counting_book(m)
     handler.on_frame(0, cb_l2(seq, "ETH-USD", "update", [("offer", "200.5", "1")]), 5)
-    assert counting.calls == ["apply_asks"]
+    assert counting.calls == ["apply(0 bids, 1 asks)"]
     assert m.book.best_ask == 200.5
 
 

@@ -187,7 +187,7 @@ def v2_crc(asks: list[tuple[str, str]], bids: list[tuple[str, str]], pp: int = 1
     return kraken_checksum(fmt(asks), fmt(bids))
 
 
-def test_v2_update_applies_one_batch_per_side_and_verifies():
+def test_v2_update_applies_one_batch_and_verifies():
     handler, markets = v2_synced()
     asks, bids = ladder(100.1, 0.1, 10), ladder(99.9, -0.1, 10)
     handler.on_frame(0, kr_v2_book("snapshot", "BTC/USD", bids, asks, v2_crc(asks, bids)), 2)
@@ -197,7 +197,7 @@ def test_v2_update_applies_one_batch_per_side_and_verifies():
     new_bids = [bids[0], ("99.8", "0.5")] + bids[2:]
     handler.on_frame(0, kr_v2_book("update", "BTC/USD", [("99.8", "0.5")], [("100.1", "3")],
                                    v2_crc(new_asks, new_bids)), 3)
-    assert book.calls == ["apply_bids", "apply_asks"]
+    assert book.calls == ["apply(1 bids, 1 asks)"]  # one batch call for the whole message
     assert handler.checksum_ok == 2 and m.valid and m.messages == 2
 
 
@@ -350,7 +350,7 @@ def test_v1_snapshot_then_two_object_update_with_checksum():
                          [["5539.90000", "0.00000000"], ["5538.00000", "0.10000000", "r"]], crc)
     handler.on_frame(0, frame, 3)
     assert handler.checksum_ok == 1 and handler.checksum_failed == 0 and m.valid
-    assert book.calls == ["apply_bids", "apply_asks"]
+    assert book.calls == ["apply(2 bids, 1 asks)"]
     assert m.book.bids().tolist() == [[5541.2, 1.529], [5539.5, 5.0], [5538.0, 0.1]]
     assert m.last_event_ms == 1618678145920
 
