@@ -22,6 +22,8 @@ Events sent (each `data:` is a JSON object):
 * ``snapshot`` (once, on connect): {"mode", "version", "tick_ms", "history_ms", "books": [...],
   "history": {key: [[t_ms, ratio|null], ...]}, "alerts": [newest first]}
 * ``update`` (every tick): {"t_ms", "uptime_s", "books": [...], "alerts": [new ones]}
+* ``outcomes`` (every ~15 s): {"alerts": [{exchange, symbol, event_ms, severity, outcome}], "summary": {...}}
+  (also in the snapshot as "outcomes")
 
 Each book entry is the /status book object plus "key" ("exchange|symbol"),
 "bids"/"asks" (best `levels` [price, qty] pairs, best first) and "point"
@@ -71,6 +73,7 @@ class LiveHub:
         history_s: float = 300.0,
         levels: int = 10,
         recent_alerts: int = 50,
+        outcomes_every_s: float = 15.0,
     ) -> None:
         self.monitor = monitor
         self.tick_s = tick_s
@@ -84,6 +87,9 @@ class LiveHub:
         self._task: asyncio.Task[None] | None = None
         self._last_books: list[dict[str, Any]] = []
         self.ticks = 0
+        # Alert outcomes fill in over the 15 minutes after each alert: pushed
+        # every `outcomes_every_s`, read from the store (not per tick).
+        self._outcome_ticks = max(1, int(round(outcomes_every_s / tick_s)))
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -160,6 +166,32 @@ class LiveHub:
             data = _sse("update", _encode(payload))
             for queue in list(self._subscribers):
                 self._offer(queue, data)
+            if self.ticks % self._outcome_ticks == 0:
+                outcomes = self.outcomes()
+                if outcomes is not None:
+                    data = _sse("outcomes", _encode(outcomes))
+                    for queue in list(self._subscribers):
+                        self._offer(queue, data)
+
+    def outcomes(self) -> dict[str, Any] | None:
+        """Recent alerts' price outcomes and the running summary, from the alert store."""
+        manager = getattr(self.monitor, "alert_manager", None)
+        store = getattr(manager, "store", None) if manager is not None else None
+        if store is None:
+            return None
+        try:
+            rows = store.recent(limit=self._recent_alerts.maxlen or 50)
+            summary = store.outcome_summary()
+        except Exception:  # a busy or broken database must not break the push channel
+            log.exception("reading alert outcomes failed")
+            return None
+        return {
+            "alerts": [
+                {k: r.get(k) for k in ("exchange", "symbol", "event_ms", "severity", "outcome")}
+                for r in rows if r.get("outcome")
+            ],
+            "summary": summary,
+        }
 
     def _book_entry(self, m: Market, now_s: float, point: list[Any] | None = None) -> dict[str, Any]:
         entry = book_status(m, self.rates, now_s)
@@ -186,6 +218,7 @@ class LiveHub:
             "books": [self._book_entry(m, now_s) for m in self.monitor.markets],
             "history": {k: list(v) for k, v in self._history.items()},
             "alerts": list(self._recent_alerts),
+            "outcomes": self.outcomes(),
         }
 
     # -- subscribers ----------------------------------------------------------

@@ -215,3 +215,36 @@ async def test_live_pushes_snapshot_then_aggregated_updates(srv_http, srv_make_m
         # The next update does not repeat it.
         event, upd = await _next_event(resp)
         assert upd["alerts"] == []
+
+
+async def test_live_hub_pushes_alert_outcomes(srv_make_market, srv_alert_manager):
+    import asyncio as _asyncio
+
+    import msgspec
+
+    from sentrycoin.server.live import LiveHub
+
+    manager = srv_alert_manager
+    market = srv_make_market(on_alert=manager.submit)
+    market.book.load_snapshot([[100.0, 1.0]], [[101.0, 5.0]])
+    market.mark_valid()
+    market.after_message(1_700_000_000_000)  # ratio 5: an alert
+    (row,) = manager.store.recent(limit=5)
+    manager.store.save_outcome(row["id"], {"complete": False, "start_ms": row["event_ms"], "ref_mid": 100.5,
+                                           "samples": 60, "mid_60s": 99.0, "max_drop_pct": 1.6,
+                                           "lead_to_low_s": 42.0})
+    hub = LiveHub(SrvMonitor([market], alert_manager=manager), tick_s=0.1, outcomes_every_s=0.2)
+    queue: _asyncio.Queue = _asyncio.Queue(maxsize=10)
+    hub._subscribers.add(queue)
+    hub.tick()
+    assert queue.qsize() == 1  # an update only
+    hub.tick()
+    events = [queue.get_nowait() for _ in range(queue.qsize())]
+    outcome_events = [e for e in events if e.startswith(b"event: outcomes\n")]
+    assert len(outcome_events) == 1
+    doc = msgspec.json.decode(outcome_events[0].split(b"data: ", 1)[1])
+    (alert,) = doc["alerts"]
+    assert (alert["symbol"], alert["event_ms"]) == ("BTC-USDT", 1_700_000_000_000)
+    assert alert["outcome"]["max_drop_pct"] == 1.6 and alert["outcome"]["mid_60s"] == 99.0
+    assert doc["summary"]["alerts_total"] == 1
+    assert hub.snapshot()["outcomes"]["alerts"][0]["outcome"]["lead_to_low_s"] == 42.0

@@ -1,14 +1,13 @@
 // SentryCoin dashboard: renders the server's pushed state (SSE at /live).
 // The server aggregates every ~500 ms and sends one "update" event for all books,
-// so this page never polls the books; only alert outcomes (filled in over the
-// 15 minutes after each alert) are re-read from /alerts every 15 s.  Authentication (when STATUS_TOKEN is set) rides on
+// so this page never polls; alert outcomes (filled in over the 15 minutes after
+// each alert) arrive as an "outcomes" event every ~15 s.  Authentication (when STATUS_TOKEN is set) rides on
 // the HttpOnly cookie the server set when the page was opened with ?token=.
 "use strict";
 
 (function () {
   const LADDER_ROWS = 8;
   const MAX_ALERTS = 200;
-  const OUTCOME_REFRESH_MS = 15000;
 
   const state = {
     cards: new Map(),     // key -> {el, refs, history: [[t_ms, ratio|null]], book}
@@ -351,18 +350,22 @@
         ? "; median time to the low " + fmtDuration(s.median_lead_to_low_s) + "." : ".");
   }
 
-  async function loadAlertHistory(initial) {
-    // Alerts from the store (survive restarts) with their price outcomes;
-    // re-read every 15 s because outcomes fill in over 15 minutes.
+  function applyOutcomes(doc) {
+    if (!doc) return;
+    for (const a of doc.alerts || []) {
+      const li = state.alertItems.get(alertKey(a));
+      if (li && a.outcome) renderOutcome(li, a.outcome);
+    }
+    renderOutcomeSummary(doc.summary);
+  }
+
+  async function loadAlertHistory() {
+    // Older alerts from the store (survive restarts); harmless if there is none.
     try {
       const res = await fetch("/alerts?limit=50", { credentials: "same-origin" });
       if (!res.ok) return;
       const doc = await res.json();
-      for (const a of doc.alerts || []) {
-        if (initial) addAlert(a, false, true);
-        const li = state.alertItems.get(alertKey(a));
-        if (li && a.outcome) renderOutcome(li, a.outcome);
-      }
+      for (const a of doc.alerts || []) addAlert(a, false, true);
       renderOutcomeSummary(doc.outcomes);
     } catch (e) { /* the live log still works */ }
   }
@@ -398,7 +401,9 @@
       }
       // snapshot alerts are newest first
       for (const a of (snap.alerts || []).slice().reverse()) addAlert(a, false, false);
+      applyOutcomes(snap.outcomes);
     });
+    es.addEventListener("outcomes", (ev) => applyOutcomes(JSON.parse(ev.data)));
     es.addEventListener("update", (ev) => {
       const u = JSON.parse(ev.data);
       state.updates++;
@@ -412,7 +417,6 @@
   }
 
   window.addEventListener("resize", () => { for (const c of state.cards.values()) drawSpark(c); });
-  loadAlertHistory(true);
-  setInterval(() => loadAlertHistory(false), OUTCOME_REFRESH_MS);
+  loadAlertHistory();
   connect();
 })();
