@@ -14,9 +14,14 @@ an undecodable depth event or a bad level invalidates that symbol's book and
 starts a new snapshot for that symbol only: the connection and its other
 symbols carry on.
 
-Per-symbol state is a small slotted object; the synced path in `on_frame`
-is kept flat because it runs for every message (decode, one comparison,
-one `apply_levels`, the detector).
+Per-symbol state is a small slotted object.  The synced path in `on_frame`
+runs for every message, so it is one call into `sentrycore.parse`
+(`DepthParser.take`: bytes straight into float64 buffers, symbol lookup,
+chain check, the book's C API, then `Market.after_message`).  Any
+frame that path does not take in full -- not parsed, unknown symbol, book not
+synced, a sequence break, a bad value -- goes through the msgspec path
+below unchanged (the parser leaves the book untouched when it declines), so
+the sync, logging and counting rules live in one place.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from sentrycoin.feeds.base import (
 )
 from sentrycoin.feeds.symbols import binance_stream, to_venue
 from sentrycoin.market import Market
+from sentrycore.parse import ChainState, DepthParser
 
 log = logging.getLogger("sentrycoin.feeds.binance")
 
@@ -49,6 +55,10 @@ MAX_BUFFERED_EVENTS = 6000
 SNAPSHOT_RETRY_MS = 15_000
 
 Level = tuple[float, float]
+
+#: What a decoder raises on bad input.  msgspec reports invalid UTF-8 inside
+#: a string as UnicodeDecodeError, not DecodeError.
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 
 class SpotDepth(msgspec.Struct, gc=False):
@@ -97,14 +107,16 @@ class Snapshot(msgspec.Struct):
     asks: list[Level]
 
 
-class _SymbolState:
-    __slots__ = ("symbol", "native", "market", "conn_id", "synced", "last_u", "snap_id",
-                 "buffer", "fetching", "fetch_ms")
+class _SymbolState(ChainState):
+    """`market`, `synced` and `last_u` live in the Cython base class, where
+    `DepthParser.take` reads them without Python attribute lookups."""
+
+    __slots__ = ("symbol", "native", "conn_id", "snap_id", "buffer", "fetching", "fetch_ms")
 
     def __init__(self, symbol: str, native: str, market: Market, conn_id: int) -> None:
+        super().__init__(market)
         self.symbol = symbol
         self.native = native
-        self.market = market
         self.conn_id = conn_id
         self.synced = False  # snapshot applied and bridged: events chain from last_u
         self.last_u = 0
@@ -127,6 +139,9 @@ class _BinanceHandler(FeedHandler):
     combined_type: ClassVar[type] = SpotCombined
     stream_suffix: ClassVar[str] = "@depth@100ms"
     snapshot_limits: ClassVar[tuple[int, ...]] = (1000, 5000)
+    #: The chain rule `DepthParser.take` checks: False U == prev u + 1
+    #: (spot), True pu == prev u (futures; `_follows` below is the reference).
+    pu_chain: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -148,6 +163,7 @@ class _BinanceHandler(FeedHandler):
         log.info("%s: diff-depth %s, REST snapshot limit %d for depth %d",
                  self.venue, self.stream_suffix, self.snapshot_limit, depth)
         self._decoder = msgspec.json.Decoder(self.combined_type, strict=False)
+        self._parser = DepthParser()
         self._envelope_decoder = msgspec.json.Decoder(Envelope)
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot, strict=False)
         self._specs: list[ConnectionSpec] = []
@@ -213,9 +229,18 @@ class _BinanceHandler(FeedHandler):
         counters = self.counters
         counters.frames += 1
         counters.bytes += len(data)
+        # Hot path, all in C: a combined-stream event for a synced book that
+        # continues its chain is applied and the detector runs.  Anything
+        # else comes back untouched (a bad value included) for the reference path.
+        if not self._parser.take(data, self._by_native, self.pu_chain):
+            self._decode_frame(data, recv_ms)
+
+    def _decode_frame(self, data: bytes, recv_ms: int) -> None:
+        """The reference path: msgspec decode, then the sync rules."""
+        counters = self.counters
         try:
             ev = self._decoder.decode(data).data
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _DECODE_ERRORS as exc:
             self._other_frame(data, exc)
             return
         st = self._by_native.get(ev.s)
@@ -243,7 +268,7 @@ class _BinanceHandler(FeedHandler):
             return
         try:
             snap = self._snapshot_decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _DECODE_ERRORS as exc:
             self.decode_error("snapshot", body, exc)
             self._fetch(st, recv_ms)
             return
@@ -346,7 +371,7 @@ class _BinanceHandler(FeedHandler):
         """Not a well-formed depth event: an ack, another stream, or garbage."""
         try:
             env = self._envelope_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _DECODE_ERRORS:
             self.decode_error("frame", data, exc)
             return
         st = self._by_stream.get(env.stream)
@@ -370,6 +395,7 @@ class BinanceFuturesHandler(_BinanceHandler):
     venue: ClassVar[str] = "binance-futures"
     combined_type: ClassVar[type] = FuturesCombined
     snapshot_limits: ClassVar[tuple[int, ...]] = (1000,)  # the futures maximum
+    pu_chain: ClassVar[bool] = True
 
     @staticmethod
     def _follows(last_u: int, ev: FuturesDepth) -> bool:  # type: ignore[override]

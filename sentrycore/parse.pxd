@@ -1,0 +1,60 @@
+# cython: language_level=3
+# C-level interface of sentrycore.DepthParser for other Cython code.
+#
+#     from sentrycore.parse cimport DepthParser
+#     if parser.c_parse(buf, n) and parser.c_apply_to(book): ...
+#
+# c_parse returns 0 (not parsed: use the reference decoder), 1 (combined
+# stream frame) or 2 (raw event).  c_apply_to applies both sides with one
+# OrderBook.c_apply (which validates everything first): 0 with the book
+# untouched on any bad value, 1 when applied.  Rebuild this extension
+# whenever sentrycore/book.pxd changes (setup.py build_ext does).
+
+from libc.stdint cimport int64_t
+from sentrycore.book cimport OrderBook
+
+
+cdef class DepthParser:
+    # Fields of the last parsed event (meaningless when kind == 0).
+    cdef readonly int kind
+    cdef readonly int64_t E
+    cdef readonly int64_t U
+    cdef readonly int64_t u
+    cdef readonly int64_t pu
+    cdef readonly bint has_pu
+    cdef Py_ssize_t nb, na
+    # Level buffers: prices and quantities per side, grown on demand.
+    cdef double* _bp
+    cdef double* _bq
+    cdef double* _ap
+    cdef double* _aq
+    cdef Py_ssize_t _cap_b, _cap_a
+    cdef char _sym[48]
+    cdef Py_ssize_t _sym_len
+    # The str last handed out for `symbol`, reused while the symbol repeats.
+    cdef char _cached[48]
+    cdef Py_ssize_t _cached_len
+    cdef object _cached_symbol
+
+    cdef bint _grow(self, bint bids) noexcept
+    cdef Py_ssize_t _levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint bids) noexcept
+    cdef Py_ssize_t _object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint top, int* fields) noexcept
+    cdef object _symbol(self)
+    cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cpdef int parse(self, object data) noexcept
+    cdef bint c_valid(self) noexcept nogil
+    cdef int c_apply_to(self, OrderBook book) noexcept nogil
+    cpdef bint apply_to(self, OrderBook book) noexcept
+    cpdef bint apply_next(self, OrderBook book, int64_t last_u, bint pu_chain) noexcept
+
+
+cdef class ChainState:
+    # True once a snapshot is applied and bridged: events chain from last_u.
+    cdef public bint synced
+    # The last applied event's final update id (an int; anything else sends
+    # every frame to the reference path).
+    cdef public object last_u
+    # The sentrycoin Market: `after_message(E)` runs after each applied event.
+    cdef public object market
+    # market.book (set by __init__): takes the levels.
+    cdef public OrderBook book
