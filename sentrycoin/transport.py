@@ -54,6 +54,10 @@ class TransportSettings:
     backoff_factor: float = 2.0
     backoff_jitter: float = 0.5  # delay is drawn from [base * (1 - jitter), base]
     healthy_after_s: float = 60.0  # a connection up this long resets the backoff
+    # ...and so does one that streamed data for this long: a venue that keeps
+    # dropping working connections is not down, and an early-warning monitor
+    # must not sit out 30 s backoffs after each drop (seen in the soak test).
+    productive_after_s: float = 5.0
     connect_timeout_s: float = 15.0  # TCP + TLS + HTTP upgrade
     max_frame_size: int = 32 * 1024 * 1024  # big REST-sized snapshots do come over WS (OKX, Kraken 1000)
     ssl_context: ssl.SSLContext | None = None  # None: default context for wss://
@@ -199,6 +203,7 @@ class Connection:
         self.state = "idle"  # idle | connecting | open | waiting | stopped
         self.last_frame_at: float | None = None
         self.connected_at: float | None = None
+        self._frames_at_connect = 0
         self.last_error: str | None = None
         self._transport: WSTransport | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -364,7 +369,8 @@ class Connection:
             self.backoff.reset()
             return 0.0
         up_s = self.clock() - self.connected_at if self.connected_at is not None else 0.0
-        if up_s >= self.settings.healthy_after_s:
+        streamed = self.counters.frames > self._frames_at_connect
+        if up_s >= self.settings.healthy_after_s or (streamed and up_s >= self.settings.productive_after_s):
             self.backoff.reset()
         return self.backoff.next_delay()
 
@@ -387,6 +393,7 @@ class Connection:
         self.state = "open"
         now = self.clock()
         self.connected_at = now
+        self._frames_at_connect = c.frames
         self.last_frame_at = now
         self._pinged_since_frame = False
         self._closing = False

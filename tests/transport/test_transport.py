@@ -81,6 +81,24 @@ async def test_backoff_resets_only_after_a_healthy_period():
     assert conn.backoff.attempts == 0
 
 
+async def test_backoff_resets_after_a_connection_that_streamed_data():
+    # A venue that keeps dropping working connections is not down: reconnect fast.
+    now = [100.0]
+    handler = RecordingHandler("ws://127.0.0.1:1/ws")
+    conn = Connection(handler.spec, handler, clock=lambda: now[0],
+                      settings=TransportSettings(backoff_initial_s=1, backoff_max_s=30, backoff_jitter=0,
+                                                 healthy_after_s=60, productive_after_s=5))
+    conn.connected_at = 100.0
+    now[0] = 106.0  # up 6 s but silent (e.g. subscriptions refused): keep growing
+    assert [conn._delay_after_disconnect() for _ in range(4)] == [1, 2, 4, 8]
+    conn.counters.frames = 40  # this connection streamed data for 6 s
+    assert conn._delay_after_disconnect() == 1
+    conn._frames_at_connect = 40
+    now[0] = 103.0  # streamed, but only 3 s: a flapping venue still backs off
+    conn.counters.frames = 45
+    assert [conn._delay_after_disconnect() for _ in range(2)] == [2, 4]
+
+
 # -- against a live local server ----------------------------------------------
 
 async def test_auto_pong_and_app_ping_and_subscribe():
