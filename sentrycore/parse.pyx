@@ -354,6 +354,27 @@ cdef Py_ssize_t _skip_value(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) 
     return -1
 
 
+cdef inline Py_ssize_t _level_number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                                     double* out) noexcept:
+    # One price or quantity of a [p, q] level: a quoted decimal string (what
+    # Binance sends) or a bare JSON number; returns the index after it and
+    # any following whitespace, or -1.
+    cdef bint quoted = i < n and s[i] == 34  # '"'
+    cdef Py_ssize_t j
+    if quoted:
+        i += 1
+    # The unrolled short path needs 17 readable bytes; otherwise the general one.
+    j = _short_number(s, i, not quoted, out) if n - i >= 17 else -2
+    i = _number(s, i, n, not quoted, out) if j == -2 else j
+    if i < 0:
+        return -1
+    if quoted:
+        if i >= n or s[i] != 34:
+            return -1
+        i += 1
+    return _ws(s, i, n)
+
+
 cdef class DepthParser:
     """Reusable parser; see sentrycore/parse.pyi for the Python API."""
 
@@ -407,9 +428,7 @@ cdef class DepthParser:
                             bint bids) noexcept:
         """[[p, q], ...] with p and q quoted or bare decimals, into the side's buffers."""
         cdef Py_ssize_t count = 0
-        cdef Py_ssize_t j
         cdef double price, qty
-        cdef bint quoted
         if i >= n or s[i] != 91:  # '['
             return -1
         i = _ws(s, i + 1, n)
@@ -423,35 +442,15 @@ cdef class DepthParser:
             if i >= n or s[i] != 91:
                 return -1
             i = _ws(s, i + 1, n)
-            # price
-            quoted = i < n and s[i] == 34
-            if quoted:
-                i += 1
-            j = _short_number(s, i, not quoted, &price) if n - i >= 17 else -2
-            i = _number(s, i, n, not quoted, &price) if j == -2 else j
+            i = _level_number(s, i, n, &price)
             if i < 0:
                 return -1
-            if quoted:
-                if i >= n or s[i] != 34:
-                    return -1
-                i += 1
-            i = _ws(s, i, n)
             if i >= n or s[i] != 44:  # ','
                 return -1
             i = _ws(s, i + 1, n)
-            # quantity
-            quoted = i < n and s[i] == 34
-            if quoted:
-                i += 1
-            j = _short_number(s, i, not quoted, &qty) if n - i >= 17 else -2
-            i = _number(s, i, n, not quoted, &qty) if j == -2 else j
+            i = _level_number(s, i, n, &qty)
             if i < 0:
                 return -1
-            if quoted:
-                if i >= n or s[i] != 34:
-                    return -1
-                i += 1
-            i = _ws(s, i, n)
             if i >= n or s[i] != 93:
                 return -1
             if bids:
