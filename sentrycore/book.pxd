@@ -12,7 +12,7 @@ cdef enum:
     BOOK_OK = 0
     BOOK_BAD_VALUE = -1
 
-# One side of the book: `lv` holds n (key, qty) pairs interleaved, where
+# One side of the book: `lv` holds n (key, qty) slots interleaved, where
 # key = sign * price in ascending order, so the best level is always the last
 # one (bids: sign +1, asks: sign -1).  Updates near the top therefore move
 # only a few pairs, with a single memmove.
@@ -26,6 +26,9 @@ cdef struct BookSide:
     # Number of incremental adjustments since the last exact recomputation.
     Py_ssize_t adjustments
     double sign
+    # Slots among the n that are holes: a deleted deep level whose slot keeps
+    # its key with qty 0 (see book.pyx).  Levels held = n - holes.
+    Py_ssize_t holes
 
 
 cdef class OrderBook:

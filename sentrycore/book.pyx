@@ -10,6 +10,17 @@ the best `depth` quantities in O(1).  The sum is Neumaier-compensated and is
 recomputed exactly every RENORM_EVERY adjustments, which bounds floating-point
 drift (see tests/test_book_drift.py); a side with no levels has volume 0.0
 exactly.
+
+Holes: a level deleted below the top-N window is not memmoved out; its slot
+keeps the key with quantity 0.  A later insert within HOLE_SCAN slots of a
+hole shifts only the levels in between, and re-adding that price just
+refills the slot.  Deletes and inserts are equally frequent and cluster at
+the same prices, so most of them then move a few pairs instead of every
+level above them (real books see much of their traffic hundreds of levels
+deep, where that is kilobytes).  Holes never sit inside the top-N window (one
+that would enter it is removed first), so the sums and the best price never
+see them; they are squeezed out when the buffer is full or when they
+outnumber the levels.
 """
 
 import numpy as np
@@ -23,6 +34,10 @@ cnp.import_array()
 # costs depth/RENORM_EVERY (~0.05 for depth 50) additions per update.
 cdef enum:
     RENORM_EVERY = 1024
+    # How far an insert looks, each way, for a hole to absorb its shift.
+    HOLE_SCAN = 8
+    # Search window around the density guess (see _lower_bound).
+    GUESS_WINDOW = 16
 
 
 cdef inline bint _valid_price(double price) noexcept nogil:
@@ -94,26 +109,10 @@ cdef inline double _density(const BookSide* s) noexcept nogil:
     return w / (s.lv[2 * top] - s.lv[2 * (top - w)])
 
 
-cdef inline Py_ssize_t _lower_bound(const double* lv, Py_ssize_t n, double key, double density) noexcept nogil:
-    # First index whose key (lv[2 * index]) is >= `key`.
-    #
-    # Books are dense near the top: prices sit on a tick grid and most levels
-    # are occupied.  So guess the index from the key's distance to the best
-    # key times the density of the top levels (_density), then gallop outward from
-    # the guess to bracket the answer and bisect the bracket.  On a dense book
-    # the guess is exact and the search costs three loads instead of ~11
-    # dependent probes of a plain binary search; on a sparse one it degrades
-    # to O(log distance-from-guess).
-    cdef Py_ssize_t top = n - 1
-    cdef Py_ssize_t guess, step, lo, hi
-    cdef double top_key, levels_away
-    if n == 0:
-        return 0
-    top_key = lv[2 * top]
-    if key >= top_key:
-        return top + <Py_ssize_t>(key > top_key)
-    levels_away = (top_key - key) * density
-    guess = top - <Py_ssize_t>levels_away if levels_away < top else 0
+cdef inline Py_ssize_t _gallop(const double* lv, Py_ssize_t top, Py_ssize_t guess, double key) noexcept nogil:
+    # Lower bound of `key` in [0, top] (keys[top] > key), searching outward
+    # from `guess`: gallop to bracket the answer, then bisect the bracket.
+    cdef Py_ssize_t step, lo, hi
     if lv[2 * guess] >= key:
         # Answer is at or below guess: gallop down until a key < `key`.
         hi = guess
@@ -133,17 +132,81 @@ cdef inline Py_ssize_t _lower_bound(const double* lv, Py_ssize_t n, double key, 
     return _bisect(lv, lo, hi, key)
 
 
+cdef inline Py_ssize_t _lower_bound(const double* lv, Py_ssize_t n, double key, double density) noexcept nogil:
+    # First index whose key (lv[2 * index]) is >= `key`.
+    #
+    # Books are dense near the top: prices sit on a tick grid and most levels
+    # are occupied.  So guess the index from the key's distance to the best
+    # key times the density of the top levels (_density), then count the keys
+    # below `key` in a GUESS_WINDOW-slot window around the guess: independent
+    # loads and no data-dependent branch, where a binary search is a chain of
+    # ~11 dependent probes with mispredicted jumps.  When the answer is not
+    # inside the window (a sparse or deep part of the book), gallop from the
+    # window's edge: O(log distance-from-guess).
+    cdef Py_ssize_t top = n - 1
+    cdef Py_ssize_t guess, lo, k, below
+    cdef double top_key, levels_away
+    if n == 0:
+        return 0
+    top_key = lv[2 * top]
+    if key >= top_key:
+        return top + <Py_ssize_t>(key > top_key)
+    levels_away = (top_key - key) * density
+    guess = top - <Py_ssize_t>levels_away if levels_away < top else 0
+    if n < GUESS_WINDOW:
+        return _gallop(lv, top, guess, key)
+    lo = guess - GUESS_WINDOW // 2
+    if lo < 0:
+        lo = 0
+    elif lo > n - GUESS_WINDOW:
+        lo = n - GUESS_WINDOW
+    below = 0
+    for k in range(GUESS_WINDOW):
+        below += <Py_ssize_t>(lv[2 * (lo + k)] < key)
+    if below == 0:
+        # Every key in the window is >= `key`: the answer is at or below lo.
+        return _gallop(lv, top, lo, key) if lo > 0 else 0
+    if below == GUESS_WINDOW:
+        # Every key in the window is < `key`: the answer is above it.
+        return _gallop(lv, top, lo + GUESS_WINDOW - 1, key)
+    return lo + below
+
+
+cdef inline void _squeeze(BookSide* s) noexcept nogil:
+    # Drop every hole in one pass (order kept).  O(n), and only run when the
+    # buffer is full or holes outnumber levels, so amortised over many deletes.
+    cdef Py_ssize_t r, w = 0
+    cdef double* lv = s.lv
+    for r in range(s.n):
+        if lv[2 * r + 1] != 0.0:
+            if w != r:
+                lv[2 * w] = lv[2 * r]
+                lv[2 * w + 1] = lv[2 * r + 1]
+            w += 1
+    s.n = w
+    s.holes = 0
+
+
 cdef inline void _remove_at(BookSide* s, Py_ssize_t i, Py_ssize_t depth) noexcept nogil:
-    cdef Py_ssize_t n = s.n
-    cdef Py_ssize_t top_start = n - depth
+    cdef Py_ssize_t top_start = s.n - depth
     if i >= top_start:
+        # The slot just below the window moves into it, so it must be a
+        # level: holes waiting there are removed first (each moves the
+        # window's `depth` pairs, once per hole).
+        while top_start > 0 and s.lv[2 * (top_start - 1) + 1] == 0.0:
+            memmove(&s.lv[2 * (top_start - 1)], &s.lv[2 * top_start],
+                    <size_t>(s.n - top_start) * 2 * sizeof(double))
+            s.n -= 1
+            s.holes -= 1
+            top_start -= 1
+            i -= 1
         _acc(s, -s.lv[2 * (i) + 1])
         # The level just below the top-N window moves into it.
         if top_start > 0:
             _acc(s, s.lv[2 * (top_start - 1) + 1])
-    if i < n - 1:
-        memmove(&s.lv[2 * i], &s.lv[2 * (i + 1)], <size_t>(n - 1 - i) * 2 * sizeof(double))
-    s.n = n - 1
+    if i < s.n - 1:
+        memmove(&s.lv[2 * i], &s.lv[2 * (i + 1)], <size_t>(s.n - 1 - i) * 2 * sizeof(double))
+    s.n -= 1
     _adjusted(s, depth)
 
 
@@ -163,16 +226,54 @@ cdef inline void _insert_at(BookSide* s, Py_ssize_t i, double key, double qty, P
     _adjusted(s, depth)
 
 
+cdef inline bint _insert_into_hole(BookSide* s, Py_ssize_t i, double key, double qty,
+                                   Py_ssize_t window_start) noexcept nogil:
+    # Insert before slot i (< window_start) by shifting only the levels
+    # between i and the nearest hole within HOLE_SCAN slots; False if none.
+    # The window and the slot count do not change, so the sums do not either.
+    cdef double* lv = s.lv
+    cdef Py_ssize_t d, j
+    for d in range(HOLE_SCAN):
+        j = i + d
+        if j < window_start and lv[2 * j + 1] == 0.0:
+            if j > i:
+                memmove(&lv[2 * (i + 1)], &lv[2 * i], <size_t>(j - i) * 2 * sizeof(double))
+            lv[2 * i] = key
+            lv[2 * i + 1] = qty
+            s.holes -= 1
+            return True
+        j = i - 1 - d
+        if j >= 0 and lv[2 * j + 1] == 0.0:
+            if j < i - 1:
+                memmove(&lv[2 * j], &lv[2 * (j + 1)], <size_t>(i - 1 - j) * 2 * sizeof(double))
+            lv[2 * (i - 1)] = key
+            lv[2 * (i - 1) + 1] = qty
+            s.holes -= 1
+            return True
+    return False
+
+
 cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t depth,
                              Py_ssize_t capacity, bint* truncated, double density) noexcept nogil:
     cdef double key = s.sign * price
     cdef double old_qty
     cdef Py_ssize_t i = _lower_bound(s.lv, s.n, key, density)
     if i < s.n and s.lv[2 * (i)] == key:
-        if qty == 0.0:
-            _remove_at(s, i, depth)
-        elif qty != s.lv[2 * (i) + 1]:
-            old_qty = s.lv[2 * (i) + 1]
+        old_qty = s.lv[2 * (i) + 1]
+        if old_qty == 0.0:
+            # A hole (always below the window): refill it, or nothing to delete.
+            if qty != 0.0:
+                s.lv[2 * (i) + 1] = qty
+                s.holes -= 1
+        elif qty == 0.0:
+            if i < s.n - depth:
+                s.lv[2 * (i) + 1] = 0.0
+                s.holes += 1
+                if s.holes > s.n - s.holes:
+                    _squeeze(s)
+            else:
+                _remove_at(s, i, depth)
+        elif qty != old_qty:
             s.lv[2 * (i) + 1] = qty
             if i >= s.n - depth:
                 # Two compensated additions, not one of (qty - old): the
@@ -184,14 +285,20 @@ cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t d
     if qty == 0.0:
         # Deleting a level we do not hold is not an error.
         return BOOK_OK
+    if s.holes > 0 and i < s.n - depth and _insert_into_hole(s, i, key, qty, s.n - depth):
+        return BOOK_OK
     if s.n == capacity:
-        # Full: the worst level (index 0) makes room, unless the new level
-        # would itself be the worst, in which case it is the one dropped.
-        truncated[0] = True
-        if i == 0:
-            return BOOK_OK
-        _remove_at(s, 0, depth)
-        i -= 1
+        if s.holes > 0:
+            _squeeze(s)
+            i = _lower_bound(s.lv, s.n, key, density)
+        else:
+            # Full: the worst level (index 0) makes room, unless the new level
+            # would itself be the worst, in which case it is the one dropped.
+            truncated[0] = True
+            if i == 0:
+                return BOOK_OK
+            _remove_at(s, 0, depth)
+            i -= 1
     _insert_at(s, i, key, qty, depth)
     return BOOK_OK
 
@@ -265,10 +372,12 @@ cdef class OrderBook:
 
     cdef void c_clear(self) noexcept nogil:
         self._bids.n = 0
+        self._bids.holes = 0
         self._bids.vol = 0.0
         self._bids.vol_comp = 0.0
         self._bids.adjustments = 0
         self._asks.n = 0
+        self._asks.holes = 0
         self._asks.vol = 0.0
         self._asks.vol_comp = 0.0
         self._asks.adjustments = 0
@@ -300,10 +409,10 @@ cdef class OrderBook:
         return -self._asks.lv[2 * (self._asks.n - 1)]
 
     cdef Py_ssize_t c_bid_levels(self) noexcept nogil:
-        return self._bids.n
+        return self._bids.n - self._bids.holes
 
     cdef Py_ssize_t c_ask_levels(self) noexcept nogil:
-        return self._asks.n
+        return self._asks.n - self._asks.holes
 
     # ---- Python level ----------------------------------------------------
 
@@ -376,15 +485,19 @@ cdef class OrderBook:
 
     @property
     def bid_levels(self):
-        return self._bids.n
+        return self.c_bid_levels()
 
     @property
     def ask_levels(self):
-        return self._asks.n
+        return self.c_ask_levels()
 
     @property
     def truncated(self):
         return bool(self._truncated)
+
+    def _storage(self):
+        """(bid slots, bid holes, ask slots, ask holes): the internal layout, for tests."""
+        return (self._bids.n, self._bids.holes, self._asks.n, self._asks.holes)
 
     def bids(self, Py_ssize_t n=-1):
         return _side_levels(&self._bids, n)
@@ -393,11 +506,11 @@ cdef class OrderBook:
         return _side_levels(&self._asks, n)
 
     def __len__(self):
-        return self._bids.n + self._asks.n
+        return self.c_bid_levels() + self.c_ask_levels()
 
     def __repr__(self):
         return (f"OrderBook(depth={self.depth}, capacity={self.capacity}, "
-                f"bid_levels={self._bids.n}, ask_levels={self._asks.n}, "
+                f"bid_levels={self.c_bid_levels()}, ask_levels={self.c_ask_levels()}, "
                 f"best_bid={self.c_best_bid()}, best_ask={self.c_best_ask()}, "
                 f"ratio={self.c_ratio():.4f})")
 
@@ -489,16 +602,23 @@ cdef void _fill(BookSide* s, const double[::1] keys, const double[::1] qtys, Py_
         s.lv[2 * (i)] = keys[i]
         s.lv[2 * (i) + 1] = qtys[i]
     s.n = n
+    s.holes = 0
     _renorm(s, depth)
 
 
 cdef object _side_levels(BookSide* s, Py_ssize_t n):
-    if n < 0 or n > s.n:
-        n = s.n
+    cdef Py_ssize_t live = s.n - s.holes
+    if n < 0 or n > live:
+        n = live
     out = np.empty((n, 2), dtype=np.float64)
     cdef double[:, ::1] view = out
-    cdef Py_ssize_t i
-    for i in range(n):
-        view[i, 0] = s.sign * s.lv[2 * (s.n - 1 - i)]
-        view[i, 1] = s.lv[2 * (s.n - 1 - i) + 1]
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t slot = s.n - 1
+    while i < n:
+        if s.lv[2 * slot + 1] != 0.0:  # skip holes
+            view[i, 0] = s.sign * s.lv[2 * slot]
+            view[i, 1] = s.lv[2 * slot + 1]
+            i += 1
+        slot -= 1
     return out
+
