@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sentrycore import SEVERITY_NAMES, ImbalanceDetector, OrderBook
+from sentrycore.marketcore import MarketCore
 
 log = logging.getLogger("sentrycoin.market")
 
@@ -77,14 +78,19 @@ def _drop_alert(event: AlertEvent) -> None:
     pass
 
 
-class Market:
-    """State of one (exchange, symbol) book."""
+class Market(MarketCore):
+    """State of one (exchange, symbol) book.
+
+    The per-message part (book, detector, `valid`, `messages`,
+    `last_event_ms`, `last_update_monotonic` and `after_message`) lives in
+    the Cython base class, so a Cython feed path finishes a message without
+    a Python call.
+    """
 
     __slots__ = (
-        "exchange", "symbol", "source", "book", "detector", "settings", "on_alert",
-        "valid", "connected", "messages", "resyncs", "reconnects", "rejected",
-        "last_event_ms", "last_update_monotonic", "last_alert", "invalid_reason",
-        "created_monotonic",
+        "exchange", "symbol", "source", "settings", "on_alert",
+        "connected", "resyncs", "reconnects", "rejected",
+        "last_alert", "invalid_reason", "created_monotonic",
     )
 
     def __init__(
@@ -104,17 +110,12 @@ class Market:
         self.symbol = symbol
         self.source = source
         self.settings = settings or DetectorSettings()
-        self.book = OrderBook(depth=depth, capacity=capacity)
-        self.detector = self.settings.build()
+        MarketCore.__init__(self, OrderBook(depth=depth, capacity=capacity), self.settings.build())
         self.on_alert: AlertSink = on_alert or _drop_alert
-        self.valid = False
         self.connected = False
-        self.messages = 0  # book messages applied since start
         self.resyncs = 0
         self.reconnects = 0
         self.rejected = 0  # messages refused (bad values, gaps, checksums)
-        self.last_event_ms: int | None = None
-        self.last_update_monotonic: float | None = None
         self.last_alert: AlertEvent | None = None
         self.invalid_reason: str | None = "waiting for snapshot"
         self.created_monotonic = time.monotonic()
@@ -139,17 +140,6 @@ class Market:
             log.info("%s %s: book in sync", self.exchange, self.symbol)
         self.valid = True
         self.invalid_reason = None
-
-    def after_message(self, event_ms: int) -> None:
-        """Call once per applied message.  Runs the detector on a valid book."""
-        self.messages += 1
-        self.last_event_ms = event_ms
-        self.last_update_monotonic = time.monotonic()
-        if not self.valid:
-            return
-        severity = self.detector.evaluate(self.book, event_ms)
-        if severity:
-            self._emit(severity, event_ms)
 
     def _emit(self, severity: int, event_ms: int) -> None:
         book = self.book

@@ -39,6 +39,7 @@ cdef extern from *:
     int __builtin_ctzll(unsigned long long x) nogil
 
 from sentrycore.book cimport OrderBook, BOOK_OK
+from sentrycore.marketcore cimport MarketCore
 
 cdef extern from "Python.h":
     # Declared without an exception clause: errors are checked by hand so the
@@ -668,11 +669,12 @@ cdef class DepthParser:
         Parse `data`; when it is a combined-stream event whose symbol maps in
         `routes` to a synced `ChainState` and continues its chain (see
         `apply_next`), apply it to `state.book`, set `state.last_u`
-        and call `state.market.after_message(E)`; returns True.  Otherwise
+        and finish the message on `state.market` (`after_message(E)`, in C
+        for a `MarketCore`); returns True.  Otherwise
         returns False having touched nothing: the caller runs its reference
         path on the same frame.
         """
-        cdef object obj
+        cdef object obj, market
         cdef ChainState state
         cdef int64_t last_u
         if self.parse(data) != 1:
@@ -690,7 +692,13 @@ cdef class DepthParser:
         if state.book is None or not self.apply_next(state.book, last_u, pu_chain):
             return False
         state.last_u = self.u
-        state.market.after_message(self.E)
+        market = state.market
+        if isinstance(market, MarketCore):
+            # A C call (cpdef), unless a Python subclass overrides it; only
+            # a firing detector goes back to Python, to raise the alert.
+            (<MarketCore>market).after_message(self.E)
+        else:
+            market.after_message(self.E)
         return True
 
 

@@ -1,0 +1,30 @@
+# cython: language_level=3
+# C-level interface of sentrycore.MarketCore for other Cython code.
+#
+#     from sentrycore.marketcore cimport MarketCore
+#     market.after_message(event_ms)   # book applied: count, stamp, detect, emit
+
+from libc.stdint cimport int64_t
+from sentrycore.book cimport OrderBook
+from sentrycore.detector cimport ImbalanceDetector
+
+
+cdef class MarketCore:
+    cdef public OrderBook book
+    cdef public ImbalanceDetector detector
+    # False while the book may be out of sync: no detection then.
+    cdef public bint valid
+    # Book messages applied since start.
+    cdef public long long messages
+    cdef int64_t _last_event_ms
+    cdef bint _has_event
+    # NaN until the first message.
+    cdef double _last_update_monotonic
+
+    # Per applied message: counts it, stamps the event time and the
+    # monotonic clock, and runs the detector when the book is valid.
+    # Returns the severity code (0 = no alert); raising the alert is the
+    # caller's job (Python: `after_message` calls `self._emit`).
+    cdef int c_after_message(self, int64_t event_ms) noexcept
+    # c_after_message, then `self._emit(severity, event_ms)` on an alert.
+    cpdef after_message(self, int64_t event_ms)

@@ -1,0 +1,90 @@
+"""sentrycore.MarketCore: per-message bookkeeping and detection, from Python and from C."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sentrycore import ImbalanceDetector, OrderBook
+from sentrycore.marketcore import MarketCore
+from sentrycore.parse import ChainState, DepthParser
+from sentrycoin.market import DetectorSettings, Market
+from tests.core.test_parse import BASE
+
+
+class Capturing(MarketCore):
+    __slots__ = ("emitted",)
+
+    def __init__(self, danger_ratio: float = 2.5) -> None:
+        super().__init__(OrderBook(depth=5), ImbalanceDetector(danger_ratio=danger_ratio, cooldown_s=60.0))
+        self.emitted: list[tuple[int, int]] = []
+
+    def _emit(self, severity: int, event_ms: int) -> None:
+        self.emitted.append((severity, event_ms))
+
+
+def test_stamps_are_none_until_the_first_message() -> None:
+    m = Capturing()
+    assert m.messages == 0 and m.last_event_ms is None and m.last_update_monotonic is None
+    before = time.monotonic()
+    m.after_message(1_700_000_000_123)
+    after = time.monotonic()
+    assert m.messages == 1 and m.last_event_ms == 1_700_000_000_123
+    # The stamp is on time.monotonic()'s clock: /status subtracts one from the other.
+    assert before - 1e-3 <= m.last_update_monotonic <= after + 1e-3
+    m.last_event_ms = None
+    m.last_update_monotonic = None
+    assert m.last_event_ms is None and m.last_update_monotonic is None
+
+
+def test_detects_only_on_a_valid_book_and_emits_once_per_episode() -> None:
+    m = Capturing(danger_ratio=2.0)
+    m.book.load_snapshot([(100.0, 1.0)], [(101.0, 5.0)])  # ratio 5
+    m.after_message(1_000)
+    assert m.emitted == [] and m.messages == 1  # not valid: counted, not detected
+    m.valid = True
+    m.after_message(2_000)
+    m.after_message(3_000)  # same episode, in cooldown
+    assert [ms for _, ms in m.emitted] == [2_000] and m.emitted[0][0] >= 1
+    assert m.detector.alerts == 1
+
+
+def test_a_bare_core_cannot_raise_an_alert() -> None:
+    m = MarketCore(OrderBook(depth=5), ImbalanceDetector(danger_ratio=2.0))
+    m.book.load_snapshot([(100.0, 1.0)], [(101.0, 5.0)])
+    m.valid = True
+    with pytest.raises(NotImplementedError):
+        m.after_message(1)
+
+
+def test_market_alerts_through_the_c_path_of_depthparser_take() -> None:
+    alerts = []
+    market = Market("binance", "BTC-USDT", depth=5, settings=DetectorSettings(danger_ratio=1.0001),
+                    on_alert=alerts.append)
+    market.book.load_snapshot([(61000.0, 1.0)], [(62000.0, 50.0)])
+    market.valid = True
+    state = ChainState(market)
+    state.synced = True
+    state.last_u = 156
+    assert DepthParser().take(BASE, {"BTCUSDT": state}, False) is True
+    assert market.messages == 1 and market.last_event_ms == 1723161255208
+    assert len(alerts) == 1 and alerts[0].symbol == "BTC-USDT" and alerts[0].event_ms == 1723161255208
+
+
+def test_take_calls_a_python_override_of_after_message() -> None:
+    class Audited(Market):
+        __slots__ = ("seen",)
+
+        def after_message(self, event_ms: int) -> None:
+            self.seen.append(event_ms)
+            super().after_message(event_ms)
+
+    market = Audited("binance", "BTC-USDT", depth=5)
+    market.seen = []
+    market.book.load_snapshot([(61000.0, 1.0)], [(62000.0, 1.0)])
+    state = ChainState(market)
+    state.synced = True
+    state.last_u = 156
+    assert DepthParser().take(BASE, {"BTCUSDT": state}, False) is True
+    assert market.seen == [1723161255208] and market.messages == 1
