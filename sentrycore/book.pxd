@@ -12,12 +12,12 @@ cdef enum:
     BOOK_OK = 0
     BOOK_BAD_VALUE = -1
 
-# One side of the book: `lv` holds n (key, qty) slots interleaved, where
-# key = sign * price in ascending order, so the best level is always the last
-# one (bids: sign +1, asks: sign -1).  Updates near the top therefore move
-# only a few pairs, with a single memmove.
+# One side of the book: n slots, keys[i] and qtys[i], where key = sign * price
+# in ascending order, so the best level is always the last one (bids: sign
+# +1, asks: sign -1).  Updates near the top therefore move only a few slots.
 cdef struct BookSide:
-    double* lv
+    double* keys
+    double* qtys
     Py_ssize_t n
     # Running sum of the best `depth` quantities, Neumaier-compensated:
     # the value is vol + vol_comp.
@@ -38,7 +38,7 @@ cdef class OrderBook:
     cdef readonly Py_ssize_t capacity
     cdef bint _truncated
     # The numpy arrays that own the memory behind the BookSide pointers.
-    cdef object _bid_levels_arr, _ask_levels_arr
+    cdef object _bid_keys_arr, _bid_qtys_arr, _ask_keys_arr, _ask_qtys_arr
 
     cdef int c_update_bid(self, double price, double qty) noexcept nogil
     cdef int c_update_ask(self, double price, double qty) noexcept nogil

@@ -1,9 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """L2 order book with incrementally maintained top-N volume sums.
 
-Storage: per side, one fixed-capacity (capacity, 2) float64 numpy buffer of (key, qty)
-sorted ascending by key = sign * price, so the best level sits at the end and
-the frequent changes near the top of the book move only a handful of elements.
+Storage: per side, two fixed-capacity float64 numpy buffers, keys and
+quantities, sorted ascending by key = sign * price, so the best level sits at
+the end and the frequent changes near the top of the book move only a handful
+of elements.  Keys live apart from quantities so that a search reads eight
+keys per cache line instead of four.
 
 Top-N sums: every insert, delete or size change adjusts the running sum of
 the best `depth` quantities in O(1).  The sum is Neumaier-compensated and is
@@ -15,7 +17,7 @@ Holes: a level deleted below the top-N window is not memmoved out; its slot
 keeps the key with quantity 0.  A later insert within HOLE_SCAN slots of a
 hole shifts only the levels in between, and re-adding that price just
 refills the slot.  Deletes and inserts are equally frequent and cluster at
-the same prices, so most of them then move a few pairs instead of every
+the same prices, so most of them then move a few levels instead of every
 level above them (real books see much of their traffic hundreds of levels
 deep, where that is kilobytes).  Holes never sit inside the top-N window (one
 that would enter it is removed first), so the sums and the best price never
@@ -37,7 +39,7 @@ cdef enum:
     # How far an insert looks, each way, for a hole to absorb its shift.
     HOLE_SCAN = 8
     # Search window around the density guess (see _lower_bound).
-    GUESS_WINDOW = 16
+    GUESS_WINDOW = 8
 
 
 cdef inline bint _valid_price(double price) noexcept nogil:
@@ -67,7 +69,7 @@ cdef inline void _renorm(BookSide* s, Py_ssize_t depth) noexcept nogil:
     s.vol = 0.0
     s.vol_comp = 0.0
     for i in range(start, s.n):
-        _acc(s, s.lv[2 * (i) + 1])
+        _acc(s, s.qtys[i])
     s.adjustments = 0
 
 
@@ -82,7 +84,13 @@ cdef inline void _adjusted(BookSide* s, Py_ssize_t depth) noexcept nogil:
         _renorm(s, depth)
 
 
-cdef inline Py_ssize_t _bisect(const double* lv, Py_ssize_t lo, Py_ssize_t hi, double key) noexcept nogil:
+cdef inline void _move(BookSide* s, Py_ssize_t dst, Py_ssize_t src, Py_ssize_t count) noexcept nogil:
+    # Shift `count` levels from slot src to slot dst (overlapping: memmove).
+    memmove(&s.keys[dst], &s.keys[src], <size_t>count * sizeof(double))
+    memmove(&s.qtys[dst], &s.qtys[src], <size_t>count * sizeof(double))
+
+
+cdef inline Py_ssize_t _bisect(const double* keys, Py_ssize_t lo, Py_ssize_t hi, double key) noexcept nogil:
     # Lower bound within [lo, hi], knowing keys[lo - 1] < key <= keys[hi]
     # (out-of-range ends count as -inf / +inf).  Branch-free: the comparison
     # is used as a number, so there is no data-dependent jump to mispredict.
@@ -92,9 +100,9 @@ cdef inline Py_ssize_t _bisect(const double* lv, Py_ssize_t lo, Py_ssize_t hi, d
         return lo
     while n > 1:
         half = n >> 1
-        lo += half * <Py_ssize_t>(lv[2 * (lo + half - 1)] < key)
+        lo += half * <Py_ssize_t>(keys[lo + half - 1] < key)
         n -= half
-    return lo + <Py_ssize_t>(lv[2 * lo] < key)
+    return lo + <Py_ssize_t>(keys[lo] < key)
 
 
 cdef inline double _density(const BookSide* s) noexcept nogil:
@@ -106,34 +114,34 @@ cdef inline double _density(const BookSide* s) noexcept nogil:
     cdef Py_ssize_t w = top if top < 64 else 64
     if w <= 0:
         return 0.0
-    return w / (s.lv[2 * top] - s.lv[2 * (top - w)])
+    return w / (s.keys[top] - s.keys[top - w])
 
 
-cdef inline Py_ssize_t _gallop(const double* lv, Py_ssize_t top, Py_ssize_t guess, double key) noexcept nogil:
+cdef inline Py_ssize_t _gallop(const double* keys, Py_ssize_t top, Py_ssize_t guess, double key) noexcept nogil:
     # Lower bound of `key` in [0, top] (keys[top] > key), searching outward
     # from `guess`: gallop to bracket the answer, then bisect the bracket.
     cdef Py_ssize_t step, lo, hi
-    if lv[2 * guess] >= key:
+    if keys[guess] >= key:
         # Answer is at or below guess: gallop down until a key < `key`.
         hi = guess
         step = 1
-        while hi - step >= 0 and lv[2 * (hi - step)] >= key:
+        while hi - step >= 0 and keys[hi - step] >= key:
             hi -= step
             step <<= 1
         lo = hi - step + 1 if hi - step >= 0 else 0
-        return _bisect(lv, lo, hi, key)
+        return _bisect(keys, lo, hi, key)
     # Answer is above guess (and <= top, since keys[top] > key).
     lo = guess + 1
     step = 1
-    while lo + step - 1 < top and lv[2 * (lo + step - 1)] < key:
+    while lo + step - 1 < top and keys[lo + step - 1] < key:
         lo += step
         step <<= 1
     hi = lo + step - 1 if lo + step - 1 < top else top
-    return _bisect(lv, lo, hi, key)
+    return _bisect(keys, lo, hi, key)
 
 
-cdef inline Py_ssize_t _lower_bound(const double* lv, Py_ssize_t n, double key, double density) noexcept nogil:
-    # First index whose key (lv[2 * index]) is >= `key`.
+cdef inline Py_ssize_t _lower_bound(const double* keys, Py_ssize_t n, double key, double density) noexcept nogil:
+    # First index whose key (keys[index]) is >= `key`.
     #
     # Books are dense near the top: prices sit on a tick grid and most levels
     # are occupied.  So guess the index from the key's distance to the best
@@ -148,13 +156,13 @@ cdef inline Py_ssize_t _lower_bound(const double* lv, Py_ssize_t n, double key, 
     cdef double top_key, levels_away
     if n == 0:
         return 0
-    top_key = lv[2 * top]
+    top_key = keys[top]
     if key >= top_key:
         return top + <Py_ssize_t>(key > top_key)
     levels_away = (top_key - key) * density
     guess = top - <Py_ssize_t>levels_away if levels_away < top else 0
     if n < GUESS_WINDOW:
-        return _gallop(lv, top, guess, key)
+        return _gallop(keys, top, guess, key)
     lo = guess - GUESS_WINDOW // 2
     if lo < 0:
         lo = 0
@@ -162,13 +170,13 @@ cdef inline Py_ssize_t _lower_bound(const double* lv, Py_ssize_t n, double key, 
         lo = n - GUESS_WINDOW
     below = 0
     for k in range(GUESS_WINDOW):
-        below += <Py_ssize_t>(lv[2 * (lo + k)] < key)
+        below += <Py_ssize_t>(keys[lo + k] < key)
     if below == 0:
         # Every key in the window is >= `key`: the answer is at or below lo.
-        return _gallop(lv, top, lo, key) if lo > 0 else 0
+        return _gallop(keys, top, lo, key) if lo > 0 else 0
     if below == GUESS_WINDOW:
         # Every key in the window is < `key`: the answer is above it.
-        return _gallop(lv, top, lo + GUESS_WINDOW - 1, key)
+        return _gallop(keys, top, lo + GUESS_WINDOW - 1, key)
     return lo + below
 
 
@@ -176,12 +184,13 @@ cdef inline void _squeeze(BookSide* s) noexcept nogil:
     # Drop every hole in one pass (order kept).  O(n), and only run when the
     # buffer is full or holes outnumber levels, so amortised over many deletes.
     cdef Py_ssize_t r, w = 0
-    cdef double* lv = s.lv
+    cdef double* keys = s.keys
+    cdef double* qtys = s.qtys
     for r in range(s.n):
-        if lv[2 * r + 1] != 0.0:
+        if qtys[r] != 0.0:
             if w != r:
-                lv[2 * w] = lv[2 * r]
-                lv[2 * w + 1] = lv[2 * r + 1]
+                keys[w] = keys[r]
+                qtys[w] = qtys[r]
             w += 1
     s.n = w
     s.holes = 0
@@ -192,20 +201,19 @@ cdef inline void _remove_at(BookSide* s, Py_ssize_t i, Py_ssize_t depth) noexcep
     if i >= top_start:
         # The slot just below the window moves into it, so it must be a
         # level: holes waiting there are removed first (each moves the
-        # window's `depth` pairs, once per hole).
-        while top_start > 0 and s.lv[2 * (top_start - 1) + 1] == 0.0:
-            memmove(&s.lv[2 * (top_start - 1)], &s.lv[2 * top_start],
-                    <size_t>(s.n - top_start) * 2 * sizeof(double))
+        # window's `depth` levels, once per hole).
+        while top_start > 0 and s.qtys[top_start - 1] == 0.0:
+            _move(s, top_start - 1, top_start, s.n - top_start)
             s.n -= 1
             s.holes -= 1
             top_start -= 1
             i -= 1
-        _acc(s, -s.lv[2 * (i) + 1])
+        _acc(s, -s.qtys[i])
         # The level just below the top-N window moves into it.
         if top_start > 0:
-            _acc(s, s.lv[2 * (top_start - 1) + 1])
+            _acc(s, s.qtys[top_start - 1])
     if i < s.n - 1:
-        memmove(&s.lv[2 * i], &s.lv[2 * (i + 1)], <size_t>(s.n - 1 - i) * 2 * sizeof(double))
+        _move(s, i, i + 1, s.n - 1 - i)
     s.n -= 1
     _adjusted(s, depth)
 
@@ -217,11 +225,11 @@ cdef inline void _insert_at(BookSide* s, Py_ssize_t i, double key, double qty, P
         _acc(s, qty)
         # The old bottom of the window (index n - depth) falls out of it.
         if n - depth >= 0:
-            _acc(s, -s.lv[2 * (n - depth) + 1])
+            _acc(s, -s.qtys[n - depth])
     if i < n:
-        memmove(&s.lv[2 * (i + 1)], &s.lv[2 * i], <size_t>(n - i) * 2 * sizeof(double))
-    s.lv[2 * (i)] = key
-    s.lv[2 * (i) + 1] = qty
+        _move(s, i + 1, i, n - i)
+    s.keys[i] = key
+    s.qtys[i] = qty
     s.n = n + 1
     _adjusted(s, depth)
 
@@ -231,23 +239,24 @@ cdef inline bint _insert_into_hole(BookSide* s, Py_ssize_t i, double key, double
     # Insert before slot i (< window_start) by shifting only the levels
     # between i and the nearest hole within HOLE_SCAN slots; False if none.
     # The window and the slot count do not change, so the sums do not either.
-    cdef double* lv = s.lv
+    cdef double* keys = s.keys
+    cdef double* qtys = s.qtys
     cdef Py_ssize_t d, j
     for d in range(HOLE_SCAN):
         j = i + d
-        if j < window_start and lv[2 * j + 1] == 0.0:
+        if j < window_start and qtys[j] == 0.0:
             if j > i:
-                memmove(&lv[2 * (i + 1)], &lv[2 * i], <size_t>(j - i) * 2 * sizeof(double))
-            lv[2 * i] = key
-            lv[2 * i + 1] = qty
+                _move(s, i + 1, i, j - i)
+            keys[i] = key
+            qtys[i] = qty
             s.holes -= 1
             return True
         j = i - 1 - d
-        if j >= 0 and lv[2 * j + 1] == 0.0:
+        if j >= 0 and qtys[j] == 0.0:
             if j < i - 1:
-                memmove(&lv[2 * j], &lv[2 * (j + 1)], <size_t>(i - 1 - j) * 2 * sizeof(double))
-            lv[2 * (i - 1)] = key
-            lv[2 * (i - 1) + 1] = qty
+                _move(s, j, j + 1, i - 1 - j)
+            keys[i - 1] = key
+            qtys[i - 1] = qty
             s.holes -= 1
             return True
     return False
@@ -257,24 +266,24 @@ cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t d
                              Py_ssize_t capacity, bint* truncated, double density) noexcept nogil:
     cdef double key = s.sign * price
     cdef double old_qty
-    cdef Py_ssize_t i = _lower_bound(s.lv, s.n, key, density)
-    if i < s.n and s.lv[2 * (i)] == key:
-        old_qty = s.lv[2 * (i) + 1]
+    cdef Py_ssize_t i = _lower_bound(s.keys, s.n, key, density)
+    if i < s.n and s.keys[i] == key:
+        old_qty = s.qtys[i]
         if old_qty == 0.0:
             # A hole (always below the window): refill it, or nothing to delete.
             if qty != 0.0:
-                s.lv[2 * (i) + 1] = qty
+                s.qtys[i] = qty
                 s.holes -= 1
         elif qty == 0.0:
             if i < s.n - depth:
-                s.lv[2 * (i) + 1] = 0.0
+                s.qtys[i] = 0.0
                 s.holes += 1
                 if s.holes > s.n - s.holes:
                     _squeeze(s)
             else:
                 _remove_at(s, i, depth)
         elif qty != old_qty:
-            s.lv[2 * (i) + 1] = qty
+            s.qtys[i] = qty
             if i >= s.n - depth:
                 # Two compensated additions, not one of (qty - old): the
                 # difference itself would round before compensation sees it.
@@ -290,7 +299,7 @@ cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t d
     if s.n == capacity:
         if s.holes > 0:
             _squeeze(s)
-            i = _lower_bound(s.lv, s.n, key, density)
+            i = _lower_bound(s.keys, s.n, key, density)
         else:
             # Full: the worst level (index 0) makes room, unless the new level
             # would itself be the worst, in which case it is the one dropped.
@@ -334,10 +343,14 @@ cdef class OrderBook:
         self.depth = depth
         self.capacity = capacity
         self._truncated = False
-        self._bid_levels_arr = np.zeros((capacity, 2), dtype=np.float64)
-        self._ask_levels_arr = np.zeros((capacity, 2), dtype=np.float64)
-        self._bids.lv = <double*>cnp.PyArray_DATA(self._bid_levels_arr)
-        self._asks.lv = <double*>cnp.PyArray_DATA(self._ask_levels_arr)
+        self._bid_keys_arr = np.zeros(capacity, dtype=np.float64)
+        self._bid_qtys_arr = np.zeros(capacity, dtype=np.float64)
+        self._ask_keys_arr = np.zeros(capacity, dtype=np.float64)
+        self._ask_qtys_arr = np.zeros(capacity, dtype=np.float64)
+        self._bids.keys = <double*>cnp.PyArray_DATA(self._bid_keys_arr)
+        self._bids.qtys = <double*>cnp.PyArray_DATA(self._bid_qtys_arr)
+        self._asks.keys = <double*>cnp.PyArray_DATA(self._ask_keys_arr)
+        self._asks.qtys = <double*>cnp.PyArray_DATA(self._ask_qtys_arr)
         self._bids.sign = 1.0
         self._asks.sign = -1.0
         self.c_clear()
@@ -401,12 +414,12 @@ cdef class OrderBook:
     cdef double c_best_bid(self) noexcept nogil:
         if self._bids.n == 0:
             return NAN
-        return self._bids.lv[2 * (self._bids.n - 1)]
+        return self._bids.keys[self._bids.n - 1]
 
     cdef double c_best_ask(self) noexcept nogil:
         if self._asks.n == 0:
             return NAN
-        return -self._asks.lv[2 * (self._asks.n - 1)]
+        return -self._asks.keys[self._asks.n - 1]
 
     cdef Py_ssize_t c_bid_levels(self) noexcept nogil:
         return self._bids.n - self._bids.holes
@@ -599,8 +612,8 @@ cdef void _fill(BookSide* s, const double[::1] keys, const double[::1] qtys, Py_
     cdef Py_ssize_t i
     cdef Py_ssize_t n = keys.shape[0]
     for i in range(n):
-        s.lv[2 * (i)] = keys[i]
-        s.lv[2 * (i) + 1] = qtys[i]
+        s.keys[i] = keys[i]
+        s.qtys[i] = qtys[i]
     s.n = n
     s.holes = 0
     _renorm(s, depth)
@@ -615,9 +628,9 @@ cdef object _side_levels(BookSide* s, Py_ssize_t n):
     cdef Py_ssize_t i = 0
     cdef Py_ssize_t slot = s.n - 1
     while i < n:
-        if s.lv[2 * slot + 1] != 0.0:  # skip holes
-            view[i, 0] = s.sign * s.lv[2 * slot]
-            view[i, 1] = s.lv[2 * slot + 1]
+        if s.qtys[slot] != 0.0:  # skip holes
+            view[i, 0] = s.sign * s.keys[slot]
+            view[i, 1] = s.qtys[slot]
             i += 1
         slot -= 1
     return out
