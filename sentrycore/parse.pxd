@@ -12,6 +12,7 @@
 
 from libc.stdint cimport int64_t
 from sentrycore.book cimport OrderBook
+from sentrycore.counters cimport FeedCounters
 
 
 cdef class DepthParser:
@@ -46,15 +47,28 @@ cdef class DepthParser:
     cdef int c_apply_to(self, OrderBook book) noexcept nogil
     cpdef bint apply_to(self, OrderBook book) noexcept
     cpdef bint apply_next(self, OrderBook book, int64_t last_u, bint pu_chain) noexcept
+    # `take` (see parse.pyi) for C callers; raises only what after_message raises.
+    cdef bint c_take(self, object data, dict routes, bint pu_chain) except -1
 
 
 cdef class ChainState:
     # True once a snapshot is applied and bridged: events chain from last_u.
     cdef public bint synced
-    # The last applied event's final update id (an int; anything else sends
-    # every frame to the reference path).
-    cdef public object last_u
+    # The last applied event's final update id (the Python property
+    # `last_u`): held as a C int64 when it is an int in range, otherwise as
+    # the object itself, which sends every frame to the reference path.
+    cdef int64_t _last_u
+    cdef bint _last_u_ok
+    cdef object _last_u_other
     # The sentrycoin Market: `after_message(E)` runs after each applied event.
     cdef public object market
     # market.book (set by __init__): takes the levels.
     cdef public OrderBook book
+
+
+cdef class FramePath:
+    cdef DepthParser parser
+    cdef dict routes
+    cdef bint pu_chain
+    cdef FeedCounters counters
+    cdef object fallback

@@ -1,8 +1,9 @@
 """Type stubs for sentrycore.parse (the Cython Binance depthUpdate parser)."""
 
-from typing import Any
+from typing import Any, Callable
 
 from sentrycore.book import OrderBook
+from sentrycore.counters import FeedCounters
 
 class ChainState:
     """Per-symbol sync state of a sequenced diff-depth stream, read and
@@ -79,3 +80,19 @@ class DepthParser:
         """A copy of the parsed bid levels (for tests and tools, not the hot path)."""
     @property
     def asks(self) -> list[tuple[float, float]]: ...
+
+
+class FramePath:
+    """A Binance-style handler's `on_frame` in C: counts the frame in
+    `counters`, runs `parser.take(data, routes, pu_chain)`, and calls
+    `fallback(data, recv_ms)` when that declines."""
+
+    def __init__(
+        self,
+        parser: DepthParser,
+        routes: dict[str, ChainState],
+        pu_chain: bool,
+        counters: FeedCounters,
+        fallback: Callable[[bytes, int], None],
+    ) -> None: ...
+    def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None: ...

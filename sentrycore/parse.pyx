@@ -40,6 +40,7 @@ cdef extern from *:
 
 from sentrycore.book cimport OrderBook, BOOK_OK
 from sentrycore.marketcore cimport MarketCore
+from sentrycore.counters cimport FeedCounters
 
 cdef extern from "Python.h":
     # Declared without an exception clause: errors are checked by hand so the
@@ -674,9 +675,11 @@ cdef class DepthParser:
         returns False having touched nothing: the caller runs its reference
         path on the same frame.
         """
+        return self.c_take(data, routes, pu_chain)
+
+    cdef bint c_take(self, object data, dict routes, bint pu_chain) except -1:
         cdef object obj, market
         cdef ChainState state
-        cdef int64_t last_u
         if self.parse(data) != 1:
             return False
         obj = routes.get(self._symbol())
@@ -685,13 +688,11 @@ cdef class DepthParser:
         state = <ChainState>obj
         if not state.synced:
             return False
-        try:
-            last_u = state.last_u
-        except (TypeError, OverflowError):
+        if not state._last_u_ok:
             return False  # not an int64: leave it to the reference path
-        if state.book is None or not self.apply_next(state.book, last_u, pu_chain):
+        if state.book is None or not self.apply_next(state.book, state._last_u, pu_chain):
             return False
-        state.last_u = self.u
+        state._last_u = self.u
         market = state.market
         if isinstance(market, MarketCore):
             # A C call (cpdef), unless a Python subclass overrides it; only
@@ -700,8 +701,6 @@ cdef class DepthParser:
         else:
             market.after_message(self.E)
         return True
-
-
 
     @property
     def n_bids(self):
@@ -734,3 +733,46 @@ cdef class ChainState:
         self.book = getattr(market, "book", None)
         self.synced = False
         self.last_u = 0
+
+    @property
+    def last_u(self):
+        """The last applied event's final update id."""
+        return self._last_u if self._last_u_ok else self._last_u_other
+
+    @last_u.setter
+    def last_u(self, value):
+        # Kept as a C int64 when it is one, so the hot path neither converts
+        # nor allocates; anything else (kept as is) sends frames to the
+        # reference path, which decides.
+        if type(value) is int and -(1 << 63) <= value < (1 << 63):
+            self._last_u = value
+            self._last_u_ok = True
+            self._last_u_other = None
+        else:
+            self._last_u_ok = False
+            self._last_u_other = value
+
+
+cdef class FramePath:
+    """A Binance-style handler's `on_frame`, in C.
+
+    `on_frame(conn_id, data, recv_ms)` counts the frame in `counters`, runs
+    `parser.take(data, routes, pu_chain)` and, when that declines, calls
+    `fallback(data, recv_ms)` (the handler's reference path).  A handler
+    binds its `on_frame` to this object's, so a frame of a synced book costs
+    no Python call at all.
+    """
+
+    def __init__(self, DepthParser parser not None, dict routes not None, bint pu_chain,
+                 FeedCounters counters not None, fallback):
+        self.parser = parser
+        self.routes = routes
+        self.pu_chain = pu_chain
+        self.counters = counters
+        self.fallback = fallback
+
+    def on_frame(self, conn_id, data, recv_ms):
+        self.counters.frames += 1
+        self.counters.bytes += len(data)
+        if not self.parser.c_take(data, self.routes, self.pu_chain):
+            self.fallback(data, recv_ms)

@@ -19,6 +19,7 @@ from typing import ClassVar, Union
 
 import numpy as np
 
+from sentrycore.counters import FeedCounters
 from sentrycoin.market import Market
 
 log = logging.getLogger("sentrycoin.feeds")
@@ -61,13 +62,9 @@ class Reconnect:
 Action = Union[Send, FetchSnapshot, Reconnect]
 
 
-@dataclass(slots=True)
-class FeedCounters:
-    frames: int = 0
-    bytes: int = 0
-    decode_errors: int = 0
-    ignored: int = 0  # well-formed frames that carry no book data (acks, heartbeats, tickers)
-    checksum_skipped: int = 0
+# FeedCounters (frames, bytes, decode_errors, ignored, checksum_skipped) has C
+# fields, so the Cython Binance frame path counts without Python writes.
+__all__ = ["FeedCounters", "FeedHandler"]
 
 
 class FeedHandler:

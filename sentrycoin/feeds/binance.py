@@ -14,10 +14,11 @@ an undecodable depth event or a bad level invalidates that symbol's book and
 starts a new snapshot for that symbol only: the connection and its other
 symbols carry on.
 
-Per-symbol state is a small slotted object.  The synced path in `on_frame`
-runs for every message, so it is one call into `sentrycore.parse`
-(`DepthParser.take`: bytes straight into float64 buffers, symbol lookup,
-chain check, the book's C API, then `Market.after_message`).  Any
+Per-symbol state is a small slotted object.  The synced path runs for every
+message, so `on_frame` is bound to `sentrycore.parse.FramePath.on_frame` and
+never enters Python: it counts the frame, then `DepthParser.take` (bytes
+straight into float64 buffers, symbol lookup, chain check, the book's C API,
+then `MarketCore.after_message`, also C).  Any
 frame that path does not take in full -- not parsed, unknown symbol, book not
 synced, a sequence break, a bad value -- goes through the msgspec path
 below unchanged (the parser leaves the book untouched when it declines), so
@@ -41,7 +42,7 @@ from sentrycoin.feeds.base import (
 )
 from sentrycoin.feeds.symbols import binance_stream, to_venue
 from sentrycoin.market import Market
-from sentrycore.parse import ChainState, DepthParser
+from sentrycore.parse import ChainState, DepthParser, FramePath
 
 log = logging.getLogger("sentrycoin.feeds.binance")
 
@@ -185,6 +186,11 @@ class _BinanceHandler(FeedHandler):
                 self._states[symbol] = st
                 self._by_native[native] = st
                 self._by_stream[stream] = st
+        # The hot path in C: frames of synced books never enter Python (see
+        # on_frame below, which this instance attribute stands in for).
+        self._frame_path = FramePath(self._parser, self._by_native, self.pu_chain, self.counters,
+                                     self._decode_frame)
+        self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
 
     # -- sequence rules (overridden for futures) ------------------------------
 
@@ -226,14 +232,15 @@ class _BinanceHandler(FeedHandler):
                 st.fetching = False
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
-        counters = self.counters
-        counters.frames += 1
-        counters.bytes += len(data)
-        # Hot path, all in C: a combined-stream event for a synced book that
-        # continues its chain is applied and the detector runs.  Anything
-        # else comes back untouched (a bad value included) for the reference path.
-        if not self._parser.take(data, self._by_native, self.pu_chain):
-            self._decode_frame(data, recv_ms)
+        """Count the frame; a combined-stream event for a synced book that
+        continues its chain is applied and the detector runs, all in C
+        (`DepthParser.take`); anything else comes back untouched (a bad value
+        included) for the reference path, `_decode_frame`.
+
+        Each instance binds `on_frame` to `FramePath.on_frame`, which does
+        exactly this without a Python call; this method is what a caller of
+        the class attribute gets."""
+        self._frame_path.on_frame(conn_id, data, recv_ms)
 
     def _decode_frame(self, data: bytes, recv_ms: int) -> None:
         """The reference path: msgspec decode, then the sync rules."""

@@ -8,7 +8,6 @@ without the book being touched.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import math
@@ -403,7 +402,7 @@ def test_handler_fast_path_matches_reference_path(name, symbol, monkeypatch):
             if b"depthUpdate" in frame:
                 states.append((market.valid, market.book.bids(60).tobytes(), market.book.asks(60).tobytes(),
                                market.book.bid_volume, market.book.ask_volume))
-        return states, dataclasses.astuple(h.counters), (market.messages, market.resyncs, market.rejected, market.valid)
+        return states, h.counters.astuple(), (market.messages, market.resyncs, market.rejected, market.valid)
 
     assert run(True) == run(False)
 

@@ -1,4 +1,4 @@
-"""sentrycore.MarketCore: per-message bookkeeping and detection, from Python and from C."""
+"""The C hot path after parsing: MarketCore, FramePath, ChainState.last_u, FeedCounters."""
 
 from __future__ import annotations
 
@@ -88,3 +88,43 @@ def test_take_calls_a_python_override_of_after_message() -> None:
     state.last_u = 156
     assert DepthParser().take(BASE, {"BTCUSDT": state}, False) is True
     assert market.seen == [1723161255208] and market.messages == 1
+
+
+def test_framepath_counts_every_frame_and_falls_back_only_when_take_declines() -> None:
+    from sentrycore.counters import FeedCounters
+    from sentrycore.parse import FramePath
+
+    market = Market("binance", "BTC-USDT", depth=5)
+    market.book.load_snapshot([(61000.0, 1.0)], [(62000.0, 1.0)])
+    state = ChainState(market)
+    state.synced = True
+    state.last_u = 156
+    counters = FeedCounters()
+    declined: list[tuple[bytes, int]] = []
+    path = FramePath(DepthParser(), {"BTCUSDT": state}, False, counters,
+                     lambda data, recv_ms: declined.append((data, recv_ms)))
+    path.on_frame(0, BASE, 7)  # continues the chain: taken in C
+    assert declined == [] and market.messages == 1 and state.last_u == 160
+    path.on_frame(0, BASE, 8)  # U=157 does not follow 160: the reference path decides
+    path.on_frame(0, b"garbage", 9)
+    assert [ms for _, ms in declined] == [8, 9] and market.messages == 1
+    assert counters.astuple() == (3, 2 * len(BASE) + len(b"garbage"), 0, 0, 0)
+
+
+def test_chainstate_keeps_last_u_in_c_only_when_it_is_an_int64() -> None:
+    state = ChainState(None)
+    assert state.last_u == 0
+    for value in (2**63 - 1, -(2**63), 12, "12", 2**63, 12.0, None):
+        state.last_u = value
+        assert state.last_u == value and type(state.last_u) is type(value)
+
+
+def test_feed_counters_behave_like_plain_counters() -> None:
+    from sentrycore.counters import FeedCounters
+
+    c = FeedCounters(frames=2)
+    c.frames += 1
+    c.bytes += 10
+    assert c == FeedCounters(3, 10) and c != FeedCounters()
+    assert c.asdict() == {"frames": 3, "bytes": 10, "decode_errors": 0, "ignored": 0, "checksum_skipped": 0}
+    assert repr(c) == "FeedCounters(frames=3, bytes=10, decode_errors=0, ignored=0, checksum_skipped=0)"
