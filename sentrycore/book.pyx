@@ -40,6 +40,8 @@ cdef enum:
     HOLE_SCAN = 8
     # Search window around the density guess (see _lower_bound).
     GUESS_WINDOW = 8
+    # Slots below the previous level whose density guesses the next one.
+    FINGER_SPAN = 16
 
 
 cdef inline bint _valid_price(double price) noexcept nogil:
@@ -140,29 +142,14 @@ cdef inline Py_ssize_t _gallop(const double* keys, Py_ssize_t top, Py_ssize_t gu
     return _bisect(keys, lo, hi, key)
 
 
-cdef inline Py_ssize_t _lower_bound(const double* keys, Py_ssize_t n, double key, double density) noexcept nogil:
-    # First index whose key (keys[index]) is >= `key`.
-    #
-    # Books are dense near the top: prices sit on a tick grid and most levels
-    # are occupied.  So guess the index from the key's distance to the best
-    # key times the density of the top levels (_density), then count the keys
-    # below `key` in a GUESS_WINDOW-slot window around the guess: independent
-    # loads and no data-dependent branch, where a binary search is a chain of
-    # ~11 dependent probes with mispredicted jumps.  When the answer is not
-    # inside the window (a sparse or deep part of the book), gallop from the
-    # window's edge: O(log distance-from-guess).
+cdef inline Py_ssize_t _search_near(const double* keys, Py_ssize_t n, double key, Py_ssize_t guess) noexcept nogil:
+    # Lower bound of `key` (keys[n - 1] > key, n >= GUESS_WINDOW) near `guess`:
+    # count the keys below `key` in the GUESS_WINDOW slots around it --
+    # independent loads and no data-dependent branch, where a binary search is
+    # a chain of ~11 dependent probes with mispredicted jumps -- and gallop
+    # from the window's edge only when the answer is outside it.
     cdef Py_ssize_t top = n - 1
-    cdef Py_ssize_t guess, lo, k, below
-    cdef double top_key, levels_away
-    if n == 0:
-        return 0
-    top_key = keys[top]
-    if key >= top_key:
-        return top + <Py_ssize_t>(key > top_key)
-    levels_away = (top_key - key) * density
-    guess = top - <Py_ssize_t>levels_away if levels_away < top else 0
-    if n < GUESS_WINDOW:
-        return _gallop(keys, top, guess, key)
+    cdef Py_ssize_t lo, k, below
     lo = guess - GUESS_WINDOW // 2
     if lo < 0:
         lo = 0
@@ -178,6 +165,40 @@ cdef inline Py_ssize_t _lower_bound(const double* keys, Py_ssize_t n, double key
         # Every key in the window is < `key`: the answer is above it.
         return _gallop(keys, top, lo + GUESS_WINDOW - 1, key)
     return lo + below
+
+
+cdef inline Py_ssize_t _lower_bound(const double* keys, Py_ssize_t n, double key, double density,
+                                    Py_ssize_t finger) noexcept nogil:
+    # First index whose key (keys[index]) is >= `key`.
+    #
+    # The guess comes from one of two places.  Venues list a message's levels
+    # best first (Binance: every frame), so each level usually lies a little
+    # deeper than the one before: with `finger` (the previous level's index,
+    # -1 for none) above `key`, the guess extrapolates the density of the
+    # FINGER_SPAN slots just below the finger.  Otherwise books are dense near
+    # the top: the guess is the key's distance to the best key times the
+    # density of the top levels (_density).  Deep in a real book the top
+    # density misses by hundreds of slots, where the finger's local one is
+    # mostly within the window.
+    cdef Py_ssize_t top = n - 1
+    cdef Py_ssize_t guess, lo
+    cdef double top_key, levels_away, span_keys
+    if n == 0:
+        return 0
+    top_key = keys[top]
+    if key >= top_key:
+        return top + <Py_ssize_t>(key > top_key)
+    if n < GUESS_WINDOW:
+        return _gallop(keys, top, top, key)
+    if 0 < finger <= top and key < keys[finger]:
+        lo = finger - FINGER_SPAN if finger > FINGER_SPAN else 0
+        span_keys = keys[finger] - keys[lo]
+        levels_away = (keys[finger] - key) * (finger - lo) / span_keys
+        guess = finger - <Py_ssize_t>levels_away if levels_away < finger else 0
+    else:
+        levels_away = (top_key - key) * density
+        guess = top - <Py_ssize_t>levels_away if levels_away < top else 0
+    return _search_near(keys, n, key, guess)
 
 
 cdef inline void _squeeze(BookSide* s) noexcept nogil:
@@ -262,11 +283,13 @@ cdef inline bint _insert_into_hole(BookSide* s, Py_ssize_t i, double key, double
     return False
 
 
-cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t depth,
-                             Py_ssize_t capacity, bint* truncated, double density) noexcept nogil:
+cdef inline Py_ssize_t _side_update(BookSide* s, double price, double qty, Py_ssize_t depth,
+                                    Py_ssize_t capacity, bint* truncated, double density,
+                                    Py_ssize_t finger) noexcept nogil:
+    # Returns the level's index (the next level's finger, see _lower_bound).
     cdef double key = s.sign * price
     cdef double old_qty
-    cdef Py_ssize_t i = _lower_bound(s.keys, s.n, key, density)
+    cdef Py_ssize_t i = _lower_bound(s.keys, s.n, key, density, finger)
     if i < s.n and s.keys[i] == key:
         old_qty = s.qtys[i]
         if old_qty == 0.0:
@@ -290,26 +313,26 @@ cdef inline int _side_update(BookSide* s, double price, double qty, Py_ssize_t d
                 _acc(s, qty)
                 _acc(s, -old_qty)
                 _adjusted(s, depth)
-        return BOOK_OK
+        return i
     if qty == 0.0:
         # Deleting a level we do not hold is not an error.
-        return BOOK_OK
+        return i
     if s.holes > 0 and i < s.n - depth and _insert_into_hole(s, i, key, qty, s.n - depth):
-        return BOOK_OK
+        return i
     if s.n == capacity:
         if s.holes > 0:
             _squeeze(s)
-            i = _lower_bound(s.keys, s.n, key, density)
+            i = _lower_bound(s.keys, s.n, key, density, -1)
         else:
             # Full: the worst level (index 0) makes room, unless the new level
             # would itself be the worst, in which case it is the one dropped.
             truncated[0] = True
             if i == 0:
-                return BOOK_OK
+                return i
             _remove_at(s, 0, depth)
             i -= 1
     _insert_at(s, i, key, qty, depth)
-    return BOOK_OK
+    return i
 
 
 cdef inline bint _all_valid(const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
@@ -320,6 +343,16 @@ cdef inline bint _all_valid(const double* prices, const double* qtys, Py_ssize_t
     return True
 
 
+cdef inline bint _best_first(const double* prices, Py_ssize_t n, double sign) noexcept nogil:
+    # True when the levels come best first (keys strictly decreasing), as
+    # venues send them.
+    cdef Py_ssize_t j
+    cdef bint ordered = True
+    for j in range(1, n):
+        ordered &= sign * prices[j] < sign * prices[j - 1]
+    return ordered
+
+
 cdef inline int _side_apply(BookSide* s, const double* prices, const double* qtys, Py_ssize_t n,
                             Py_ssize_t depth, Py_ssize_t capacity, bint* truncated) noexcept nogil:
     cdef Py_ssize_t j
@@ -327,8 +360,14 @@ cdef inline int _side_apply(BookSide* s, const double* prices, const double* qty
     if not _all_valid(prices, qtys, n):
         return BOOK_BAD_VALUE
     cdef double density = _density(s)
-    for j in range(n):
-        _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density)
+    cdef Py_ssize_t finger = -1
+    if _best_first(prices, n, s.sign):
+        # Each level lies below the one before: guess from there (see _lower_bound).
+        for j in range(n):
+            finger = _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, finger)
+    else:
+        for j in range(n):
+            _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, -1)
     return BOOK_OK
 
 
@@ -360,14 +399,16 @@ cdef class OrderBook:
     cdef int c_update_bid(self, double price, double qty) noexcept nogil:
         if not (_valid_price(price) and _valid_qty(qty)):
             return BOOK_BAD_VALUE
-        return _side_update(&self._bids, price, qty, self.depth, self.capacity, &self._truncated,
-                            _density(&self._bids))
+        _side_update(&self._bids, price, qty, self.depth, self.capacity, &self._truncated,
+                     _density(&self._bids), -1)
+        return BOOK_OK
 
     cdef int c_update_ask(self, double price, double qty) noexcept nogil:
         if not (_valid_price(price) and _valid_qty(qty)):
             return BOOK_BAD_VALUE
-        return _side_update(&self._asks, price, qty, self.depth, self.capacity, &self._truncated,
-                            _density(&self._asks))
+        _side_update(&self._asks, price, qty, self.depth, self.capacity, &self._truncated,
+                     _density(&self._asks), -1)
+        return BOOK_OK
 
     cdef int c_apply_bids(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
         return _side_apply(&self._bids, prices, qtys, n, self.depth, self.capacity, &self._truncated)

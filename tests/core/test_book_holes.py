@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,9 +127,12 @@ def _batch(book: OrderBook, ref: ReferenceBook, bid_levels: list, ask_levels: li
         ref.update_ask(price, qty)
 
 
-def test_seeded_deep_traffic_matches_reference_and_uses_holes() -> None:
+@pytest.mark.parametrize("best_first", [False, True])
+def test_seeded_deep_traffic_matches_reference_and_uses_holes(best_first: bool) -> None:
     # Real-book-like traffic: a 400-level side, most changes deep, deletes
     # and inserts clustering at the same prices, many levels per message.
+    # best_first: each side's levels sorted best first with distinct prices,
+    # as venues send them, which the search uses (see _lower_bound).
     rng = np.random.default_rng(20261126)
     book = OrderBook(depth=10, capacity=450)
     ref = ReferenceBook(depth=10, capacity=450)
@@ -143,7 +147,9 @@ def test_seeded_deep_traffic_matches_reference_and_uses_holes() -> None:
         sides = []
         for lo in (0.0, 300.0):
             n = int(rng.integers(0, 40))
-            prices = lo + rng.choice(grid, size=n)
+            prices = lo + rng.choice(grid, size=n, replace=not best_first)
+            if best_first:
+                prices = np.sort(prices)[::-1] if lo == 0.0 else np.sort(prices)
             qtys = np.where(rng.random(n) < 0.5, 0.0, np.round(rng.exponential(2.0, n) + 0.01, 3))
             sides.append(list(zip(prices.tolist(), qtys.tolist())))
         _batch(book, ref, *sides)
@@ -164,14 +170,18 @@ batches = st.lists(st.tuples(grid_prices, qtys), max_size=80)
     extra=st.integers(0, 250),
     size=st.integers(0, 250),
     ops=st.lists(st.tuples(st.sampled_from(["bids", "asks", "both", "bid", "ask"]), batches, batches), max_size=40),
+    best_first=st.booleans(),
 )
-def test_deep_books_with_holes_match_reference(depth: int, extra: int, size: int, ops: list) -> None:
+def test_deep_books_with_holes_match_reference(depth: int, extra: int, size: int, ops: list, best_first: bool) -> None:
     book = OrderBook(depth=depth, capacity=depth + extra)
     ref = ReferenceBook(depth=depth, capacity=depth + extra)
     ladder = [[t * 0.25, 1.0 + t % 5] for t in range(1, size + 1)]
     book.load_snapshot(ladder, [[p + 100.0, q] for p, q in ladder])
     ref.load_snapshot(ladder, [[p + 100.0, q] for p, q in ladder])
     for kind, a, b in ops:
+        if best_first:  # distinct prices, best first: the order venues send
+            a = sorted(dict(a).items(), reverse=True)
+            b = sorted(dict(b).items())
         asks = [(p + 100.0, q) for p, q in b]
         if kind == "bids":
             _batch(book, ref, a, [])
