@@ -47,8 +47,11 @@ VENUES: dict[str, VenueInfo] = {
     for v in (
         VenueInfo("binance", "sentrycoin.feeds.binance:BinanceSpotHandler",
                   "wss://stream.binance.com:9443/stream", "https://api.binance.com/api/v3/depth"),
+        # USD-M futures: since Binance's routing change (legacy URLs retired on
+        # 2026-04-23) depth streams live under /public, the endpoint for
+        # high-frequency public data; /stream alone no longer serves them.
         VenueInfo("binance-futures", "sentrycoin.feeds.binance:BinanceFuturesHandler",
-                  "wss://fstream.binance.com/stream", "https://fapi.binance.com/fapi/v1/depth"),
+                  "wss://fstream.binance.com/public/stream", "https://fapi.binance.com/fapi/v1/depth"),
         VenueInfo("coinbase", "sentrycoin.feeds.coinbase:CoinbaseHandler",
                   "wss://advanced-trade-ws.coinbase.com"),
         VenueInfo("kraken", "sentrycoin.feeds.kraken:KrakenHandler", "wss://ws.kraken.com/v2"),

@@ -38,7 +38,8 @@ def test_env_var_names(venue):
 def test_production_defaults():
     env: dict[str, str] = {}
     assert registry.urls("binance", env) == ("wss://stream.binance.com:9443/stream", "https://api.binance.com/api/v3/depth")
-    assert registry.urls("binance-futures", env) == ("wss://fstream.binance.com/stream", "https://fapi.binance.com/fapi/v1/depth")
+    # Depth streams moved to /public in Binance's 2026 USD-M WebSocket routing change.
+    assert registry.urls("binance-futures", env) == ("wss://fstream.binance.com/public/stream", "https://fapi.binance.com/fapi/v1/depth")
     assert registry.urls("bybit", env) == ("wss://stream.bybit.com/v5/public/spot", None)
     assert registry.urls("bybit-linear", env) == ("wss://stream.bybit.com/v5/public/linear", None)
     assert registry.urls("okx", env) == ("wss://ws.okx.com:8443/ws/v5/public", None)
@@ -111,3 +112,12 @@ def test_handler_modules_are_imported_lazily():
 def test_unknown_venue():
     with pytest.raises(ValueError, match="unknown venue"):
         registry.make_handler("ftx", [])
+
+
+def test_binance_futures_default_subscribes_depth_on_the_public_route():
+    from sentrycoin.feeds.binance import BinanceFuturesHandler
+    from sentrycoin.market import Market
+
+    ws_url, rest_url = registry.urls("binance-futures", {})
+    handler = BinanceFuturesHandler([Market("binance-futures", "BTC-USDT")], ws_url, rest_url)
+    assert handler.connections()[0].url == "wss://fstream.binance.com/public/stream?streams=btcusdt@depth@100ms"
