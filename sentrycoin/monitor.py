@@ -87,11 +87,15 @@ class Monitor:
         )
         self.ha: HARuntime | None = None
         if self.ha_settings.redis_url:
-            # One user-facing message per episode across replicas: claim before sending.
             self.ha = HARuntime(self.ha_settings, self._cooldown_ms_of)
-            notifiers = self.ha.wrap_notifiers(notifiers)
         self.outcomes = OutcomeTracker(self.store, self._mid_price_of)
-        self.alert_manager = AlertManager(self.store, notifiers, outcomes=self.outcomes)
+        # With Redis: one user-facing message per episode across replicas; the
+        # manager claims each alert before sending (a loser records `suppressed`).
+        self.alert_manager = AlertManager(
+            self.store, notifiers, outcomes=self.outcomes,
+            gate=self.ha.gate.should_deliver if self.ha else None,
+            gated=self.ha.gated_names(notifiers) if self.ha else (),
+        )
         self.markets: list[Market] = []
         self._by_key: dict[tuple[str, str], Market] = {}
         self.handlers: list[FeedHandler] = []
@@ -184,6 +188,15 @@ class Monitor:
 
     def feed_counters(self) -> dict[str, FeedCounters]:
         return {h.venue: h.counters for h in self.handlers}
+
+    def ha_stats(self) -> dict[str, Any] | None:
+        """Coordinator, gate and lease counters for /metrics; None without REDIS_URL."""
+        if self.ha is None:
+            return None
+        out = self.ha.stats()
+        if self._leases is not None:
+            out["leases_held"] = self._leases.stats()["held"]
+        return out
 
     # -- lifecycle ----------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Every alert is inserted here *before* any notifier sees it, together with one
 `pending` delivery row per notifier.  Notifiers then flip their own row to
-`delivered` (or `failed` on a permanent error).  Because the outbox row is
+`delivered` (or `failed` on a permanent error, or `suppressed` when another
+replica of an HA deployment sent the alert).  Because the outbox row is
 committed first, a crash, a full in-memory queue or a notifier outage loses
 nothing: on the next start (or the next sweep) pending rows are sent again.
 
@@ -34,14 +35,16 @@ import msgspec
 
 log = logging.getLogger("sentrycoin.store")
 
-DELIVERY_STATES = ("pending", "delivered", "failed")
+#: `suppressed`: not sent by this replica because another replica of an HA
+#: deployment claimed the alert's episode and sent it (sentrycoin/ha).
+DELIVERY_STATES = ("pending", "delivered", "failed", "suppressed")
 
 #: Horizons (seconds after the alert) at which the outcome records the mid price.
 OUTCOME_HORIZONS_S: tuple[int, ...] = (10, 30, 60, 300, 900)
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
-_SCHEMA = """
+_SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS alerts (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     exchange     TEXT    NOT NULL,
@@ -61,19 +64,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_event ON alerts (event_ms);
 CREATE INDEX IF NOT EXISTS alerts_symbol_event ON alerts (symbol, event_ms);
 
-CREATE TABLE IF NOT EXISTS deliveries (
-    alert_id     INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
-    notifier     TEXT    NOT NULL,
-    state        TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    error        TEXT,
-    delivered_ms INTEGER,
-    updated_ms   INTEGER,
-    PRIMARY KEY (alert_id, notifier)
-) WITHOUT ROWID;
--- The outbox scan only ever looks at pending rows of one notifier.
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (notifier, alert_id)
-    WHERE state = 'pending';
+{deliveries}
 
 CREATE TABLE IF NOT EXISTS outcomes (
     alert_id         INTEGER PRIMARY KEY REFERENCES alerts (id) ON DELETE CASCADE,
@@ -97,6 +88,25 @@ CREATE TABLE IF NOT EXISTS outcomes (
     updated_ms       INTEGER
 );
 """
+
+# The deliveries table and its index, also used by the v1 -> v2 migration.
+_DELIVERIES_DDL = (
+    """CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id     INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    notifier     TEXT    NOT NULL,
+    state        TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'suppressed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    error        TEXT,
+    delivered_ms INTEGER,
+    updated_ms   INTEGER,
+    PRIMARY KEY (alert_id, notifier)
+) WITHOUT ROWID""",
+    # The outbox scan only ever looks at pending rows of one notifier.
+    """CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (notifier, alert_id)
+    WHERE state = 'pending'""",
+)
+
+_SCHEMA = _SCHEMA_TEMPLATE.replace("{deliveries}", ";\n".join(_DELIVERIES_DDL) + ";")
 
 _ALERT_COLUMNS = (
     "id", "exchange", "symbol", "source", "severity", "ratio", "danger_ratio", "bid_volume",
@@ -209,10 +219,33 @@ class AlertStore:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        elif version == 1:
+            self._migrate_v1_to_v2()
         elif version > _SCHEMA_VERSION:
             log.warning("alert database %s has schema v%d, newer than this program (v%d)",
                         self.path, version, _SCHEMA_VERSION)
         self._closed = False
+
+    def _migrate_v1_to_v2(self) -> None:
+        # v2 adds the 'suppressed' delivery state.  SQLite cannot change a
+        # CHECK constraint in place, so the deliveries table is rebuilt (rows
+        # kept) in one transaction; a crash midway leaves v1 intact.
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("ALTER TABLE deliveries RENAME TO deliveries_v1")
+            db.execute("DROP INDEX IF EXISTS deliveries_pending")
+            for statement in _DELIVERIES_DDL:
+                db.execute(statement)
+            db.execute("INSERT INTO deliveries SELECT alert_id, notifier, state, attempts, error, "
+                       "delivered_ms, updated_ms FROM deliveries_v1")
+            db.execute("DROP TABLE deliveries_v1")
+            db.execute("PRAGMA user_version=2")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        log.info("alert database %s upgraded to schema v2 (delivery state 'suppressed')", self.path)
 
     def __repr__(self) -> str:
         return f"AlertStore({self.path!r})"
@@ -317,6 +350,19 @@ class AlertStore:
 
     def mark_failed(self, alert_id: int, notifier: str, error: str, *, now_ms: int | None = None) -> None:
         self.record_attempt(alert_id, notifier, error=error, state="failed", now_ms=now_ms)
+
+    def mark_suppressed(self, alert_id: int, notifier: str, reason: str, *, now_ms: int | None = None) -> None:
+        """Leave the outbox without a send: another replica delivered this alert.
+
+        Only a pending row changes (a row this replica already delivered or
+        failed keeps its state); no attempt is counted."""
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET state = 'suppressed', error = ?, updated_ms = ? "
+                "WHERE alert_id = ? AND notifier = ? AND state = 'pending'",
+                (reason, now, alert_id, notifier),
+            )
 
     # -- outcomes ----------------------------------------------------------
 

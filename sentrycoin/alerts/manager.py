@@ -17,6 +17,12 @@ dies after the far end accepted a message but before the `delivered` commit
 prefer that duplicate to losing an alert.  Before every attempt the worker
 re-reads the row's state, so an alert reached through both the queue and a
 sweep is still sent once.
+
+High availability: with a `gate` (sentrycoin/ha: `DeliveryGate.should_deliver`),
+every notifier named in `gated` asks it once per alert before the first send.
+False means another replica claimed the alert's episode and sent it: the row
+becomes `suppressed` (not `delivered`: this replica sent nothing) and leaves
+the outbox.
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ import asyncio
 import logging
 import random
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Collection, Protocol, Sequence
 
 from sentrycoin.alerts.base import DeliveryError, Notifier
 from sentrycoin.store import AlertRecord, AlertStore
 
 log = logging.getLogger("sentrycoin.alerts")
+
+#: The `error` text of a `suppressed` delivery row.
+SUPPRESSED_REASON = "sent by another replica"
 
 
 class _OutcomeSink(Protocol):
@@ -54,6 +63,8 @@ class AlertStats:
         self.delivered: dict[str, int] = {n: 0 for n in notifier_names}
         self.failed: dict[str, int] = {n: 0 for n in notifier_names}
         self.retries: dict[str, int] = {n: 0 for n in notifier_names}
+        # Not sent here because another HA replica sent them.
+        self.suppressed: dict[str, int] = {n: 0 for n in notifier_names}
         self._depth_of = depth_of
 
     @property
@@ -71,6 +82,7 @@ class AlertStats:
             "delivered": dict(self.delivered),
             "failed": dict(self.failed),
             "retries": dict(self.retries),
+            "suppressed": dict(self.suppressed),
         }
 
     def __repr__(self) -> str:
@@ -88,6 +100,8 @@ class AlertManager:
         clock_ms: Callable[[], int] = _wall_ms,
         rng: Callable[[], float] = random.random,
         sweep_batch: int = 500,
+        gate: Callable[[AlertRecord], Awaitable[bool]] | None = None,
+        gated: Collection[str] = (),
     ) -> None:
         names = [n.name for n in notifiers]
         if len(set(names)) != len(names):
@@ -115,6 +129,9 @@ class AlertManager:
         self._failing_since: dict[str, int] = {}  # notifier -> attempts in the current failure streak
         self._overflowing: set[str] = set()
         self._started = False
+        # gate(record) -> False: another replica sends it (see module docstring).
+        self._gate = gate
+        self._gated = frozenset(gated) if gate is not None else frozenset()
 
     def __repr__(self) -> str:
         return f"AlertManager(notifiers={self._names!r}, store={self.store!r})"
@@ -333,6 +350,8 @@ class AlertManager:
         """
         name = n.name
         attempt = 0
+        if name in self._gated:
+            batch = await self._claimed(name, [r for r in batch if self._state(r, name) == "pending"])
         while True:
             # Re-check every time: a sweep and the queue may both hold an alert.
             batch = [r for r in batch if self._state(r, name) == "pending"]
@@ -377,6 +396,23 @@ class AlertManager:
             log.log(level, "%s: alert %s attempt %d failed: %s; retrying in %.2f s",
                     name, ids, attempt, message, delay_s)
             await asyncio.sleep(delay_s)
+
+    async def _claimed(self, name: str, batch: list[AlertRecord]) -> list[AlertRecord]:
+        """The alerts of `batch` this replica sends; the others become `suppressed`."""
+        assert self._gate is not None
+        keep = []
+        for rec in batch:
+            if await self._gate(rec):
+                keep.append(rec)
+                continue
+            self.stats.suppressed[name] += 1
+            if rec.id is not None:
+                try:
+                    self.store.mark_suppressed(rec.id, name, SUPPRESSED_REASON, now_ms=self._clock_ms())
+                except Exception as exc:
+                    log.error("%s: recording suppression of alert #%d failed (%s)", name, rec.id,
+                              type(exc).__name__)
+        return keep
 
     def _log_failure(self, n: Notifier, ids: str, err: DeliveryError, message: str, attempt: int) -> None:
         name = n.name

@@ -2,17 +2,17 @@
 
 - `RedisCoordinator`: one delivered alert per episode however many replicas
   saw it (claims in Redis, local cooldown fallback when Redis is down).
-- `DeliveryGate` / `GatedNotifier`: the claim, once per alert, before sending.
+- `DeliveryGate`: the claim, once per alert, before the AlertManager sends it.
 - `shard_markets` / `LeaseManager`: which replica watches which market, with
   takeover of a dead replica's markets.
 """
 
 from sentrycoin.ha.coordinator import RedisCoordinator, SEVERITY_RANK, default_replica_id
-from sentrycoin.ha.gate import DeliveryGate, GatedNotifier, cooldown_lookup
+from sentrycoin.ha.gate import DeliveryGate, cooldown_lookup
 from sentrycoin.ha.leases import ACQUIRED, LOST, LeaseManager
 from sentrycoin.ha.sharding import market_id, shard_markets, shard_of
 
 __all__ = [
-    "ACQUIRED", "LOST", "SEVERITY_RANK", "DeliveryGate", "GatedNotifier", "LeaseManager",
+    "ACQUIRED", "LOST", "SEVERITY_RANK", "DeliveryGate", "LeaseManager",
     "RedisCoordinator", "cooldown_lookup", "default_replica_id", "market_id", "shard_markets", "shard_of",
 ]

@@ -7,9 +7,9 @@ replica asks about the same alert; the first question starts the claim and
 the others await the same answer, so an alert is claimed once per replica
 no matter how many notifiers, retries or outbox sweeps see it.
 
-`GatedNotifier` wraps a notifier with the gate, for an `AlertManager` that
-has no gate hook: a suppressed alert then returns from `send()` without
-sending, so the manager records it as delivered (by another replica).
+The `AlertManager` calls it (`gate=` / `gated=`) once per alert and notifier
+before the first send; a suppressed alert is recorded `suppressed` in the
+outbox, not `delivered`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import logging
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
-from sentrycoin.alerts.base import Notifier, RetryPolicy
 from sentrycoin.ha.coordinator import RedisCoordinator
 
 log = logging.getLogger("sentrycoin.ha")
@@ -95,44 +94,3 @@ class DeliveryGate:
 
     def stats(self) -> dict[str, int]:
         return {"allowed": self.allowed, "suppressed": self.suppressed}
-
-
-class GatedNotifier(Notifier):
-    """A notifier that sends only alerts this replica won the claim for."""
-
-    def __init__(self, inner: Notifier, gate: DeliveryGate) -> None:
-        self.inner = inner
-        self.gate = gate
-        self.name = inner.name
-        self.retry: RetryPolicy = inner.retry
-        self.max_batch = inner.max_batch
-        self.suppressed = 0
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def wait_ready(self) -> None:
-        await self.inner.wait_ready()
-
-    def redact(self, text: str) -> str:
-        return self.inner.redact(text)
-
-    async def send(self, alert: Any) -> None:
-        if await self.gate.should_deliver(alert):
-            await self.inner.send(alert)
-        else:
-            self.suppressed += 1
-
-    async def send_batch(self, alerts: list[Any]) -> None:
-        keep = [a for a in alerts if await self.gate.should_deliver(a)]
-        self.suppressed += len(alerts) - len(keep)
-        if len(keep) == 1:
-            await self.inner.send(keep[0])
-        elif keep:
-            await self.inner.send_batch(keep)
-
-    def __repr__(self) -> str:
-        return f"GatedNotifier({self.inner!r})"

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sentrycoin.config import ConfigError
 from sentrycoin.ha.coordinator import RedisCoordinator, safe_redis_url
-from sentrycoin.ha.gate import CooldownOf, DeliveryGate, GatedNotifier
+from sentrycoin.ha.gate import CooldownOf, DeliveryGate
 from sentrycoin.ha.sharding import MarketKey, check_shard, shard_markets
 
 DEFAULT_LEASE_TTL_S = 10.0
@@ -127,9 +127,11 @@ class HARuntime:
                                             replica_id=settings.replica_id)
         self.gate = DeliveryGate(self.coordinator, cooldown_ms_of)
 
-    def wrap_notifiers(self, notifiers: Sequence[Any], local: Sequence[str] = LOCAL_NOTIFIERS) -> list[Any]:
-        """Gate every notifier that reaches users; keep local ones (console) per replica."""
-        return [n if n.name in local else GatedNotifier(n, self.gate) for n in notifiers]
+    @staticmethod
+    def gated_names(notifiers: Sequence[Any], local: Sequence[str] = LOCAL_NOTIFIERS) -> list[str]:
+        """The notifiers the gate applies to (`AlertManager(gated=...)`): every one
+        that reaches users; local ones (console) stay per replica."""
+        return [n.name for n in notifiers if n.name not in local]
 
     async def start(self) -> None:
         await self.coordinator.start()

@@ -96,6 +96,7 @@ class MonitorCollector(Collector):
         yield from self._feeds(monitor)
         yield from self._books(monitor)
         yield from self._alerts(monitor)
+        yield from self._ha(monitor)
         yield from self._processing(monitor)
 
     # -- families ------------------------------------------------------------
@@ -173,6 +174,9 @@ class MonitorCollector(Collector):
             "sentrycoin_notifier_delivered", "Alert deliveries that succeeded", labels=["notifier"])
         failed = CounterMetricFamily(
             "sentrycoin_notifier_failures", "Alert deliveries that failed", labels=["notifier"])
+        suppressed = CounterMetricFamily(
+            "sentrycoin_notifier_suppressed",
+            "Alert deliveries not sent because another HA replica sent the alert", labels=["notifier"])
         depth = GaugeMetricFamily("sentrycoin_alert_queue_depth", "Alerts waiting in the delivery queue")
         if stats is not None:
             submitted.add_metric([], float(_get(stats, "submitted", 0)))
@@ -183,8 +187,35 @@ class MonitorCollector(Collector):
                 delivered.add_metric([str(name)], float(n))
             for name, n in sorted((_get(stats, "failed", None) or {}).items()):
                 failed.add_metric([str(name)], float(n))
+            for name, n in sorted((_get(stats, "suppressed", None) or {}).items()):
+                suppressed.add_metric([str(name)], float(n))
             depth.add_metric([], float(_get(stats, "queue_depth", 0)))
-        yield from (submitted, dropped, by_sev, delivered, failed, depth)
+        yield from (submitted, dropped, by_sev, delivered, failed, suppressed, depth)
+
+    def _ha(self, monitor: MonitorLike) -> Iterator[Metric]:
+        """Replicas on Redis (sentrycoin/ha): only when the monitor runs with REDIS_URL."""
+        ha_stats = getattr(monitor, "ha_stats", None)
+        stats = ha_stats() if callable(ha_stats) else None
+        if not stats:
+            return
+        degraded = GaugeMetricFamily(
+            "sentrycoin_ha_redis_degraded", "1 while Redis is unreachable (local cooldowns in use)")
+        degraded.add_metric([], 1.0 if stats.get("degraded") else 0.0)
+        claims = CounterMetricFamily(
+            "sentrycoin_ha_claims", "Alert episode claims by result: won (send), lost (another replica "
+            "sent it), local (decided by the local cooldown while Redis was down)", labels=["result"])
+        for result, key in (("won", "claims_won"), ("lost", "claims_lost"), ("local", "local_claims")):
+            claims.add_metric([result], float(stats.get(key, 0)))
+        errors = CounterMetricFamily("sentrycoin_ha_redis_errors", "Redis calls that failed or timed out")
+        errors.add_metric([], float(stats.get("redis_errors", 0)))
+        outages = CounterMetricFamily("sentrycoin_ha_redis_outages", "Times Redis became unreachable")
+        outages.add_metric([], float(stats.get("outages", 0)))
+        out: list[Metric] = [degraded, claims, errors, outages]
+        if "leases_held" in stats:
+            held = GaugeMetricFamily("sentrycoin_ha_leases_held", "Markets this replica holds the lease of")
+            held.add_metric([], float(stats["leases_held"]))
+            out.append(held)
+        yield from out
 
     def _processing(self, monitor: MonitorLike) -> Iterator[Metric]:
         hist: ProcessingTimeHistogram | None = getattr(monitor, "processing_time", None)

@@ -10,7 +10,7 @@ import pytest
 from sentrycoin.alerts.base import DeliveryError, Notifier, RetryPolicy
 from sentrycoin.alerts.manager import AlertManager
 from sentrycoin.ha.coordinator import RedisCoordinator
-from sentrycoin.ha.gate import DeliveryGate, GatedNotifier, cooldown_lookup
+from sentrycoin.ha.gate import DeliveryGate, cooldown_lookup
 from sentrycoin.market import DetectorSettings, Market
 from sentrycoin.store import AlertRecord, AlertStore
 from tests.ha.conftest import RedisServer
@@ -49,9 +49,9 @@ class ReplicaUnderTest:
         self.market = Market("binance", "BTC-USDT", settings=settings or DetectorSettings(cooldown_s=300),
                              source="simulated")
         self.gate = DeliveryGate(self.coord, cooldown_lookup([self.market]))
-        self.notifiers = [GatedNotifier(Recorder(n, sent, name, fail_first=fail_first), self.gate)
-                          for n in notifiers]
-        self.manager = AlertManager(self.store, self.notifiers)
+        self.notifiers = [Recorder(n, sent, name, fail_first=fail_first) for n in notifiers]
+        self.manager = AlertManager(self.store, self.notifiers, gate=self.gate.should_deliver,
+                                    gated=list(notifiers))
         self.market.on_alert = self.manager.submit
 
     async def start(self) -> "ReplicaUnderTest":
@@ -89,10 +89,13 @@ async def test_two_replicas_one_crash_one_telegram_message(redis_server: RedisSe
         assert len(sent) == 1
         winner = sent[0][0]
         loser = b if winner == "a" else a
-        assert loser.gate.suppressed == 1 and loser.notifiers[0].suppressed == 1
-        # The loser's outbox row is settled (not pending, not failed): never re-sent.
+        assert loser.gate.suppressed == 1 and loser.manager.stats.suppressed["telegram"] == 1
+        # The loser's outbox row is settled as `suppressed` (it sent nothing): never re-sent.
         assert loser.store.pending_count() == 0
-        assert loser.store.recent()[0]["deliveries"]["telegram"]["state"] == "delivered"
+        row = loser.store.recent()[0]["deliveries"]["telegram"]
+        assert row["state"] == "suppressed" and row["attempts"] == 0 and row["error"] == "sent by another replica"
+        winner_rep = a if winner == "a" else b
+        assert winner_rep.store.recent()[0]["deliveries"]["telegram"]["state"] == "delivered"
 
         # The crash deepens: both re-alert at critical (escalation) -> one more message.
         a.feed_book(10.0, 60.0, T0_MS + 2_000)

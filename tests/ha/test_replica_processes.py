@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -90,6 +91,17 @@ def test_two_replicas_send_each_episode_once(tmp_path: Path, redis_server, webho
     # ...but the user hears about each (symbol, severity) episode once.
     sent = Counter((m["symbol"], m["severity"]) for m in hook.received)
     assert sent and all(n == 1 for n in sent.values()), sent
+    # Each replica's alert history says truthfully who sent what: one replica
+    # `delivered` each message, the other `suppressed` its copy.
+    states: Counter[str] = Counter()
+    for name in ("replica-a", "replica-b"):
+        db = sqlite3.connect(tmp_path / f"{name}.db")
+        try:
+            states.update(row[0] for row in db.execute("SELECT state FROM deliveries WHERE notifier = 'webhook'"))
+        finally:
+            db.close()
+    assert states["delivered"] == len(hook.received), states
+    assert states["suppressed"] >= 1 and states["pending"] == 0 and states["failed"] == 0, states
 
 
 def test_survivor_keeps_alerting_after_a_replica_dies(tmp_path: Path, redis_server, webhook) -> None:

@@ -304,3 +304,50 @@ async def test_console_broken_stream_is_permanent_failure() -> None:
     with pytest.raises(DeliveryError) as info:
         await ConsoleNotifier(out).send(AlertRecord.from_event(make_event(), id=1, created_ms=0))
     assert info.value.permanent
+
+
+async def test_gate_suppresses_on_gated_notifiers_only_once_per_alert(store: AlertStore) -> None:
+    """HA hook: an alert another replica sent is `suppressed` (not delivered) on
+    every gated notifier, asked once per alert and notifier, sent on the others."""
+    asked: list[tuple[int | None, str]] = []
+
+    async def gate(rec) -> bool:  # noqa: ANN001
+        asked.append((rec.id, rec.severity))
+        return rec.severity != "warning"  # another replica sent the warning
+
+    tg = RecordingNotifier("telegram", failures=[DeliveryError("502 (test)"), None])
+    console = RecordingNotifier("console")
+    async with AlertManager(store, [console, tg], gate=gate, gated=["telegram"]) as manager:
+        manager.submit(make_event(severity="warning"))
+        manager.submit(make_event(severity="critical"))
+        await manager.drain()
+        assert [r.severity for r in tg.sent] == ["critical"]  # sent after one retry
+        assert [r.severity for r in console.sent] == ["warning", "critical"]  # not gated
+        assert manager.stats.suppressed == {"console": 0, "telegram": 1}
+        assert manager.stats.delivered == {"console": 2, "telegram": 1}
+        assert manager.stats.as_dict()["suppressed"] == {"console": 0, "telegram": 1}
+    assert sorted(asked) == [(1, "warning"), (2, "critical")]  # the retry did not ask again
+    rows = {r["severity"]: r["deliveries"] for r in store.recent()}
+    assert rows["warning"]["telegram"] == {"state": "suppressed", "attempts": 0,
+                                            "error": "sent by another replica", "delivered_ms": None}
+    assert rows["critical"]["telegram"]["state"] == "delivered"
+    assert rows["warning"]["console"]["state"] == "delivered"
+    assert store.pending_count() == 0
+
+
+async def test_suppressed_rows_are_not_swept_again_after_restart(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    try:
+        async def never(rec) -> bool:  # noqa: ANN001
+            return False
+
+        tg = RecordingNotifier("telegram")
+        async with AlertManager(store, [tg], gate=never, gated=["telegram"]) as manager:
+            manager.submit(make_event())
+            await manager.drain()
+        tg2 = RecordingNotifier("telegram")
+        async with AlertManager(store, [tg2]) as manager:  # a restart, even without the gate
+            await manager.drain()
+        assert tg.sent == [] and tg2.sent == []
+    finally:
+        store.close()

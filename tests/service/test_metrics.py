@@ -120,7 +120,7 @@ def test_collector_reads_dict_shaped_stats():
     class Manager:
         store = None
         stats = {"submitted": 9, "queue_dropped": 5, "queue_depth": 4, "by_severity": {"extreme": 2},
-                 "delivered": {"telegram": 3}, "failed": {"telegram": 6}}
+                 "delivered": {"telegram": 3}, "failed": {"telegram": 6}, "suppressed": {"telegram": 7}}
 
     monitor = SrvMonitor([], alert_manager=Manager())
     got = {(s.name, tuple(s.labels.items())): s.value
@@ -129,6 +129,26 @@ def test_collector_reads_dict_shaped_stats():
     assert got[("sentrycoin_alert_queue_depth", ())] == 4
     assert got[("sentrycoin_alerts_total", (("severity", "extreme"),))] == 2
     assert got[("sentrycoin_notifier_failures_total", (("notifier", "telegram"),))] == 6
+    assert got[("sentrycoin_notifier_suppressed_total", (("notifier", "telegram"),))] == 7
+    assert not any(name.startswith("sentrycoin_ha_") for name, _ in got)  # no REDIS_URL: no HA families
+
+
+def test_ha_metrics_when_replicas_share_redis():
+    from sentrycoin.server.metrics import MonitorCollector
+
+    monitor = SrvMonitor([], alert_manager=None)
+    monitor.ha_stats = lambda: {"replica_id": "r1", "degraded": True, "claims_won": 4, "claims_lost": 3,
+                                "local_claims": 2, "redis_errors": 5, "outages": 1, "recoveries": 0,
+                                "gate_allowed": 4, "gate_suppressed": 3, "leases_held": 12}
+    got = {(s.name, tuple(s.labels.items())): s.value
+           for fam in MonitorCollector(monitor).collect() for s in fam.samples}
+    assert got[("sentrycoin_ha_redis_degraded", ())] == 1
+    assert got[("sentrycoin_ha_claims_total", (("result", "won"),))] == 4
+    assert got[("sentrycoin_ha_claims_total", (("result", "lost"),))] == 3
+    assert got[("sentrycoin_ha_claims_total", (("result", "local"),))] == 2
+    assert got[("sentrycoin_ha_redis_errors_total", ())] == 5
+    assert got[("sentrycoin_ha_redis_outages_total", ())] == 1
+    assert got[("sentrycoin_ha_leases_held", ())] == 12
 
 
 def test_histogram_buckets_are_le_and_cumulative():

@@ -167,3 +167,59 @@ def test_other_connection_sees_committed_outbox(tmp_path: Path) -> None:
         other.close()
     finally:
         s.close()
+
+
+def test_mark_suppressed_only_settles_pending_rows(store: AlertStore) -> None:
+    rec = store.insert_alert(make_event(), ["telegram", "webhook"], created_ms=1000)
+    store.mark_delivered(rec.id, "webhook", now_ms=1500)
+    store.mark_suppressed(rec.id, "telegram", "sent by another replica", now_ms=2000)
+    store.mark_suppressed(rec.id, "webhook", "sent by another replica", now_ms=2000)  # already delivered
+    assert store.delivery_state(rec.id, "telegram") == "suppressed"
+    assert store.delivery_state(rec.id, "webhook") == "delivered"
+    assert store.pending("telegram") == [] and store.pending_count() == 0
+    store.mark_delivered(rec.id, "telegram", now_ms=3000)  # a send that did happen still wins
+    assert store.delivery_state(rec.id, "telegram") == "delivered"
+
+
+_V1_DELIVERIES = """
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, exchange TEXT NOT NULL, symbol TEXT NOT NULL,
+    source TEXT NOT NULL, severity TEXT NOT NULL, ratio REAL, danger_ratio REAL, bid_volume REAL,
+    ask_volume REAL, best_bid REAL, best_ask REAL, depth INTEGER NOT NULL, event_ms INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL);
+CREATE TABLE deliveries (
+    alert_id INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    notifier TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, delivered_ms INTEGER, updated_ms INTEGER,
+    PRIMARY KEY (alert_id, notifier)) WITHOUT ROWID;
+CREATE INDEX deliveries_pending ON deliveries (notifier, alert_id) WHERE state = 'pending';
+INSERT INTO alerts VALUES (1, 'binance', 'BTC-USDT', 'live', 'warning', 3.0, 2.5, 1.0, 3.0, 100.0,
+                           100.5, 50, 1000, 1001);
+INSERT INTO deliveries VALUES (1, 'telegram', 'delivered', 1, NULL, 1100, 1100);
+INSERT INTO deliveries VALUES (1, 'webhook', 'pending', 2, 'HTTP 502', NULL, 1200);
+PRAGMA user_version = 1;
+"""
+
+
+def test_schema_v1_database_is_upgraded_in_place_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(_V1_DELIVERIES)
+    db.close()
+    s = AlertStore(path)
+    try:
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert s.delivery_state(1, "telegram") == "delivered"
+        assert [r.id for r in s.pending("webhook")] == [1]  # the pending index still serves the outbox
+        s.mark_suppressed(1, "webhook", "sent by another replica")
+        assert s.recent()[0]["deliveries"]["webhook"]["state"] == "suppressed"
+        tables = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        assert "deliveries_v1" not in tables and "deliveries_pending" in tables
+    finally:
+        s.close()
+    s = AlertStore(path)  # opening a v2 database again changes nothing
+    try:
+        assert s.delivery_state(1, "webhook") == "suppressed"
+    finally:
+        s.close()
