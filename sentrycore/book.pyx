@@ -23,6 +23,11 @@ deep, where that is kilobytes).  Holes never sit inside the top-N window (one
 that would enter it is removed first), so the sums and the best price never
 see them; they are squeezed out when the buffer is full or when they
 outnumber the levels.
+
+Search (_lower_bound): an index is guessed -- from the top levels' price
+density, or, for a side whose levels a message lists best first, from the
+previous level's neighbourhood -- then checked by counting the keys below the
+target in a small window around the guess; only a miss gallops and bisects.
 """
 
 import numpy as np
