@@ -365,14 +365,13 @@ cdef inline int _side_apply(BookSide* s, const double* prices, const double* qty
     if not _all_valid(prices, qtys, n):
         return BOOK_BAD_VALUE
     cdef double density = _density(s)
-    cdef Py_ssize_t finger = -1
-    if _best_first(prices, n, s.sign):
-        # Each level lies below the one before: guess from there (see _lower_bound).
-        for j in range(n):
-            finger = _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, finger)
-    else:
-        for j in range(n):
-            _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, -1)
+    # Levels listed best first each lie below the one before: each search
+    # then starts from the previous level's index (see _lower_bound).
+    cdef bint best_first = _best_first(prices, n, s.sign)
+    cdef Py_ssize_t i, finger = -1
+    for j in range(n):
+        i = _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, finger)
+        finger = i if best_first else -1
     return BOOK_OK
 
 
