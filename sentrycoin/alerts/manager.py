@@ -350,11 +350,11 @@ class AlertManager:
         """
         name = n.name
         attempt = 0
-        if name in self._gated:
-            batch = await self._claimed(name, [r for r in batch if self._state(r, name) == "pending"])
         while True:
             # Re-check every time: a sweep and the queue may both hold an alert.
             batch = [r for r in batch if self._state(r, name) == "pending"]
+            if attempt == 0 and name in self._gated:
+                batch = await self._claimed(name, batch)  # HA: once, before the first send
             if not batch:
                 return
             attempt += 1
