@@ -19,7 +19,9 @@ from typing import ClassVar, Union
 
 import numpy as np
 
-from sentrycore.counters import FeedCounters
+# Re-exported: handlers, the monitor and tests take FeedCounters from here.  It
+# has C fields, so the Cython Binance frame path counts without Python writes.
+from sentrycore.counters import FeedCounters as FeedCounters
 from sentrycoin.market import Market
 
 log = logging.getLogger("sentrycoin.feeds")
@@ -62,9 +64,6 @@ class Reconnect:
 Action = Union[Send, FetchSnapshot, Reconnect]
 
 
-# FeedCounters (frames, bytes, decode_errors, ignored, checksum_skipped) has C
-# fields, so the Cython Binance frame path counts without Python writes.
-__all__ = ["FeedCounters", "FeedHandler"]
 
 
 class FeedHandler:
@@ -78,13 +77,15 @@ class FeedHandler:
         self.ws_url = ws_url
         self.rest_url = rest_url
         self.counters = FeedCounters()
+        # One spec per connection the handler wants; filled by the subclass.
+        self._specs: list[ConnectionSpec] = []
         self.actions: list[Action] = []
         self._log_throttle = LogThrottle()
 
     # -- what the source asks ---------------------------------------------
 
     def connections(self) -> list[ConnectionSpec]:
-        raise NotImplementedError
+        return self._specs
 
     def take_actions(self) -> list[Action]:
         actions, self.actions = self.actions, []

@@ -167,7 +167,6 @@ class _BinanceHandler(FeedHandler):
         self._parser = DepthParser()
         self._envelope_decoder = msgspec.json.Decoder(Envelope)
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot, strict=False)
-        self._specs: list[ConnectionSpec] = []
         self._states: dict[str, _SymbolState] = {}  # by normal symbol
         self._by_native: dict[str, _SymbolState] = {}  # by BTCUSDT
         self._by_stream: dict[str, _SymbolState] = {}  # by btcusdt@depth@100ms
@@ -211,9 +210,6 @@ class _BinanceHandler(FeedHandler):
         return snap_id + 1 < first.U
 
     # -- contract -------------------------------------------------------------
-
-    def connections(self) -> list[ConnectionSpec]:
-        return self._specs
 
     def on_connected(self, conn_id: int) -> None:
         # The streams are named in the URL: nothing to send.  Ask for the

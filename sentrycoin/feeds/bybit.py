@@ -109,7 +109,6 @@ class _BybitHandler(FeedHandler):
         log.info("%s: subscribing orderbook.%d for depth %d", self.venue, self.book_depth, depth)
         self._decoder = msgspec.json.Decoder(BookMessage, strict=False)
         self._op_decoder = msgspec.json.Decoder(OpMessage)
-        self._specs: list[ConnectionSpec] = []
         self._states: dict[str, _SymbolState] = {}
         self._by_native: dict[str, _SymbolState] = {}
         self._by_topic: dict[str, _SymbolState] = {}
@@ -125,9 +124,6 @@ class _BybitHandler(FeedHandler):
                 self._states[symbol] = st
                 self._by_native[native] = st
                 self._by_topic[topic] = st
-
-    def connections(self) -> list[ConnectionSpec]:
-        return self._specs
 
     def on_connected(self, conn_id: int) -> None:
         topics = []

@@ -118,9 +118,6 @@ class CoinbaseHandler(FeedHandler):
 
     # -- what the source asks ---------------------------------------------------
 
-    def connections(self) -> list[ConnectionSpec]:
-        return self._specs
-
     # -- what the source tells --------------------------------------------------
 
     def on_connected(self, conn_id: int) -> None:

@@ -359,9 +359,6 @@ class KrakenHandler(FeedHandler):
 
     # -- what the source asks ---------------------------------------------------------
 
-    def connections(self) -> list[ConnectionSpec]:
-        return self._specs
-
     def book_state(self, symbol: str) -> _BookState:
         """The checksum mirror of one book (tests and diagnostics)."""
         return self._states[symbol]

@@ -164,7 +164,6 @@ class _OkxHandler(FeedHandler):
         log.info("%s: subscribing %s (%d levels) for depth %d", self.venue, CHANNEL, CHANNEL_DEPTH, depth)
         self._decoder = msgspec.json.Decoder(BookMessage, strict=False)
         self._event_decoder = msgspec.json.Decoder(EventMessage)
-        self._specs: list[ConnectionSpec] = []
         self._states: dict[str, _SymbolState] = {}
         self._by_inst: dict[str, _SymbolState] = {}
         for conn_id, group in enumerate(chunked(list(self.markets), symbols_per_connection)):
@@ -177,9 +176,6 @@ class _OkxHandler(FeedHandler):
                 st = _SymbolState(symbol, inst_id, self.markets[symbol], conn_id)
                 self._states[symbol] = st
                 self._by_inst[inst_id] = st
-
-    def connections(self) -> list[ConnectionSpec]:
-        return self._specs
 
     def on_connected(self, conn_id: int) -> None:
         args = []
