@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from sentrycoin.store import AlertRecord
 
 
@@ -98,6 +100,32 @@ class Notifier(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class HttpNotifier(Notifier):
+    """A notifier that posts over an aiohttp session: one passed in (the caller
+    owns and closes it) or its own, opened on start or first use."""
+
+    def _use_session(self, session: aiohttp.ClientSession | None) -> None:
+        self._session = session
+        self._own_session = session is None
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+            self._session = None
+
+    async def _http(self) -> aiohttp.ClientSession:
+        """The session, opened if this is the first use."""
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        return self._session
 
 
 _BOT_TOKEN_RE = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")

@@ -28,7 +28,7 @@ import msgspec
 
 from sentrycoin.alerts.base import (
     DeliveryError,
-    Notifier,
+    HttpNotifier,
     RetryPolicy,
     fmt_num,
     fmt_volume,
@@ -154,7 +154,7 @@ def format_batch(
     return "\n".join(lines)[:MAX_TEXT_CHARS]
 
 
-class TelegramNotifier(Notifier):
+class TelegramNotifier(HttpNotifier):
     """Sends each alert to one chat with the Bot API `sendMessage` method."""
 
     def __init__(
@@ -187,8 +187,7 @@ class TelegramNotifier(Notifier):
         self.max_batch = max(1, min(int(max_batch), 15))
         self.retry = retry or RetryPolicy()
         self.__token = token  # name-mangled: keeps it out of casual attribute dumps
-        self._session = session
-        self._own_session = session is None
+        self._use_session(session)
         self._monotonic = monotonic
         self._wall_ms = wall_ms
         self.late_after_s = late_after_s
@@ -205,16 +204,6 @@ class TelegramNotifier(Notifier):
 
     def redact(self, text: str) -> str:
         return redact_secrets(text, self.__token)
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-            self._own_session = True
-
-    async def close(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-            self._session = None
 
     @property
     def not_before(self) -> float:
@@ -236,9 +225,7 @@ class TelegramNotifier(Notifier):
 
     async def send_text(self, text: str) -> None:
         """One sendMessage attempt, waiting first for pacing / retry_after."""
-        if self._session is None:
-            await self.start()
-        assert self._session is not None
+        session = await self._http()
         async with self._lock:
             wait_s = self._not_before - self._monotonic()
             if wait_s > 0:
@@ -246,7 +233,7 @@ class TelegramNotifier(Notifier):
             body = _encode(_SendMessage(chat_id=self.chat_id, text=text))
             url = f"{self.api_url}/bot{self.__token}/sendMessage"
             try:
-                async with self._session.post(
+                async with session.post(
                     url,
                     data=body,
                     headers={"Content-Type": "application/json"},

@@ -17,7 +17,7 @@ import logging
 import aiohttp
 import msgspec
 
-from sentrycoin.alerts.base import DeliveryError, Notifier, RetryPolicy, redact_secrets, safe_url
+from sentrycoin.alerts.base import DeliveryError, HttpNotifier, RetryPolicy, redact_secrets, safe_url
 from sentrycoin.store import AlertRecord
 
 log = logging.getLogger("sentrycoin.alerts.webhook")
@@ -70,7 +70,7 @@ def payload_of(alert: AlertRecord, public_url: str | None = None) -> WebhookPayl
     )
 
 
-class WebhookNotifier(Notifier):
+class WebhookNotifier(HttpNotifier):
     def __init__(
         self,
         url: str,
@@ -90,8 +90,7 @@ class WebhookNotifier(Notifier):
         self.public_url = public_url
         self.request_timeout_s = request_timeout_s
         self.retry = retry or RetryPolicy()
-        self._session = session
-        self._own_session = session is None
+        self._use_session(session)
 
     def __repr__(self) -> str:
         return f"WebhookNotifier(name={self.name!r}, url={safe_url(self.__url)!r})"
@@ -101,26 +100,14 @@ class WebhookNotifier(Notifier):
     def redact(self, text: str) -> str:
         return redact_secrets(text, self.__url, *self.headers.values())
 
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-            self._own_session = True
-
-    async def close(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-            self._session = None
-
     async def send(self, alert: AlertRecord) -> None:
-        if self._session is None:
-            await self.start()
-        assert self._session is not None
+        session = await self._http()
         body = _encode(payload_of(alert, self.public_url))
         headers = {"Content-Type": "application/json", **self.headers}
         if alert.id is not None:
             headers["Idempotency-Key"] = f"sentrycoin-{alert.id}"
         try:
-            async with self._session.post(
+            async with session.post(
                 self.__url, data=body, headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
             ) as resp:
