@@ -365,13 +365,17 @@ cdef inline int _side_apply(BookSide* s, const double* prices, const double* qty
     if not _all_valid(prices, qtys, n):
         return BOOK_BAD_VALUE
     cdef double density = _density(s)
-    # Levels listed best first each lie below the one before: each search
-    # then starts from the previous level's index (see _lower_bound).
-    cdef bint best_first = _best_first(prices, n, s.sign)
-    cdef Py_ssize_t i, finger = -1
-    for j in range(n):
-        i = _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, finger)
-        finger = i if best_first else -1
+    cdef Py_ssize_t finger = -1
+    if _best_first(prices, n, s.sign):
+        # Each level lies below the one before: guess from there (see _lower_bound).
+        for j in range(n):
+            finger = _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, finger)
+    else:
+        # A loop of its own: with the finger a constant -1 the compiler drops
+        # the finger guess from the inlined search (one shared loop measured
+        # ~5 % slower on unordered messages, bench_feed synthetic).
+        for j in range(n):
+            _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, -1)
     return BOOK_OK
 
 
