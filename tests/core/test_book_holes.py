@@ -20,16 +20,22 @@ from tests.core.reference import ReferenceBook
 from tests.core.test_book_properties import assert_same
 
 
+def _loaded(*, depth: int, capacity: int, bids: list, asks: list) -> tuple[OrderBook, ReferenceBook]:
+    """The book under test and the reference, both loaded with the same snapshot."""
+    book = OrderBook(depth=depth, capacity=capacity)
+    ref = ReferenceBook(depth=depth, capacity=capacity)
+    book.load_snapshot(bids, asks)
+    ref.load_snapshot(bids, asks)
+    return book, ref
+
+
 def _ladder(n: int, start: float, step: float) -> list[list[float]]:
     return [[start + i * step, 1.0 + i % 7] for i in range(n)]
 
 
 def test_deep_delete_leaves_an_invisible_hole_that_a_reinsert_refills() -> None:
-    book = OrderBook(depth=5, capacity=1000)
-    ref = ReferenceBook(depth=5, capacity=1000)
     bids = _ladder(100, 1.0, 1.0)  # best bid 100, worst 1
-    book.load_snapshot(bids, [])
-    ref.load_snapshot(bids, [])
+    book, ref = _loaded(depth=5, capacity=1000, bids=bids, asks=[])
     volume = book.bid_volume
 
     book.update_bid(50.0, 0.0)
@@ -48,11 +54,8 @@ def test_deep_delete_leaves_an_invisible_hole_that_a_reinsert_refills() -> None:
 
 
 def test_insert_near_a_hole_consumes_it_instead_of_growing() -> None:
-    book = OrderBook(depth=5, capacity=1000)
-    ref = ReferenceBook(depth=5, capacity=1000)
     bids = _ladder(100, 1.0, 1.0)
-    book.load_snapshot(bids, [])
-    ref.load_snapshot(bids, [])
+    book, ref = _loaded(depth=5, capacity=1000, bids=bids, asks=[])
     for price, qty in ((40.0, 0.0), (43.5, 2.0), (37.5, 4.0)):
         book.update_bid(price, qty)
         ref.update_bid(price, qty)
@@ -63,11 +66,8 @@ def test_insert_near_a_hole_consumes_it_instead_of_growing() -> None:
 
 def test_window_delete_removes_holes_waiting_below_the_window() -> None:
     depth = 3
-    book = OrderBook(depth=depth, capacity=1000)
-    ref = ReferenceBook(depth=depth, capacity=1000)
     asks = _ladder(20, 100.0, 1.0)  # best ask 100
-    book.load_snapshot([], asks)
-    ref.load_snapshot([], asks)
+    book, ref = _loaded(depth=depth, capacity=1000, bids=[], asks=asks)
     # Holes right below the window (asks 103..106) ...
     for price in (103.0, 104.0, 105.0, 106.0):
         book.update_ask(price, 0.0)
@@ -84,11 +84,8 @@ def test_window_delete_removes_holes_waiting_below_the_window() -> None:
 
 
 def test_holes_are_squeezed_out_when_they_outnumber_levels() -> None:
-    book = OrderBook(depth=2, capacity=1000)
-    ref = ReferenceBook(depth=2, capacity=1000)
     bids = _ladder(60, 1.0, 1.0)
-    book.load_snapshot(bids, [])
-    ref.load_snapshot(bids, [])
+    book, ref = _loaded(depth=2, capacity=1000, bids=bids, asks=[])
     for price in range(1, 50):
         book.update_bid(float(price), 0.0)
         ref.update_bid(float(price), 0.0)
@@ -99,11 +96,8 @@ def test_holes_are_squeezed_out_when_they_outnumber_levels() -> None:
 
 
 def test_full_buffer_squeezes_holes_before_truncating() -> None:
-    book = OrderBook(depth=2, capacity=10)
-    ref = ReferenceBook(depth=2, capacity=10)
     bids = _ladder(10, 1.0, 1.0)
-    book.load_snapshot(bids, [])
-    ref.load_snapshot(bids, [])
+    book, ref = _loaded(depth=2, capacity=10, bids=bids, asks=[])
     book.update_bid(3.0, 0.0)
     ref.update_bid(3.0, 0.0)
     assert book._storage()[:2] == (10, 1)
@@ -134,14 +128,11 @@ def test_seeded_deep_traffic_matches_reference_and_uses_holes(best_first: bool) 
     # best_first: each side's levels sorted best first with distinct prices,
     # as venues send them, which the search uses (see _lower_bound).
     rng = np.random.default_rng(20261126)
-    book = OrderBook(depth=10, capacity=450)
-    ref = ReferenceBook(depth=10, capacity=450)
     grid = np.arange(1, 601) * 0.5
     bids = [[p, 1.0] for p in grid[:400]]
     asks = [[p, 1.0] for p in grid[200:]]
     asks = [[p + 300.0, q] for p, q in asks]
-    book.load_snapshot(bids, asks)
-    ref.load_snapshot(bids, asks)
+    book, ref = _loaded(depth=10, capacity=450, bids=bids, asks=asks)
     max_holes = 0
     for _ in range(1500):
         sides = []
@@ -173,11 +164,8 @@ batches = st.lists(st.tuples(grid_prices, qtys), max_size=80)
     best_first=st.booleans(),
 )
 def test_deep_books_with_holes_match_reference(depth: int, extra: int, size: int, ops: list, best_first: bool) -> None:
-    book = OrderBook(depth=depth, capacity=depth + extra)
-    ref = ReferenceBook(depth=depth, capacity=depth + extra)
     ladder = [[t * 0.25, 1.0 + t % 5] for t in range(1, size + 1)]
-    book.load_snapshot(ladder, [[p + 100.0, q] for p, q in ladder])
-    ref.load_snapshot(ladder, [[p + 100.0, q] for p, q in ladder])
+    book, ref = _loaded(depth=depth, capacity=depth + extra, bids=ladder, asks=[[p + 100.0, q] for p, q in ladder])
     for kind, a, b in ops:
         if best_first:  # distinct prices, best first: the order venues send
             a = sorted(dict(a).items(), reverse=True)
