@@ -91,6 +91,7 @@ class Market(MarketCore):
         "exchange", "symbol", "source", "settings", "on_alert",
         "connected", "resyncs", "reconnects", "rejected",
         "last_alert", "invalid_reason", "created_monotonic",
+        "invalid_since_ms", "invalid_since_monotonic", "last_error",
     )
 
     def __init__(
@@ -119,6 +120,13 @@ class Market(MarketCore):
         self.last_alert: AlertEvent | None = None
         self.invalid_reason: str | None = "waiting for snapshot"
         self.created_monotonic = time.monotonic()
+        # When the book last became invalid (wall ms for people, monotonic for
+        # deciding); both None while it is valid.  A new book starts invalid.
+        self.invalid_since_ms: int | None = time.time_ns() // 1_000_000
+        self.invalid_since_monotonic: float | None = self.created_monotonic
+        # Why the book last went invalid; kept after it heals, so /status can
+        # say what happened (None until the first failure).
+        self.last_error: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -131,8 +139,12 @@ class Market(MarketCore):
         if self.valid:
             self.resyncs += 1
             log.warning("%s %s: book invalid (%s), resyncing", self.exchange, self.symbol, reason)
+        if self.valid or self.invalid_since_monotonic is None:
+            self.invalid_since_ms = time.time_ns() // 1_000_000
+            self.invalid_since_monotonic = time.monotonic()
         self.valid = False
         self.invalid_reason = reason
+        self.last_error = reason
         self.detector.reset_signal()
 
     def mark_valid(self) -> None:
@@ -140,6 +152,15 @@ class Market(MarketCore):
             log.info("%s %s: book in sync", self.exchange, self.symbol)
         self.valid = True
         self.invalid_reason = None
+        self.invalid_since_ms = None
+        self.invalid_since_monotonic = None
+
+    def invalid_for_s(self, now_monotonic: float | None = None) -> float:
+        """Seconds this book has been invalid (0.0 while valid)."""
+        since = self.invalid_since_monotonic
+        if self.valid or since is None:
+            return 0.0
+        return (time.monotonic() if now_monotonic is None else now_monotonic) - since
 
     def _emit(self, severity: int, event_ms: int) -> None:
         book = self.book
