@@ -8,7 +8,7 @@ Environment variables (names users already know from the original monitor):
     EXCHANGE, SYMBOL, SYMBOLS, DANGER_RATIO, ORDER_BOOK_DEPTH, COOLDOWN_MINUTES,
     REARM_RATIO, MIN_PERSISTENCE_MS, MIN_VOLUME, LOG_LEVEL, LOG_FORMAT,
     TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, TELEGRAM_API_URL, WEBHOOK_URL,
-    PUBLIC_URL, SENTRY_DB, HOST, PORT, STATUS_TOKEN, STALE_AFTER_S,
+    PUBLIC_URL, SENTRY_DB, HOST, PORT, STATUS_TOKEN, STALE_AFTER_S, SNAPSHOT_TIMEOUT_S,
     MOCK_FALLBACK, MOCK_FALLBACK_AFTER_S, SIM_SCENARIO, SIM_SYMBOLS, SIM_SEED, SIM_SPEED,
     and the per-venue <VENUE>_WS_URL / <VENUE>_REST_URL (see feeds/registry.py).
 
@@ -85,6 +85,7 @@ class Settings:
     port: int = 8080
     status_token: str | None = None
     stale_after_s: float = 10.0
+    snapshot_timeout_s: float = 15.0  # a book asked for and not valid by then: ask again
     mock_fallback: bool = False
     mock_fallback_after_s: float = 20.0
     sim_scenario: str = "mixed"
@@ -122,6 +123,7 @@ class Settings:
             "port": self.port,
             "status_token": REDACTED if self.status_token else None,
             "stale_after_s": self.stale_after_s,
+            "snapshot_timeout_s": self.snapshot_timeout_s,
             "mock_fallback": self.mock_fallback,
             "mock_fallback_after_s": self.mock_fallback_after_s,
             "venue_urls": dict(self.venue_urls),
@@ -372,7 +374,8 @@ _SECTION_KEYS: dict[str, dict[str, tuple[str, type]]] = {
                  "api_url": ("telegram_api_url", str)},
     "alerts": {"webhook_url": ("webhook_url", str), "db": ("db_path", str)},
     "server": {"host": ("host", str), "port": ("port", int), "public_url": ("public_url", str),
-               "status_token": ("status_token", str), "stale_after_s": ("stale_after_s", float)},
+               "status_token": ("status_token", str), "stale_after_s": ("stale_after_s", float),
+               "snapshot_timeout_s": ("snapshot_timeout_s", float)},
     "simulation": {"scenario": ("sim_scenario", str), "symbols": ("sim_symbols", list), "seed": ("sim_seed", int),
                    "speed": ("sim_speed", float), "mock_fallback": ("mock_fallback", bool),
                    "mock_fallback_after_s": ("mock_fallback_after_s", float)},
@@ -424,6 +427,7 @@ _ENV_PLAIN: dict[str, tuple[str, type]] = {
     "PORT": ("port", int),
     "STATUS_TOKEN": ("status_token", str),
     "STALE_AFTER_S": ("stale_after_s", float),
+    "SNAPSHOT_TIMEOUT_S": ("snapshot_timeout_s", float),
     "MOCK_FALLBACK": ("mock_fallback", bool),
     "MOCK_FALLBACK_AFTER_S": ("mock_fallback_after_s", float),
     "SIM_SCENARIO": ("sim_scenario", str),
@@ -462,6 +466,8 @@ def _validate(s: Settings, *, file: bool) -> None:
         raise ConfigError(f"{key('PORT', 'server.port')}: must be 0-65535, got {s.port}")
     if not s.stale_after_s > 0:
         raise ConfigError(f"{key('STALE_AFTER_S', 'server.stale_after_s')}: must be > 0, got {s.stale_after_s}")
+    if not s.snapshot_timeout_s > 0:
+        raise ConfigError(f"{key('SNAPSHOT_TIMEOUT_S', 'server.snapshot_timeout_s')}: must be > 0, got {s.snapshot_timeout_s}")
     if not s.mock_fallback_after_s > 0:
         raise ConfigError(f"{key('MOCK_FALLBACK_AFTER_S', 'simulation.mock_fallback_after_s')}: must be > 0, got {s.mock_fallback_after_s}")
     if not s.sim_speed > 0:

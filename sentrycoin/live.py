@@ -9,6 +9,10 @@
   weight-limited, retries with backoff), body handed to `on_snapshot`;
 * `Reconnect`  -> close and reopen that connection.
 
+It also drives book recovery: every `recovery_tick_s` each handler's `tick`
+runs on the monotonic clock, so an invalid book always has its next step
+(re-request, then reconnect) scheduled (sentrycoin.feeds.recovery).
+
 Usage (what ``sentrycoin run`` does)::
 
     runner = LiveRunner([handler])
@@ -31,6 +35,7 @@ from typing import Mapping, Sequence
 import aiohttp
 
 from sentrycoin.feeds.base import FeedHandler, FetchSnapshot, Reconnect, Send
+from sentrycoin.feeds.recovery import RecoveryPolicy
 from sentrycoin.transport import Backoff, Connection, TransportSettings
 
 log = logging.getLogger("sentrycoin.live")
@@ -64,8 +69,13 @@ class LiveRunner:
         snapshot_retry_max_s: float = 30.0,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
+        recovery: RecoveryPolicy | None = None,
+        recovery_tick_s: float = 0.5,
     ) -> None:
         self.handlers = list(handlers)
+        self.recovery = recovery
+        self.recovery_tick_s = recovery_tick_s
+        self._ticker: asyncio.Task[None] | None = None
         self.transport_settings = transport or TransportSettings()
         self.snapshot_timeout_s = snapshot_timeout_s
         self.snapshot_spacing_s = dict(DEFAULT_SNAPSHOT_SPACING_S)
@@ -100,8 +110,23 @@ class LiveRunner:
             )
         for handler in self.handlers:
             self._open(handler)
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="book recovery")
+
+    async def _tick_loop(self) -> None:
+        while self._started:
+            await asyncio.sleep(self.recovery_tick_s)
+            now = time.monotonic()
+            for handler in list(self.handlers):
+                try:
+                    handler.tick(now)
+                except Exception:  # a bug of ours must not stop recovery for every venue
+                    log.exception("%s: recovery tick failed", handler.venue)
+                if handler.actions:
+                    self.drain(handler)
 
     def _open(self, handler: FeedHandler) -> None:
+        if self.recovery is not None:
+            handler.recovery_policy = self.recovery
         settings = self.transport_settings
         rate = DEFAULT_MAX_SENDS_PER_S.get(handler.venue)
         if settings.max_sends_per_s is None and rate is not None:
@@ -160,6 +185,10 @@ class LiveRunner:
         if not self._started:
             return
         self._started = False
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         tasks = list(self._snapshot_tasks.values())
         for task in tasks:
             task.cancel()

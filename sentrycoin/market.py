@@ -91,7 +91,7 @@ class Market(MarketCore):
         "exchange", "symbol", "source", "settings", "on_alert",
         "connected", "resyncs", "reconnects", "rejected",
         "last_alert", "invalid_reason", "created_monotonic",
-        "invalid_since_ms", "invalid_since_monotonic", "last_error",
+        "invalid_since_ms", "invalid_since_monotonic", "last_error", "checksum_mismatches",
     )
 
     def __init__(
@@ -117,6 +117,7 @@ class Market(MarketCore):
         self.resyncs = 0
         self.reconnects = 0
         self.rejected = 0  # messages refused (bad values, gaps, checksums)
+        self.checksum_mismatches = 0  # the venue's checksum disagreed with our book
         self.last_alert: AlertEvent | None = None
         self.invalid_reason: str | None = "waiting for snapshot"
         self.created_monotonic = time.monotonic()
@@ -136,7 +137,8 @@ class Market(MarketCore):
 
     def invalidate(self, reason: str) -> None:
         """The book may be out of sync: stop alerting until a fresh snapshot."""
-        if self.valid:
+        # Valid, or just dropped by the core (a crossed book: no reason set yet).
+        if self.valid or self.invalid_reason is None:
             self.resyncs += 1
             log.warning("%s %s: book invalid (%s), resyncing", self.exchange, self.symbol, reason)
         if self.valid or self.invalid_since_monotonic is None:

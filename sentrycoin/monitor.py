@@ -245,10 +245,12 @@ class Monitor:
             )
             await self._source.run(stop, speed=self.settings.sim_speed)
             return
+        from sentrycoin.feeds.recovery import RecoveryPolicy
         from sentrycoin.live import LiveRunner
         from sentrycoin.transport import TransportSettings
 
-        self._source = LiveRunner(self.handlers, transport=TransportSettings(stale_after_s=self.settings.stale_after_s))
+        self._source = LiveRunner(self.handlers, transport=TransportSettings(stale_after_s=self.settings.stale_after_s),
+                                  recovery=RecoveryPolicy(snapshot_timeout_s=self.settings.snapshot_timeout_s))
         await self._start_leases()
         log.info("watching %d live markets: %s", len(self.markets),
                  ", ".join(f"{m.exchange}:{m.symbol}" for m in self.markets))

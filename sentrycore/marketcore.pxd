@@ -16,6 +16,9 @@ cdef class MarketCore:
     cdef public bint valid
     # Book messages applied since start.
     cdef public long long messages
+    # Messages after which the book was crossed (best bid >= best ask): each
+    # one made the book invalid; the feed handler then resyncs it.
+    cdef public long long crossed
     cdef int64_t _last_event_ms
     cdef bint _has_event
     # NaN until the first message.

@@ -14,6 +14,7 @@ class MarketCore:
     detector: ImbalanceDetector
     valid: bool
     messages: int
+    crossed: int  # messages after which the book was crossed (each made it invalid)
     last_event_ms: int | None
     last_update_monotonic: float | None
 

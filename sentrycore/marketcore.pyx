@@ -51,6 +51,7 @@ cdef class MarketCore:
         self.detector = detector
         self.valid = False
         self.messages = 0
+        self.crossed = 0
         self._has_event = False
         self._last_event_ms = 0
         self._last_update_monotonic = NAN
@@ -61,6 +62,12 @@ cdef class MarketCore:
         self._has_event = True
         self._last_update_monotonic = _monotonic()
         if not self.valid:
+            return 0
+        if self.book.c_best_bid() >= self.book.c_best_ask():  # False when a side is empty (NaN)
+            # No venue publishes a crossed book: ours lost a message.  Invalid now;
+            # the handler sees `valid` drop without a reason and resyncs it.
+            self.valid = False
+            self.crossed += 1
             return 0
         return self.detector.c_evaluate(self.book.c_bid_volume(), self.book.c_ask_volume(), event_ms)
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Union
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 # Re-exported: handlers, the monitor and tests take FeedCounters from here.  It
 # has C fields, so the Cython Binance frame path counts without Python writes.
 from sentrycore.counters import FeedCounters as FeedCounters
+from sentrycoin.feeds.recovery import BookRecovery, RecoveryPolicy
 from sentrycoin.market import Market
 
 log = logging.getLogger("sentrycoin.feeds")
@@ -64,8 +66,6 @@ class Reconnect:
 Action = Union[Send, FetchSnapshot, Reconnect]
 
 
-
-
 class FeedHandler:
     """Base class; one subclass per venue in sentrycoin/feeds/<venue>.py."""
 
@@ -81,6 +81,12 @@ class FeedHandler:
         self._specs: list[ConnectionSpec] = []
         self.actions: list[Action] = []
         self._log_throttle = LogThrottle()
+        # Book recovery (sentrycoin.feeds.recovery): the frame source may replace the policy.
+        self.recovery_policy = RecoveryPolicy()
+        self._recovery: dict[str, BookRecovery] = {}
+        self._recovery_rng = random.Random()
+        self.snapshot_timeouts = 0  # requests that produced no valid book in time
+        self.recovery_reconnects = 0  # connections reopened because books would not heal
 
     # -- what the source asks ---------------------------------------------
 
@@ -111,6 +117,119 @@ class FeedHandler:
 
     def on_snapshot(self, symbol: str, body: bytes, recv_ms: int) -> None:
         raise NotImplementedError(f"{self.venue} takes no REST snapshots")
+
+    def request_books(self, conn_id: int, symbols: list[str]) -> None:
+        """Venue-specific: forget these books' sync state and queue what makes the
+        venue send them afresh (a resubscribe, a REST snapshot).  Called for books
+        that are already invalid, on connection `conn_id`."""
+        raise NotImplementedError
+
+    # -- book recovery (sentrycoin.feeds.recovery) ---------------------------
+
+    def fail_book(self, symbol: str, reason: str, now: float | None = None) -> None:
+        """The book of `symbol` is out of sync: count it, invalidate it, and schedule
+        its re-request (at once after a healthy spell, else after a backoff).
+
+        The venue code has already reset its own sync state for the symbol, so no
+        message is applied as if in sync until the new snapshot lands."""
+        market = self.markets[symbol]
+        self.reject(market, reason)
+        if not market.connected:
+            return  # the connection's reconnect re-requests every book on it
+        now = time.monotonic() if now is None else now
+        rec = self._book_recovery(symbol)
+        if rec.retry_at is not None:
+            return  # already due at a set time: one request is enough
+        delay = rec.failure_delay(self.recovery_policy, now)
+        if delay <= 0.0:
+            rec.deadline = now + self.recovery_policy.snapshot_timeout_s
+            self.request_books(self.conn_id_of(symbol), [symbol])
+        else:
+            rec.retry_at = now + delay
+            rec.deadline = None
+            self._log_throttle.log(log, logging.INFO, "retry:" + symbol, "%s %s: %s; asking again in %.1fs",
+                                   self.venue, symbol, reason, delay)
+
+    def tick(self, now: float) -> None:
+        """Drive recovery; the frame source calls this about once a second.
+
+        Every invalid book on an open connection ends this call with a
+        re-request due (`retry_at`) or a deadline for the one in flight."""
+        policy = self.recovery_policy
+        due: dict[int, list[str]] = {}
+        reconnect: dict[int, str] = {}
+        for symbol, market in self.markets.items():
+            rec = self._recovery.get(symbol)
+            if market.valid:
+                if rec is not None:
+                    rec.retry_at = rec.deadline = None
+                    rec.failed_requests = 0
+                continue
+            if market.invalid_reason is None:
+                # The core stopped trusting a book the handler thinks is in sync
+                # (a crossed book after a whole message): resync it like any failure.
+                self.fail_book(symbol, "crossed book", now)
+                continue
+            if not market.connected:
+                if rec is not None:
+                    rec.retry_at = rec.deadline = None
+                continue
+            if rec is None:
+                rec = self._book_recovery(symbol)
+            if rec.retry_at is not None:
+                if now >= rec.retry_at:
+                    rec.retry_at = None
+                    rec.deadline = now + policy.snapshot_timeout_s
+                    due.setdefault(self.conn_id_of(symbol), []).append(symbol)
+                continue
+            if rec.deadline is None:
+                # A request is in flight that nobody timed (the subscribe on connect).
+                rec.deadline = now + policy.snapshot_timeout_s
+                continue
+            if now < rec.deadline:
+                continue
+            rec.deadline = None
+            rec.failed_requests += 1
+            self.snapshot_timeouts += 1
+            market.invalidate("snapshot timeout")
+            conn_id = self.conn_id_of(symbol)
+            if rec.failed_requests >= policy.reconnect_after:
+                rec.failed_requests = 0
+                reconnect[conn_id] = f"{symbol}: no valid book after {policy.reconnect_after} requests"
+            else:
+                rec.last_failure_at = now
+                rec.retry_at = now + rec.backoff.next_delay()
+                self._log_throttle.log(log, logging.WARNING, "timeout:" + symbol,
+                                       "%s %s: no valid book %.0fs after asking; asking again",
+                                       self.venue, symbol, policy.snapshot_timeout_s)
+        for conn_id, symbols in due.items():
+            if conn_id not in reconnect:
+                self.request_books(conn_id, symbols)
+        for conn_id, why in reconnect.items():
+            log.warning("%s conn %s: reconnecting (%s)", self.venue, conn_id, why)
+            self.recovery_reconnects += 1
+            self.actions.append(Reconnect(conn_id, why))
+
+    def recovery_due(self, symbol: str) -> float | None:
+        """Monotonic time of the book's next recovery step (None: valid, or its connection
+        is down and the transport's reconnect is the step)."""
+        rec = self._recovery.get(symbol)
+        if rec is None:
+            return None
+        return rec.retry_at if rec.retry_at is not None else rec.deadline
+
+    def _book_recovery(self, symbol: str) -> BookRecovery:
+        rec = self._recovery.get(symbol)
+        if rec is None:
+            rec = self._recovery[symbol] = BookRecovery(self.recovery_policy, self._recovery_rng)
+        return rec
+
+    def conn_id_of(self, symbol: str) -> int:
+        conn_of = self.__dict__.get("_conn_by_symbol")
+        if conn_of is None or symbol not in conn_of:
+            conn_of = {s: spec.conn_id for spec in self.connections() for s in spec.symbols}
+            self._conn_by_symbol = conn_of
+        return conn_of[symbol]
 
     # -- shared helpers for subclasses --------------------------------------
 

@@ -273,7 +273,11 @@ class _BinanceHandler(FeedHandler):
             snap = self._snapshot_decoder.decode(body)
         except _DECODE_ERRORS as exc:
             self.decode_error("snapshot", body, exc)
-            self._fetch(st, recv_ms)
+            # Through recovery: a venue that keeps answering garbage is asked
+            # again with a growing delay, not as fast as the pacing allows (the
+            # buffered events must not start a fetch of their own meanwhile).
+            st.fetching, st.fetch_ms = True, recv_ms
+            self.fail_book(symbol, "undecodable snapshot")
             return
         snap_id = snap.lastUpdateId
         buffer = st.buffer
@@ -285,8 +289,8 @@ class _BinanceHandler(FeedHandler):
         try:
             load_levels(st.market.book, snap.bids, snap.asks)
         except ValueError as exc:
-            self.reject(st.market, f"bad snapshot: {exc}")
-            self._fetch(st, recv_ms)
+            st.fetching, st.fetch_ms = True, recv_ms
+            self.fail_book(symbol, f"bad snapshot: {exc}")
             return
         st.snap_id = snap_id
         st.buffer = []
@@ -363,6 +367,15 @@ class _BinanceHandler(FeedHandler):
             st.buffer.append(keep)
         if not st.fetching or st.fetch_ms is None or recv_ms - st.fetch_ms > SNAPSHOT_RETRY_MS:
             self._fetch(st, recv_ms)
+
+    def request_books(self, conn_id: int, symbols: list[str]) -> None:
+        """A new REST snapshot each; events keep being buffered meanwhile."""
+        for symbol in symbols:
+            st = self._states[symbol]
+            buffer = st.buffer if not st.synced and st.snap_id is None else []
+            st.reset()
+            st.buffer = buffer
+            self._fetch(st, None)
 
     def _fetch(self, st: _SymbolState, recv_ms: int | None) -> None:
         st.fetching = True

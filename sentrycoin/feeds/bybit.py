@@ -188,12 +188,21 @@ class _BybitHandler(FeedHandler):
     # -- internals ------------------------------------------------------------
 
     def _resubscribe(self, st: _SymbolState, reason: str) -> None:
-        """Invalidate one symbol and ask Bybit for a fresh snapshot of it alone."""
-        self.reject(st.market, reason)
-        log.info("%s %s: resubscribing (%s)", self.venue, st.symbol, reason)
+        """Invalidate one symbol; recovery asks Bybit for a fresh snapshot of it alone."""
+        log.info("%s %s: resyncing (%s)", self.venue, st.symbol, reason)
         st.synced = False
+        self.fail_book(st.symbol, reason)
+
+    def request_books(self, conn_id: int, symbols: list[str]) -> None:
+        """Unsubscribe + subscribe (Bybit refuses a topic already subscribed): a new snapshot."""
+        topics = []
+        for symbol in symbols:
+            st = self._states[symbol]
+            st.synced = False
+            topics.append(st.topic)
         for op in ("unsubscribe", "subscribe"):
-            self.actions.append(Send(st.conn_id, msgspec.json.encode({"op": op, "args": [st.topic]}).decode()))
+            for args in chunked(topics, ARGS_PER_MESSAGE):
+                self.actions.append(Send(conn_id, msgspec.json.encode({"op": op, "args": args}).decode()))
 
     def _other_frame(self, data: bytes, exc: Exception) -> None:
         try:
@@ -203,18 +212,19 @@ class _BybitHandler(FeedHandler):
             return
         st = self._by_topic.get(op.topic)
         if st is not None:
-            # A book message for one of our symbols that we cannot read: it lost an update.
+            # A book message for one of our symbols that we cannot read: it lost an
+            # update, or it was the snapshot the book is waiting for.
             self.decode_error("book message", data, exc)
-            if st.synced:
-                self._resubscribe(st, "undecodable book message")
+            self._resubscribe(st, "undecodable book message")
             return
         if op.success is False:
             self._log_throttle.log(log, logging.WARNING, "op-failed", "%s: %s failed: %s",
                                    self.venue, op.op or "request", op.ret_msg[:200])
-            # Say why a book never syncs (e.g. an unknown symbol) in /status.
+            # Say why a book never syncs (e.g. an unknown symbol) in /status, and ask
+            # again later: a refused subscribe must not leave the book waiting forever.
             for topic, st in self._by_topic.items():
-                if topic in op.ret_msg and not st.synced:
-                    st.market.invalidate(f"{op.op or 'request'} failed: {op.ret_msg[:120]}")
+                if topic in op.ret_msg and not st.synced and op.op != "unsubscribe":
+                    self._resubscribe(st, f"{op.op or 'request'} failed: {op.ret_msg[:120]}")
         self.counters.ignored += 1
 
 

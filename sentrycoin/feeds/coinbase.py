@@ -244,11 +244,10 @@ class CoinbaseHandler(FeedHandler):
     # -- resync -------------------------------------------------------------------
 
     def _reject(self, conn_id: int, market: Market, reason: str) -> None:
-        """A message we refused leaves that book out of sync: resubscribe it."""
-        self._warn(f"reject:{market.symbol}", "coinbase %s: %s; resubscribing", market.symbol, reason)
-        self.reject(market, reason)
+        """A message we refused leaves that book out of sync: resubscribe it (via recovery)."""
+        self._warn(f"reject:{market.symbol}", "coinbase %s: %s; resyncing", market.symbol, reason)
         self._awaiting.add(market.symbol)
-        self._resubscribe(conn_id, [market.symbol])
+        self.fail_book(market.symbol, reason)
 
     def _resync_connection(self, conn_id: int, reason: str) -> None:
         symbols = self._symbols_of.get(conn_id, [])
@@ -256,9 +255,13 @@ class CoinbaseHandler(FeedHandler):
                    conn_id, reason, len(symbols))
         for symbol in symbols:
             self.markets[symbol].invalidate(reason)
-            self._awaiting.add(symbol)
         if symbols:
-            self._resubscribe(conn_id, symbols)
+            # One message for the whole connection; recovery times the answer.
+            self.request_books(conn_id, symbols)
+
+    def request_books(self, conn_id: int, symbols: list[str]) -> None:
+        self._awaiting.update(symbols)
+        self._resubscribe(conn_id, symbols)
 
     def _resubscribe(self, conn_id: int, symbols: list[str]) -> None:
         self.actions.append(Send(conn_id, self._subscription("unsubscribe", "level2", symbols)))

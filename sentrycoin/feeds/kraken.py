@@ -446,7 +446,8 @@ class KrakenHandler(FeedHandler):
             return
         if msg.status == "error":
             self._warn(f"sub error:{symbol}", "kraken %s: subscription error: %s", symbol, msg.errorMessage[:200])
-            self.markets[symbol].invalidate(f"subscription error: {msg.errorMessage[:200]}")
+            self._states[symbol].awaiting = True
+            self.fail_book(symbol, f"subscription error: {msg.errorMessage[:200]}")
         elif msg.status == "subscribed" and sub.depth > 0:
             # The venue's word on the depth wins: it is what it truncates to.
             self._states[symbol].depth = sub.depth
@@ -461,7 +462,8 @@ class KrakenHandler(FeedHandler):
             name = result.symbol if result is not None and result.symbol else msg.symbol
             symbol = self._by_venue_name.get(name)
             if msg.method == "subscribe" and symbol is not None:
-                self.markets[symbol].invalidate(f"subscribe failed: {msg.error[:200]}")
+                self._states[symbol].awaiting = True
+                self.fail_book(symbol, f"subscribe failed: {msg.error[:200]}")
             return
         if result is not None and result.channel == "book" and msg.method == "subscribe" and result.depth > 0:
             symbol = self._by_venue_name.get(result.symbol)
@@ -603,12 +605,14 @@ class KrakenHandler(FeedHandler):
             ours = state.checksum(market)
             if ours != checksum:
                 self.checksum_failed += 1
+                market.checksum_mismatches += 1
                 self._warn(f"checksum:{market.symbol}",
-                           "kraken %s: checksum mismatch (ours %s, venue %s); resubscribing",
+                           "kraken %s: checksum mismatch (ours %s, venue %s); resyncing",
                            market.symbol, ours, checksum)
-                self.reject(market, "checksum mismatch")
                 state.awaiting = True
-                self._resubscribe(conn_id, [market.symbol])
+                # Through recovery: a pair whose checksums keep failing (on Kraken's
+                # side, it happens) is retried with a growing delay, not in a loop.
+                self.fail_book(market.symbol, "checksum mismatch")
                 return
             self.checksum_ok += 1
         if snapshot:
@@ -634,16 +638,24 @@ class KrakenHandler(FeedHandler):
             if f'"{to_v1_pair(symbol)}"'.encode() in data or f'"{to_v2_symbol(symbol)}"'.encode() in data
         ]
         for symbol in suspects:
-            state = self._states[symbol]
-            if state.awaiting:
-                continue  # a resubscribe is already under way
-            self._reject(conn_id, self.markets[symbol], state, "unreadable book frame")
+            # Also while awaiting: the unreadable frame may have been the snapshot.
+            self._reject(conn_id, self.markets[symbol], self._states[symbol], "unreadable book frame")
 
     def _reject(self, conn_id: int, market: Market, state: _BookState, reason: str) -> None:
-        self._warn(f"reject:{market.symbol}", "kraken %s: %s; resubscribing", market.symbol, reason)
-        self.reject(market, reason)
+        self._warn(f"reject:{market.symbol}", "kraken %s: %s; resyncing", market.symbol, reason)
         state.awaiting = True
-        self._resubscribe(conn_id, [market.symbol])
+        self.fail_book(market.symbol, reason)
+
+    def request_books(self, conn_id: int, symbols: list[str]) -> None:
+        for symbol in symbols:
+            state = self._states[symbol]
+            state.awaiting = True
+            state.depth = self.book_depth
+        if self.protocol == "v2" and any(self._states[s].price_places is None for s in symbols):
+            # Without the instrument precisions no book message can be checked: ask again.
+            self.actions.append(Send(conn_id, _ENCODE.encode(
+                {"method": "subscribe", "params": {"channel": "instrument", "snapshot": True}}).decode()))
+        self._resubscribe(conn_id, symbols)
 
     def _resubscribe(self, conn_id: int, symbols: list[str]) -> None:
         self.actions.append(Send(conn_id, self._book_request("unsubscribe", symbols)))

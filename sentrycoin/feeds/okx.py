@@ -224,8 +224,7 @@ class _OkxHandler(FeedHandler):
                     return
             else:
                 self.decode_error("action", data, action)
-                if st.synced:
-                    self._resubscribe(st, f"unknown action {action!r}")
+                self._resubscribe(st, f"unknown action {action!r}")
                 return
             st.market.after_message(d.ts)
 
@@ -289,18 +288,26 @@ class _OkxHandler(FeedHandler):
         else:
             actual = okx_checksum(bids, asks)
         if actual != expected:
+            st.market.checksum_mismatches += 1
             self._resubscribe(st, f"checksum mismatch: got {actual}, OKX says {expected}")
             return False
         return True
 
     def _resubscribe(self, st: _SymbolState, reason: str) -> None:
-        """Invalidate one instrument and ask OKX for a fresh snapshot of it alone."""
-        self.reject(st.market, reason)
-        log.info("%s %s: resubscribing (%s)", self.venue, st.symbol, reason)
+        """Invalidate one instrument; recovery asks OKX for a fresh snapshot of it alone."""
+        log.info("%s %s: resyncing (%s)", self.venue, st.symbol, reason)
         st.synced = False
-        arg = {"channel": CHANNEL, "instId": st.inst_id}
+        self.fail_book(st.symbol, reason)
+
+    def request_books(self, conn_id: int, symbols: list[str]) -> None:
+        args = []
+        for symbol in symbols:
+            st = self._states[symbol]
+            st.synced = False
+            args.append({"channel": CHANNEL, "instId": st.inst_id})
         for op in ("unsubscribe", "subscribe"):
-            self.actions.append(Send(st.conn_id, msgspec.json.encode({"op": op, "args": [arg]}).decode()))
+            for chunk in chunked(args, ARGS_PER_MESSAGE):
+                self.actions.append(Send(conn_id, msgspec.json.encode({"op": op, "args": chunk}).decode()))
 
     def _other_frame(self, conn_id: int, data: bytes, exc: Exception) -> None:
         try:
@@ -311,8 +318,9 @@ class _OkxHandler(FeedHandler):
         st = self._by_inst.get(ev.arg.instId) if ev.arg is not None else None
         if not ev.event:
             # Looks like a book message we cannot read: that instrument lost an update.
+            # (or the snapshot it waits for): either way it needs a new one.
             self.decode_error("book message", data, exc)
-            if st is not None and st.synced:
+            if st is not None:
                 self._resubscribe(st, "undecodable book message")
             return
         self.counters.ignored += 1
@@ -323,7 +331,7 @@ class _OkxHandler(FeedHandler):
             _, found, rest = ev.msg.partition("instId:")
             named = self._by_inst.get(rest.split(" ")[0].rstrip(",")) if found else None
             if named is not None and not named.synced:
-                named.market.invalidate(f"subscribe failed: {ev.code} {ev.msg[:120]}")
+                self._resubscribe(named, f"subscribe failed: {ev.code} {ev.msg[:120]}")
         elif ev.event == "notice":
             log.warning("%s: notice %s: %s; reconnecting", self.venue, ev.code, ev.msg[:200])
             self.actions.append(Reconnect(conn_id, f"OKX notice {ev.code}"))

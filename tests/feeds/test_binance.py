@@ -253,10 +253,16 @@ def test_bad_snapshot_bodies():
     h.on_connected(0)
     h.take_actions()
     h.on_snapshot("BTC-USDT", b'{"code":-1003,"msg":"Too many requests"}', 1)
-    assert h.counters.decode_errors == 1 and len(fetches(h)) == 1
+    assert h.counters.decode_errors == 1 and len(fetches(h)) == 1  # the first retry is at once
     h.on_snapshot("BTC-USDT", bn_snapshot(5, [(100.0, -1.0)], SNAP_ASKS), 2)
-    assert not btc.valid and btc.rejected == 1 and len(fetches(h)) == 1
+    assert not btc.valid and btc.rejected == 2 and btc.last_error.startswith("bad snapshot")
     assert btc.book.bid_levels == 0
+    # A second failure soon after the first waits out the backoff before asking again.
+    assert fetches(h) == []
+    due = h.recovery_due("BTC-USDT")
+    assert due is not None
+    h.tick(due + 0.001)
+    assert len(fetches(h)) == 1
 
 
 def test_late_duplicate_snapshot_is_ignored():
