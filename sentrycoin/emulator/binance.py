@@ -19,7 +19,7 @@ from collections import deque
 import msgspec
 from aiohttp import web
 
-from sentrycoin.emulator.core import DELIVERY_FAULTS, Fault, Session, VenueEmulator, now_ms
+from sentrycoin.emulator.core import COMMON_FAULTS, Fault, Session, VenueEmulator, now_ms
 from sentrycoin.emulator.truebook import ASK, BID, Change
 
 _json = msgspec.json.Encoder()
@@ -100,6 +100,15 @@ class BinanceSession(Session):
         if not self.emulator.event_ready.get(symbol):
             return  # the bundle is still open
         event = dict(self.emulator.last_event[symbol])
+        book = self.emulator.books[symbol]
+        extra, shift_ms = self.message_faults(symbol, book)
+        if extra:
+            event["b"] = event["b"] + [[book.price_text(p), book.qty_text(q)] for side, p, q in extra if side == BID]
+            event["a"] = event["a"] + [[book.price_text(p), book.qty_text(q)] for side, p, q in extra if side == ASK]
+        if shift_ms:
+            event["E"] += shift_ms
+            if "T" in event:
+                event["T"] += shift_ms
         if self.take_fault(symbol, {Fault.GAP}) is Fault.GAP:
             # The data is intact but the ids no longer chain: a lost event, as far as the client can tell.
             if self.emulator.futures:
@@ -114,15 +123,17 @@ class BinanceSession(Session):
 class BinanceEmulator(VenueEmulator):
     venue = "binance"
     session_class = BinanceSession
-    supported_faults = DELIVERY_FAULTS | {Fault.GAP, Fault.STALE_SNAPSHOT}
+    supported_faults = COMMON_FAULTS | {Fault.GAP, Fault.STALE_SNAPSHOT}
 
     def __init__(self, symbols: list[str], *, futures: bool = False, speed: str = "100ms",
                  max_client_msgs_per_s: int = 5, rest_delay_s: float = 0.0, batch_steps: int = 3,
+                 rest_hang_s: float = 30.0,
                  **kwargs) -> None:  # noqa: ANN003
         self.futures = futures
         self.venue = "binance-futures" if futures else "binance"
         self.max_client_msgs_per_s = max_client_msgs_per_s
         self.rest_delay_s = rest_delay_s
+        self.rest_hang_s = rest_hang_s  # how long a NO_SNAPSHOT request hangs
         self.rate_limit_closes = 0
         suffix = "@depth" if speed == "1000ms" else f"@depth@{speed}"
         self.symbol_streams = {s: native(s).lower() + suffix for s in symbols}
@@ -232,6 +243,12 @@ class BinanceEmulator(VenueEmulator):
             return web.json_response({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."},
                                      status=400)
         book = self.books[symbol]
+        fault = self.take_snapshot_fault(symbol)
+        if fault is Fault.REFUSE_SUBSCRIBE:
+            return web.json_response({"code": -1003, "msg": "Too much request weight used."}, status=429,
+                                     headers={"Retry-After": "1"})
+        if fault is Fault.NO_SNAPSHOT:
+            await asyncio.sleep(self.rest_hang_s)  # never answered in time: the client must give up
         if self.take_rest_fault(symbol) is Fault.STALE_SNAPSHOT:
             # The oldest state we kept: older than anything a connected client has buffered.
             last_id, bids, asks = self.states[symbol][0]
@@ -243,4 +260,7 @@ class BinanceEmulator(VenueEmulator):
             body.update(E=ts, T=ts - 1)
         body["bids"] = [[book.price_text(p), book.qty_text(bids[p])] for p in sorted(bids, reverse=True)[:limit]]
         body["asks"] = [[book.price_text(p), book.qty_text(asks[p])] for p in sorted(asks)[:limit]]
-        return web.Response(body=_json.encode(body), content_type="application/json")
+        encoded = _json.encode(body)
+        if fault is Fault.BAD_SNAPSHOT:
+            encoded = encoded[: len(encoded) // 2]
+        return web.Response(body=encoded, content_type="application/json")

@@ -18,7 +18,7 @@ import uuid
 import msgspec
 from aiohttp import web
 
-from sentrycoin.emulator.core import DELIVERY_FAULTS, Fault, Session, VenueEmulator, now_ms
+from sentrycoin.emulator.core import COMMON_FAULTS, Fault, Session, VenueEmulator, now_ms
 from sentrycoin.emulator.truebook import ASK, BID, Change
 
 _json = msgspec.json.Encoder()
@@ -73,11 +73,16 @@ class BybitSession(Session):
                     self._reply(False, f"error:already subscribed,topic:{topic}", "subscribe", req_id)
                     return
                 parsed.append((topic, target))
+            refused = [t for t, (symbol, _) in parsed if emu.take_snapshot_fault(symbol, {Fault.REFUSE_SUBSCRIBE})]
+            if refused:
+                self._reply(False, f"error:subscription refused,topic:{refused[0]}", "subscribe", req_id)
+                return
             self._reply(True, "subscribe" if emu.category == "spot" else "", "subscribe", req_id)
             for topic, (symbol, depth) in parsed:
                 self.topics[topic] = (symbol, depth)
                 self.subscribed.add(symbol)
-                self.send_snapshot(topic, symbol, depth)
+                if emu.take_snapshot_fault(symbol, {Fault.NO_SNAPSHOT}) is None:
+                    self.send_snapshot(topic, symbol, depth)
         elif op == "unsubscribe":
             for topic in args:
                 target = self.topics.pop(topic, None)
@@ -88,7 +93,7 @@ class BybitSession(Session):
             self._reply(False, f"error:unknown op {op}", str(op), req_id)
 
     def send_snapshot(self, topic: str, symbol: str, depth: int) -> None:
-        self.send(self._snapshot_text(topic, symbol, depth, self.emulator.update_id[symbol]))
+        self.emit_snapshot(symbol, self._snapshot_text(topic, symbol, depth, self.emulator.update_id[symbol]))
 
     def on_step(self, symbol: str, changes: list[Change]) -> None:
         emu = self.emulator
@@ -106,15 +111,17 @@ class BybitSession(Session):
             u = emu.update_id[symbol]
             if self.take_fault(symbol, {Fault.GAP}) is Fault.GAP:
                 u += 1
+            extra, shift_ms = self.message_faults(symbol, book)
+            sent = changes + extra
             data = {
                 "s": native(symbol),
                 # Deletes carry the size "0".
-                "b": [[book.price_text(p), book.qty_text(q) if q else "0"] for side, p, q in changes if side == BID],
-                "a": [[book.price_text(p), book.qty_text(q) if q else "0"] for side, p, q in changes if side == ASK],
+                "b": [[book.price_text(p), book.qty_text(q) if q else "0"] for side, p, q in sent if side == BID],
+                "a": [[book.price_text(p), book.qty_text(q) if q else "0"] for side, p, q in sent if side == ASK],
                 "u": u,
                 "seq": emu.cross_seq[symbol],
             }
-            ts = now_ms()
+            ts = now_ms() + shift_ms
             self.emit_book(symbol, _json.encode(
                 {"topic": topic, "type": "delta", "ts": ts, "data": data, "cts": ts - 1}).decode())
 
@@ -134,7 +141,7 @@ class BybitSession(Session):
 class BybitEmulator(VenueEmulator):
     venue = "bybit"
     session_class = BybitSession
-    supported_faults = DELIVERY_FAULTS | {Fault.GAP}
+    supported_faults = COMMON_FAULTS | {Fault.GAP}
 
     def __init__(self, symbols: list[str], *, category: str = "spot", snapshot_every: int = 0,
                  restart_every: int = 0, **kwargs) -> None:  # noqa: ANN003

@@ -18,15 +18,15 @@ import datetime as dt
 import msgspec
 from aiohttp import web
 
-from sentrycoin.emulator.core import DELIVERY_FAULTS, Fault, Session, VenueEmulator
+from sentrycoin.emulator.core import COMMON_FAULTS, Fault, Session, VenueEmulator
 from sentrycoin.emulator.truebook import ASK, BID, Change, TrueBook
 
 _json = msgspec.json.Encoder()
 CHANNELS = ("level2", "heartbeats", "ticker", "market_trades", "candles", "status", "ticker_batch")
 
 
-def stamp() -> str:
-    now = dt.datetime.now(dt.timezone.utc)
+def stamp(shift_ms: int = 0) -> str:
+    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(milliseconds=shift_ms)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"  # Coinbase prints nanoseconds
 
 
@@ -58,12 +58,12 @@ class CoinbaseSession(Session):
                     "current_time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC"),
                     "heartbeat_counter": self.heartbeat_counter}]))
 
-    def _envelope(self, channel: str, events: list, *, skip: int = 0) -> str:
+    def _envelope(self, channel: str, events: list, *, skip: int = 0, shift_ms: int = 0) -> str:
         """Frame one message; every message on the connection takes the next sequence_num."""
         self.sequence_num += skip
         seq = self.sequence_num
         self.sequence_num += 1
-        return _json.encode({"channel": channel, "client_id": "", "timestamp": stamp(),
+        return _json.encode({"channel": channel, "client_id": "", "timestamp": stamp(shift_ms),
                              "sequence_num": seq, "events": events}).decode()
 
     def _subscriptions(self) -> str:
@@ -84,6 +84,8 @@ class CoinbaseSession(Session):
             self.send(_json.encode({"type": "error", "message": f"Failed to subscribe: {channel}"}).decode())
             return
         unknown = [p for p in products if p not in emu.books]
+        if kind == "subscribe" and channel == "level2" and not unknown:
+            unknown = [p for p in products if emu.take_snapshot_fault(p, {Fault.REFUSE_SUBSCRIBE})]
         if unknown:
             self.send(_json.encode({"type": "error", "message": f"Failed to subscribe: product {unknown[0]} not found"}).decode())
             return
@@ -94,7 +96,8 @@ class CoinbaseSession(Session):
             if channel == "level2":
                 for product in products:
                     self.subscribed.add(product)
-                    self.send(self._snapshot(product))
+                    if emu.take_snapshot_fault(product, {Fault.NO_SNAPSHOT}) is None:
+                        self.emit_snapshot(product, self._snapshot(product))
         else:
             current.difference_update(products if channel != "heartbeats" else ["heartbeats"])
             if channel == "level2":
@@ -122,15 +125,17 @@ class CoinbaseSession(Session):
             side, price, _ = changes[-1]
             changes = changes[:-1] + [(side, price, rng.randint(1, 50_000))] + changes[-1:]
         skip = 1 if self.take_fault(symbol, {Fault.GAP}) is Fault.GAP else 0
+        extra, shift_ms = self.message_faults(symbol, book)
         text = self._envelope("l2_data", [{"type": "update", "product_id": symbol,
-                                           "updates": self._updates(book, changes, stamp())}], skip=skip)
+                                           "updates": self._updates(book, changes + extra, stamp(shift_ms))}],
+                              skip=skip, shift_ms=shift_ms)
         self.emit_book(symbol, text)
 
 
 class CoinbaseEmulator(VenueEmulator):
     venue = "coinbase"
     session_class = CoinbaseSession
-    supported_faults = DELIVERY_FAULTS | {Fault.GAP}
+    supported_faults = COMMON_FAULTS | {Fault.GAP}
 
     def __init__(self, symbols: list[str], *, heartbeat_s: float = 1.0, idle_close_s: float = 5.0,
                  intermediate_p: float = 0.2, **kwargs) -> None:  # noqa: ANN003

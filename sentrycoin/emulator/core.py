@@ -13,7 +13,18 @@ message of that connection (optionally: of one symbol):
   checksum), GARBAGE (a malformed frame before the message), STALL (socket
   stays open, nothing is sent, pings go unanswered), CLOSE (abrupt TCP abort);
 * STALE_SNAPSHOT (REST venues): the next snapshot request for the symbol is
-  answered with an old state, older than what the stream already delivered.
+  answered with an old state, older than what the stream already delivered;
+* snapshot faults, venue-wide, consumed by the next subscribe (WebSocket
+  venues) or REST snapshot request (Binance) of the symbol: BAD_SNAPSHOT (cut
+  in half: undecodable), NO_SNAPSHOT (never answered: no ack, no snapshot;
+  REST: the request hangs), REFUSE_SUBSCRIBE (the venue's error answer);
+* message faults, consumed by the next update of the symbol on a connection:
+  CROSSED (a bid at the best ask), HUGE_QTY (two bids of ~1e308), CLOCK_AHEAD /
+  CLOCK_BEHIND (stamped one day off).  CROSSED and HUGE_QTY exist in that
+  connection's message only, never in the truth.
+
+`dump(symbol)` / `restore(symbol)` make a real sell wall (and take it away)
+through the normal update path: a flash crash the client must alert on.
 
 The emulator keeps every recent true top-of-book (`TrueBook.seen`) so tests
 can assert that a book a client calls valid was really the venue's book.
@@ -30,7 +41,7 @@ from typing import ClassVar
 
 from aiohttp import WSMsgType, web
 
-from sentrycoin.emulator.truebook import Change, TrueBook
+from sentrycoin.emulator.truebook import ASK, BID, Change, TrueBook
 
 log = logging.getLogger("sentrycoin.emulator")
 
@@ -45,10 +56,26 @@ class Fault(str, Enum):
     CLOSE = "close"
     GARBAGE = "garbage"
     STALE_SNAPSHOT = "stale_snapshot"
+    BAD_SNAPSHOT = "bad_snapshot"
+    NO_SNAPSHOT = "no_snapshot"
+    REFUSE_SUBSCRIBE = "refuse_subscribe"
+    CROSSED = "crossed"
+    HUGE_QTY = "huge_qty"
+    CLOCK_AHEAD = "clock_ahead"
+    CLOCK_BEHIND = "clock_behind"
 
 
 #: Faults the generic delivery path applies; the others need the venue's encoder.
 DELIVERY_FAULTS = frozenset({Fault.DROP, Fault.DUPLICATE, Fault.REORDER, Fault.STALL, Fault.CLOSE, Fault.GARBAGE})
+#: Venue-wide faults met by the next (re)subscribe or snapshot request of a symbol.
+SNAPSHOT_FAULTS = frozenset({Fault.BAD_SNAPSHOT, Fault.NO_SNAPSHOT, Fault.REFUSE_SUBSCRIBE})
+#: Faults carried by the next update of a symbol (every venue encoder applies them).
+MESSAGE_FAULTS = frozenset({Fault.CROSSED, Fault.HUGE_QTY, Fault.CLOCK_AHEAD, Fault.CLOCK_BEHIND})
+#: What every venue emulator can express.
+COMMON_FAULTS = DELIVERY_FAULTS | SNAPSHOT_FAULTS | MESSAGE_FAULTS
+DAY_MS = 86_400_000
+#: HUGE_QTY levels: large enough that two of them overflow a float sum.
+HUGE_QTY = 1e308
 GARBAGE_FRAMES = ('{"oops": tru', "\x00\x01not json at all", '[1,2,', '{"data": NaN}')
 
 
@@ -105,6 +132,28 @@ class Session:
                 self.faults_applied.append((fault, symbol))
                 return fault
         return None
+
+    def message_faults(self, symbol: str, book: TrueBook) -> tuple[list[Change], int]:
+        """For the next update of `symbol`: extra levels (in ticks/lots) and a clock shift in ms."""
+        fault = self.take_fault(symbol, MESSAGE_FAULTS)
+        if fault is Fault.CROSSED and book.asks and book.bids:
+            return [(BID, min(book.asks), max(1, book.bids[max(book.bids)]))], 0
+        if fault is Fault.HUGE_QTY and book.bids:
+            best = max(book.bids)
+            lots = 10 ** (308 + book.qty_decimals)  # reads as 1e308 (HUGE_QTY)
+            return [(BID, best - 1, lots), (BID, best - 2, lots)], 0
+        if fault is Fault.CLOCK_AHEAD:
+            return [], DAY_MS
+        if fault is Fault.CLOCK_BEHIND:
+            return [], -DAY_MS
+        return [], 0
+
+    def emit_snapshot(self, symbol: str, payload: str) -> None:
+        """Send a snapshot, cut in half when BAD_SNAPSHOT was armed for it (the caller
+        handled NO_SNAPSHOT / REFUSE_SUBSCRIBE, which change what the venue answers)."""
+        if self.emulator.take_snapshot_fault(symbol, {Fault.BAD_SNAPSHOT}) is Fault.BAD_SNAPSHOT:
+            payload = payload[: len(payload) // 2]
+        self.send(payload)
 
     def emit_book(self, symbol: str, payload: str) -> None:
         """Deliver one book message through the fault path."""
@@ -264,6 +313,8 @@ class VenueEmulator:
             self.books[symbol] = TrueBook(random.Random(seed * 1000 + i), **per_symbol)
         self.sessions: list[Session] = []
         self.rest_faults: list[tuple[Fault, str]] = []
+        self.snapshot_faults: list[tuple[Fault, str]] = []
+        self.snapshot_faults_applied: list[tuple[Fault, str]] = []
         self.rest_requests: list[str] = []  # request paths + queries, for assertions
         self.paused = False
         self.step_count = 0  # live steps since start (warm-up excluded)
@@ -305,13 +356,54 @@ class VenueEmulator:
                 raise ValueError("stale_snapshot needs a symbol")
             self.rest_faults.append((fault, symbol))
             return []
+        if fault in SNAPSHOT_FAULTS:
+            if symbol is None:
+                raise ValueError(f"{fault.value} needs a symbol")
+            self.snapshot_faults.append((fault, symbol))
+            return []
         targets = [s for s in self.sessions if not (s.closed or s.stalled) and (conn is None or s.index == conn)]
         for session in targets:
             session.faults.append((fault, symbol))
         return targets
 
     def pending_faults(self) -> int:
-        return len(self.rest_faults) + sum(len(s.faults) for s in self.sessions if not (s.closed or s.stalled))
+        return len(self.rest_faults) + len(self.snapshot_faults) + sum(
+            len(s.faults) for s in self.sessions if not (s.closed or s.stalled))
+
+    def take_snapshot_fault(self, symbol: str, kinds: frozenset[Fault] | set[Fault] = SNAPSHOT_FAULTS) -> Fault | None:
+        for i, (fault, target) in enumerate(self.snapshot_faults):
+            if target == symbol and fault in kinds:
+                del self.snapshot_faults[i]
+                self.snapshot_faults_applied.append((fault, symbol))
+                return fault
+        return None
+
+    def dump(self, symbol: str, lots: int = 5_000_000, levels: int = 10) -> None:
+        """A sell wall: the best `levels` asks become `lots` each, sent as a normal update."""
+        book = self.books[symbol]
+        changes = [(ASK, price, lots) for price, _ in book.top(ASK, levels)]
+        self.apply_changes(symbol, changes)
+
+    def restore(self, symbol: str, levels: int = 10) -> None:
+        """Take the wall away: those asks get ordinary sizes again."""
+        book = self.books[symbol]
+        changes = [(ASK, price, self.rng.randint(1, 50_000)) for price, _ in book.top(ASK, levels)]
+        self.apply_changes(symbol, changes)
+
+    def apply_changes(self, symbol: str, changes: list[Change]) -> None:
+        """Change the truth by hand and publish it like a step."""
+        book = self.books[symbol]
+        for side, price, qty in changes:
+            levels = book.bids if side == BID else book.asks
+            if qty:
+                levels[price] = qty
+            else:
+                levels.pop(price, None)
+        book.remember()
+        self.on_symbol_step(symbol, changes)
+        for session in self.sessions:
+            if not session.closed and symbol in session.subscribed:
+                session.on_step(symbol, changes)
 
     def open_sessions(self) -> list[Session]:
         return [s for s in self.sessions if not (s.closed or s.stalled)]

@@ -24,7 +24,7 @@ import zlib
 import msgspec
 from aiohttp import web
 
-from sentrycoin.emulator.core import DELIVERY_FAULTS, Fault, Session, VenueEmulator
+from sentrycoin.emulator.core import COMMON_FAULTS, Fault, Session, VenueEmulator
 from sentrycoin.emulator.truebook import ASK, BID, Change, TrueBook
 
 _json = msgspec.json.Encoder()
@@ -37,8 +37,9 @@ def pair(symbol: str) -> str:
     return symbol.replace("-", "/")
 
 
-def rfc3339() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rfc3339(shift_ms: int = 0) -> str:
+    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(milliseconds=shift_ms)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def json_number(fixed: str) -> str:
@@ -153,10 +154,16 @@ class KrakenSession(Session):
                 if symbol in self.subscribed and emu.reject_duplicate_subscribe:
                     self._ack(method, req_id, error="Already subscribed", symbol=native)
                     continue
+                fault = emu.take_snapshot_fault(symbol, {Fault.REFUSE_SUBSCRIBE, Fault.NO_SNAPSHOT})
+                if fault is Fault.REFUSE_SUBSCRIBE:
+                    self._ack(method, req_id, error="Subscription rejected, try again later", symbol=native)
+                    continue
+                if fault is Fault.NO_SNAPSHOT:
+                    continue  # never answered: no ack, no snapshot, no updates (no view)
                 self._ack(method, req_id, {"channel": "book", "depth": depth, "snapshot": True, "symbol": native})
                 self.depth[symbol] = depth
                 self.subscribed.add(symbol)
-                self.send(self._snapshot(symbol))
+                self.emit_snapshot(symbol, self._snapshot(symbol))
             else:
                 self._ack(method, req_id, {"channel": "book", "depth": depth, "symbol": native})
                 self.subscribed.discard(symbol)
@@ -168,9 +175,9 @@ class KrakenSession(Session):
             for p, q in levels) + "]"
 
     def _message(self, kind: str, symbol: str, bids: list[tuple[int, int]], asks: list[tuple[int, int]],
-                 checksum: int) -> str:
+                 checksum: int, shift_ms: int = 0) -> str:
         book = self.emulator.books[symbol]
-        stamp = f',"timestamp":"{rfc3339()}"' if kind == "update" else ""
+        stamp = f',"timestamp":"{rfc3339(shift_ms)}"' if kind == "update" else ""
         return (f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{pair(symbol)}",'
                 f'"bids":{self._levels_json(book, bids)},"asks":{self._levels_json(book, asks)},'
                 f'"checksum":{checksum}{stamp}}}]}}')
@@ -209,13 +216,16 @@ class KrakenSession(Session):
         checksum = kraken_checksum(book, new_bids, new_asks)
         if self.take_fault(symbol, {Fault.BAD_CHECKSUM}) is Fault.BAD_CHECKSUM:
             checksum ^= 0x1234
-        self.emit_book(symbol, self._message("update", symbol, sent[0], sent[1], checksum))
+        extra, shift_ms = self.message_faults(symbol, book)
+        sent[0] += [(p, q) for side, p, q in extra if side == BID]
+        sent[1] += [(p, q) for side, p, q in extra if side == ASK]
+        self.emit_book(symbol, self._message("update", symbol, sent[0], sent[1], checksum, shift_ms))
 
 
 class KrakenEmulator(VenueEmulator):
     venue = "kraken"
     session_class = KrakenSession
-    supported_faults = DELIVERY_FAULTS | {Fault.BAD_CHECKSUM}
+    supported_faults = COMMON_FAULTS | {Fault.BAD_CHECKSUM}
 
     def __init__(self, symbols: list[str], *, heartbeat_s: float = 1.0, reject_duplicate_subscribe: bool = False,
                  intermediate_p: float = 0.2, **kwargs) -> None:  # noqa: ANN003

@@ -20,7 +20,7 @@ import zlib
 import msgspec
 from aiohttp import web
 
-from sentrycoin.emulator.core import DELIVERY_FAULTS, Fault, Session, VenueEmulator, now_ms
+from sentrycoin.emulator.core import COMMON_FAULTS, Fault, Session, VenueEmulator, now_ms
 from sentrycoin.emulator.truebook import ASK, BID, Change, TrueBook
 
 _json = msgspec.json.Encoder()
@@ -68,12 +68,21 @@ class OkxSession(Session):
             if symbol is None:
                 self._error("60018", f"Wrong URL or channel:{channel},instId:{inst_id} doesn't exist")
                 continue
+            fault = emu.take_snapshot_fault(symbol) if op == "subscribe" else None
+            if fault is Fault.REFUSE_SUBSCRIBE:
+                self._error("60018", f"Wrong URL or channel:{channel},instId:{inst_id} doesn't exist")
+                continue
+            if fault is Fault.NO_SNAPSHOT:
+                continue  # never answered: no ack, no snapshot, no data
             self.send(_json.encode({"event": op, "arg": {"channel": channel, "instId": inst_id},
                                     "connId": self.conn_id}).decode())
             if op == "subscribe":
                 self.channels[inst_id] = (symbol, channel)  # type: ignore[index]
                 self.subscribed.add(symbol)
-                self.send(self._snapshot(symbol, inst_id, channel))  # type: ignore[arg-type]
+                snapshot = self._snapshot(symbol, inst_id, channel)  # type: ignore[arg-type]
+                if fault is Fault.BAD_SNAPSHOT:
+                    snapshot = snapshot[: len(snapshot) // 2]
+                self.send(snapshot)
             else:
                 self.channels.pop(inst_id, None)  # type: ignore[arg-type]
                 self.subscribed.discard(symbol)
@@ -120,10 +129,12 @@ class OkxSession(Session):
             checksum = self._checksum(book)
             if self.take_fault(symbol, {Fault.BAD_CHECKSUM}) is Fault.BAD_CHECKSUM:
                 checksum = (checksum ^ 0x5A5A) or 1
+            extra, shift_ms = self.message_faults(symbol, book)
+            sent = changes + extra
             data = {
-                "asks": self._levels(book, [(p, q) for side, p, q in changes if side == ASK]),
-                "bids": self._levels(book, [(p, q) for side, p, q in changes if side == BID]),
-                "ts": str(now_ms()),
+                "asks": self._levels(book, [(p, q) for side, p, q in sent if side == ASK]),
+                "bids": self._levels(book, [(p, q) for side, p, q in sent if side == BID]),
+                "ts": str(now_ms() + shift_ms),
                 "checksum": checksum,
                 "prevSeqId": prev,
                 "seqId": emu.seq_id[symbol],
@@ -141,7 +152,7 @@ class OkxSession(Session):
 class OkxEmulator(VenueEmulator):
     venue = "okx"
     session_class = OkxSession
-    supported_faults = DELIVERY_FAULTS | {Fault.GAP, Fault.BAD_CHECKSUM}
+    supported_faults = COMMON_FAULTS | {Fault.GAP, Fault.BAD_CHECKSUM}
 
     def __init__(self, symbols: list[str], *, swap: bool = False, checksum_mode: str = "real",
                  empty_every: int = 7, **kwargs) -> None:  # noqa: ANN003
@@ -164,7 +175,7 @@ class OkxEmulator(VenueEmulator):
             kwargs["book_kwargs"] = book_kwargs
         super().__init__(symbols, **kwargs)
         if checksum_mode == "zero":
-            self.supported_faults = DELIVERY_FAULTS | {Fault.GAP}  # type: ignore[misc]
+            self.supported_faults = COMMON_FAULTS | {Fault.GAP}  # type: ignore[misc]
 
     def on_symbol_step(self, symbol: str, changes: list[Change]) -> None:
         self._steps += 1

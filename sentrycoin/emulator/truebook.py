@@ -62,7 +62,7 @@ class TrueBook:
         # Top-of-book keys of every recent state: a valid client book must equal one of them.
         self.history: deque[TopKey] = deque(maxlen=history)
         self._history_set: dict[TopKey, int] = {}
-        self._remember()
+        self.remember()
 
     # -- formatting ----------------------------------------------------------
 
@@ -144,7 +144,7 @@ class TrueBook:
                 levels[price] = qty
                 changes[(side, price)] = qty
         self.steps += 1
-        self._remember()
+        self.remember()
         return [(side, price, qty) for (side, price), qty in changes.items()]
 
     def _new_price(self, side: str) -> int | None:
@@ -167,7 +167,7 @@ class TrueBook:
                 return None
         return price
 
-    def _remember(self) -> None:
+    def remember(self) -> None:
         key = self.top_key()
         if len(self.history) == self.history.maxlen:
             old = self.history[0]

@@ -14,6 +14,7 @@ import importlib
 import pytest
 
 from sentrycoin.emulator import ASK, BID, Fault, TrueBook, create_emulator
+from sentrycoin.feeds.recovery import RecoveryPolicy
 from sentrycoin.live import LiveRunner
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
 from sentrycoin.transport import TransportSettings
@@ -97,11 +98,12 @@ class AuditedMarket(Market):
         self.problems = problems
 
     def after_message(self, event_ms: int) -> None:
+        # Audited after the core's own checks (a crossed book is dropped there).
+        super().after_message(event_ms)
         if self.valid and self.emulator is not None:
             key = book_key(self.book)
             if not self.emulator.books[self.symbol].seen(key):
                 self.problems.append(f"{self.symbol}: valid book that the venue never had: {key}")
-        super().after_message(event_ms)
 
 
 class Harness:
@@ -129,7 +131,9 @@ class Harness:
             self.emu.resume()
 
 
-async def start(venue: str, seed: int = 5, handler_depth: int = 50, **emu_kwargs):  # noqa: ANN201
+async def start(venue: str, seed: int = 5, handler_depth: int = 50, *,  # noqa: ANN201
+                settings: DetectorSettings = ALERT_ALWAYS, recovery: RecoveryPolicy | None = None,
+                **emu_kwargs):
     from sentrycoin.feeds.registry import make_handler, venue_info
 
     problems: list[str] = []
@@ -142,7 +146,7 @@ async def start(venue: str, seed: int = 5, handler_depth: int = 50, **emu_kwargs
         market = next(m for m in markets if m.symbol == event.symbol)
         alerts.append((market.valid, event))
 
-    markets.extend(AuditedMarket(venue, s, depth=50, settings=ALERT_ALWAYS, on_alert=on_alert,
+    markets.extend(AuditedMarket(venue, s, depth=50, settings=settings, on_alert=on_alert,
                                  emulator=emu, problems=problems) for s in SYMBOLS[venue])
     info = venue_info(venue)
     env = {info.ws_env: emu.ws_url}
@@ -150,7 +154,8 @@ async def start(venue: str, seed: int = 5, handler_depth: int = 50, **emu_kwargs
         env[info.rest_env] = emu.rest_url
     handler = make_handler(venue, markets, depth=handler_depth, env=env)
     runner = LiveRunner([handler], transport=FAST, snapshot_spacing_s={venue: 0.01},
-                        snapshot_retry_initial_s=0.02, snapshot_retry_max_s=0.1)
+                        snapshot_retry_initial_s=0.02, snapshot_retry_max_s=0.1,
+                        snapshot_timeout_s=1.0, recovery=recovery, recovery_tick_s=0.05)
     await runner.start()
     return Harness(venue, emu, markets, handler, runner, problems, alerts)
 
