@@ -39,6 +39,8 @@ def test_environment_names_users_know() -> None:
     assert all(m.detector.danger_ratio == 3.5 and m.detector.cooldown_s == 600 for m in s.markets)
     assert s.telegram_configured
     assert s.venue_urls == {"BINANCE_WS_URL": "ws://127.0.0.1:1/stream"}
+    assert s.snapshot_timeout_s == 15.0
+    assert load_settings(env={**env, "SNAPSHOT_TIMEOUT_S": "4.5"}).snapshot_timeout_s == 4.5
 
 
 def test_single_symbol_variable() -> None:
@@ -92,6 +94,9 @@ def test_user_defined_preset(tmp_path: Path) -> None:
         ("", {"SYMBOLS": "BTC-USDT"}, "EXCHANGE"),
         ("", {"EXCHANGE": "nasdaq", "SYMBOLS": "BTC-USDT"}, "EXCHANGE"),
         ("", {"MOCK_FALLBACK": "maybe"}, "MOCK_FALLBACK"),
+        ("", {"SNAPSHOT_TIMEOUT_S": "soon"}, "SNAPSHOT_TIMEOUT_S"),
+        ("", {"SNAPSHOT_TIMEOUT_S": "0"}, "SNAPSHOT_TIMEOUT_S"),
+        ('[server]\nsnapshot_timeout_s = -1\n', {}, "server.snapshot_timeout_s"),
         ("this is = = not toml", {}, "--config"),
     ],
 )
