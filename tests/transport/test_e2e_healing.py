@@ -141,12 +141,12 @@ async def test_checksum_flapping_is_retried_with_backoff_not_in_a_loop(venue: st
             # Each mismatch hits the book as soon as it is valid again: a pair that keeps failing.
             await wait_for(lambda: target.valid, 10.0, what=f"resync {i}")
             assert h.emu.inject(Fault.BAD_CHECKSUM, symbol=target.symbol)
-            await wait_for(lambda: target.checksum_mismatches > i, 10.0, what=f"mismatch {i + 1}")
+            await wait_for(lambda n=i: target.checksum_mismatches > n, 10.0, what=f"mismatch {i + 1}")
         assert target.checksum_mismatches == flaps
         await h.converge(timeout_s=30.0)
         # One request per mismatch at most, and after the first they wait a growing backoff.
         assert len(requests) <= flaps + 1
-        gaps = [b - a for a, b in zip(requests, requests[1:])]
+        gaps = [b - a for a, b in zip(requests, requests[1:], strict=False)]
         assert gaps and min(gaps) >= QUICK_RECOVERY.retry_initial_s * (1 - QUICK_RECOVERY.retry_jitter) * 0.9, gaps
         await crash_is_alerted(h, target.symbol)
         assert_never_alerted_blind(h)
