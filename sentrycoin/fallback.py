@@ -71,7 +71,7 @@ class VenueFallback:
     back: list[str] = field(default_factory=list)  # symbols already live again
 
     def last_error(self) -> str | None:
-        """Why the venue cannot be reached, from the probing markets (newest reason wins)."""
+        """Why the venue cannot be reached: the last failure of its first market still probing."""
         down = [m for m in self.live if m.key in self.twins]
         for market in down or self.live:
             if market.last_error:
