@@ -22,12 +22,14 @@ from sentrycoin.alerts.factory import build_notifiers
 from sentrycoin.alerts.manager import AlertManager
 from sentrycoin.alerts.outcomes import OutcomeTracker
 from sentrycoin.config import Settings
+from sentrycoin.fallback import PROBE_BACKOFF_MAX_S, MockFallback
 from sentrycoin.feeds.base import FeedCounters, FeedHandler
 from sentrycoin.ha.leases import LeaseManager
 from sentrycoin.ha.setup import HARuntime, HASettings
 from sentrycoin.market import AlertEvent, Market
 from sentrycoin.server.metrics import ProcessingTimeHistogram
 from sentrycoin.store import AlertStore, default_db_path
+from sentrycoin.transport import TransportSettings
 
 log = logging.getLogger("sentrycoin.monitor")
 
@@ -65,9 +67,14 @@ class Monitor:
         env: Mapping[str, str] | None = None,
         serve_http: bool = True,
         console: bool = True,
+        transport: TransportSettings | None = None,
+        probe_backoff_max_s: float = PROBE_BACKOFF_MAX_S,
     ) -> None:
         self.settings = settings
-        self.mode = "simulated" if settings.simulated else "live"
+        # What was asked for; `mode` says what is shown (MOCK_FALLBACK can mix).
+        self.configured_mode = "simulated" if settings.simulated else "live"
+        self.transport_settings = transport or TransportSettings(stale_after_s=settings.stale_after_s)
+        self.probe_backoff_max_s = probe_backoff_max_s
         self.stale_after_s = settings.stale_after_s
         self.started_monotonic = time.monotonic()
         self.serve_http = serve_http
@@ -100,7 +107,7 @@ class Monitor:
         self._by_key: dict[tuple[str, str], Market] = {}
         self.handlers: list[FeedHandler] = []
         self._source: Any = None
-        self._fallback_tasks: list[asyncio.Task[None]] = []
+        self.fallback: MockFallback | None = None  # MOCK_FALLBACK, once the live runner runs
         self._http_runner: Any = None
         self.http_port: int | None = None
         # REDIS_URL + SHARD_COUNT > 1: leases decide which markets this replica watches.
@@ -109,7 +116,7 @@ class Monitor:
         self._lease_wake = asyncio.Event()
         self._lease_applying = False
         self._lease_lock = asyncio.Lock()
-        if self.mode == "simulated":
+        if self.configured_mode == "simulated":
             self._build_simulated()
         else:
             self._build_live()
@@ -181,6 +188,26 @@ class Monitor:
 
     # -- what the HTTP surface reads ----------------------------------------
 
+    @property
+    def mode(self) -> str:
+        """What the shown books are: "live", "simulated", or "mixed" (MOCK_FALLBACK
+        switched some venues to the simulator, others are live)."""
+        if self.configured_mode == "simulated":
+            return "simulated"
+        sources = {m.source for m in self.markets}
+        if "simulated" in sources:
+            return "mixed" if "live" in sources else "simulated"
+        return "live"
+
+    def fallback_status(self) -> list[dict[str, Any]]:
+        """Venues on simulated data because they could not be reached (/status "fallback")."""
+        return self.fallback.status() if self.fallback is not None else []
+
+    def health_problems(self) -> list[dict[str, Any]]:
+        """Problems of the whole monitor for /health, beyond the books' own
+        (sentrycoin.server.status adds those): each {"kind", "message", ...}."""
+        return self.fallback.problems() if self.fallback is not None else []
+
     def settings_redacted(self) -> dict[str, Any]:
         out = self.settings.redacted()
         out["ha"] = self.ha_settings.redacted()
@@ -238,7 +265,7 @@ class Monitor:
             self.store.close()
 
     async def _run_source(self, stop: asyncio.Event) -> None:
-        if self.mode == "simulated":
+        if self.configured_mode == "simulated":
             log.info(
                 "SIMULATED market: scenario %r, %d symbols (%s); no network, no keys",
                 self.settings.sim_scenario, len(self.markets), ", ".join(m.symbol for m in self.markets),
@@ -247,9 +274,8 @@ class Monitor:
             return
         from sentrycoin.feeds.recovery import RecoveryPolicy
         from sentrycoin.live import LiveRunner
-        from sentrycoin.transport import TransportSettings
 
-        self._source = LiveRunner(self.handlers, transport=TransportSettings(stale_after_s=self.settings.stale_after_s),
+        self._source = LiveRunner(self.handlers, transport=self.transport_settings,
                                   recovery=RecoveryPolicy(snapshot_timeout_s=self.settings.snapshot_timeout_s))
         await self._start_leases()
         log.info("watching %d live markets: %s", len(self.markets),
@@ -258,51 +284,33 @@ class Monitor:
             await self._source.run()
             return
         await self._source.start()
-        fallback = asyncio.create_task(self._fallback_when_unreachable(stop), name="sentrycoin-mock-fallback")
+        self.fallback = MockFallback(
+            self._source, after_s=self.settings.mock_fallback_after_s, make_source=self._simulated_twins,
+            show=self._show_instead, speed=self.settings.sim_speed, probe_backoff_max_s=self.probe_backoff_max_s,
+        )
+        self.fallback.start()
         try:
             await self._source.run()
         finally:
-            fallback.cancel()
-            await asyncio.gather(fallback, *self._fallback_tasks, return_exceptions=True)
+            await self.fallback.stop()
 
-    async def _fallback_when_unreachable(self, stop: asyncio.Event) -> None:
-        """MOCK_FALLBACK: venues never reached within the window switch to the simulator.
-
-        The switched markets are new Market objects with source "simulated", so
-        /status, the dashboard and every alert say so; the venue's live
-        connections are closed, so live and simulated data never mix in a book.
-        """
-        await asyncio.sleep(self.settings.mock_fallback_after_s)
-        for handler in list(self.handlers):
-            live_markets = list(handler.markets.values())
-            if any(m.connected or m.messages for m in live_markets):
-                continue
-            await self._switch_to_simulator(handler, live_markets, stop)
-
-    async def _switch_to_simulator(self, handler: FeedHandler, live_markets: list[Market], stop: asyncio.Event) -> None:
+    def _simulated_twins(self, venue: str, live_markets: list[Market]) -> Any:
+        """MOCK_FALLBACK: a simulated source whose markets stand in for `live_markets`."""
         from sentrycoin.sim.source import simulated_source
 
-        runner = self._source
-        for key, conn in list(runner.connections.items()):
-            if key[0] == id(handler):
-                await conn.stop()
-                del runner.connections[key]
-        venue = handler.venue
-        symbols = [m.symbol for m in live_markets]
-        log.warning("%s unreachable after %.0f s: %s switched to the SIMULATED market (MOCK_FALLBACK=true); "
-                    "their alerts are labelled simulated", venue, self.settings.mock_fallback_after_s,
-                    ", ".join(symbols))
         source = simulated_source(
-            symbols, scenario=self.settings.sim_scenario, seed=self.settings.sim_seed,
+            [m.symbol for m in live_markets], scenario=self.settings.sim_scenario, seed=self.settings.sim_seed,
             settings=live_markets[0].settings, on_alert=self._on_alert, depth=self.settings.depth,
             exchange=venue, realtime=True,
         )
-        replacements = {m.key: sim for m, sim in zip(live_markets, source.markets)}
-        self.markets[:] = [replacements.get(m.key, m) for m in self.markets]
-        self._by_key.update(replacements)
-        self.handlers[self.handlers.index(handler)] = source.handler
         sample_processing_time(source.handler, self.processing_time)
-        self._fallback_tasks.append(asyncio.create_task(source.run(stop, speed=self.settings.sim_speed)))
+        return source
+
+    def _show_instead(self, old: Market, new: Market) -> None:
+        """Show `new` where `old` was: /status, /metrics, the dashboard and lookups follow."""
+        self.markets[:] = [new if m is old else m for m in self.markets]
+        if self._by_key.get(old.key) is old:
+            self._by_key[old.key] = new
 
     # -- lease-driven market ownership (REDIS_URL + SHARD_COUNT > 1) ----------
 
@@ -370,8 +378,8 @@ class Monitor:
         configs = {(mc.exchange, mc.symbol): mc for mc in self.settings.markets}
         for venue in dict.fromkeys(exchange for exchange, _ in configs):
             handler = next((h for h in self.handlers if h.venue == venue), None)
-            if handler is not None and any(m.source != "live" for m in handler.markets.values()):
-                continue  # MOCK_FALLBACK switched this venue to the simulator: leave it be
+            if self.fallback is not None and venue in self.fallback.active:
+                continue  # MOCK_FALLBACK shows this venue on the simulator and probes it: leave it be
             want = [k for k in configs if k[0] == venue and k in held]
             have = {(venue, symbol) for symbol in (handler.markets if handler is not None else ())}
             # A handler the runner no longer runs (a rebuild that failed halfway) is rebuilt too.

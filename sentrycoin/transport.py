@@ -13,7 +13,11 @@ A `Connection` owns the whole lifecycle of one venue socket:
 * reconnect with jittered exponential backoff (capped, reset once a
   connection has stayed up for ``healthy_after_s``), or immediately for the
   planned reconnect before the venue's forced disconnect (``max_lifetime_s``);
-* per-connection counters, and the markets' ``connected``/``reconnects``.
+* per-connection counters, and the markets' ``connected``/``reconnects``:
+  a failed connection attempt counts as a reconnect of every market it
+  carries and becomes their ``last_error`` in a short human form
+  (`describe_connect_error`: "DNS failure", "connection refused", ...), so
+  /status and /metrics show a venue that cannot be reached.
 
 Frames are handed to ``handler.on_frame`` synchronously inside the picows
 callback: no task per frame, no queue, so a frame is applied to the book
@@ -23,15 +27,18 @@ before the next one is parsed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
+import re
+import socket
 import ssl
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 # Re-exported: the live runner and tests take Backoff from here too.
 from sentrycoin.backoff import Backoff as Backoff
@@ -41,6 +48,8 @@ log = logging.getLogger("sentrycoin.transport")
 
 #: Called after every handler callback so queued actions run right away.
 ActionDrain = Callable[[FeedHandler], None]
+
+_HTTP_STATUS_RE = re.compile(r"\b([1-5]\d\d)\b")
 
 
 @dataclass(slots=True)
@@ -74,6 +83,35 @@ class TransportSettings:
             raise ValueError("backoff_factor must be >= 1")
         if not 0 <= self.backoff_jitter <= 1:
             raise ValueError("backoff_jitter must be within [0, 1]")
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """A failed connection attempt in a few words for people ("DNS failure", ...).
+
+    The full exception text stays in `Connection.last_error` and the log;
+    this short form is what a market's `last_error` (/status, dashboard) shows.
+    """
+    if isinstance(exc, socket.gaierror):
+        return "DNS failure"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "connect timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "TLS certificate rejected"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS error"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "network unreachable"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"connect failed ({errno.errorcode.get(exc.errno, exc.errno)})"
+    if isinstance(exc, WSError):  # e.g. the HTTP upgrade answered 404, 403, 5xx
+        # picows: "expected ... status 101 Switching Protocols, but received 404": the last code.
+        codes = _HTTP_STATUS_RE.findall(str(exc))
+        return f"handshake rejected (HTTP {codes[-1]})" if codes else "handshake rejected"
+    return f"connect failed ({type(exc).__name__})"
 
 
 @dataclass(slots=True)
@@ -306,6 +344,7 @@ class Connection:
             except Exception as exc:  # refused, DNS, TLS, HTTP upgrade rejected, timeout
                 self.counters.connect_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self._connect_failed(describe_connect_error(exc))
                 delay = self.backoff.next_delay()
                 log.warning("%s: connect to %s failed (%s); retry in %.2fs",
                             self.name, self.spec.url, self.last_error, delay)
@@ -338,6 +377,17 @@ class Connection:
         if up_s >= self.settings.healthy_after_s or (streamed and up_s >= self.settings.productive_after_s):
             self.backoff.reset()
         return self.backoff.next_delay()
+
+    def _connect_failed(self, why: str) -> None:
+        """Every market this connection carries: one more reconnect, and why it failed."""
+        markets = self.handler.markets
+        for symbol in self.spec.symbols:
+            market = markets.get(symbol)
+            if market is not None:
+                market.reconnects += 1
+                market.connected = False
+                # No connection means no book to trust: the reason it is invalid is now this.
+                market.invalidate(why)
 
     async def _sleep(self, delay_s: float) -> None:
         self.state = "waiting"

@@ -7,7 +7,8 @@
 
 Routes (all GET):
 
-    /health         200 {"status": "ok", ...} while a book is valid and fresh, else 503
+    /health         200 {"status": "ok" | "degraded", "problems": [...]} while a book is
+                    valid and fresh, else 503; ?strict=1: 503 while degraded too
     /status         the status document (docs/status.md)
     /alerts         ?limit=1..1000 &symbol=BASE-QUOTE &since=<unix ms | ISO-8601>
     /metrics        Prometheus text exposition
@@ -90,9 +91,12 @@ class MonitorLike(Protocol):
 
     Optional: `processing_time` (a metrics.ProcessingTimeHistogram) feeds the
     sentrycoin_message_processing_seconds histogram; absent, it stays empty.
+    `health_problems()` -> [{"kind", "message", ...}] adds the monitor's own
+    problems to /health; `fallback_status()` -> [{"venue", ...}] lists the
+    venues MOCK_FALLBACK shows on simulated data (/status, dashboard banner).
     """
 
-    mode: str  # live | simulated | replay
+    mode: str  # live | simulated | mixed (MOCK_FALLBACK) | replay
     markets: list[Market]
     started_monotonic: float  # time.monotonic() at start
     stale_after_s: float  # /health: a book older than this is stale
@@ -174,8 +178,27 @@ h1{margin:0;font-size:1.3rem}input,button{font:inherit;padding:.5rem;border-radi
 # -- handlers -----------------------------------------------------------------------
 
 
+_STRICT_VALUES = {"": False, "0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
+
+
+def parse_health_query(query: Mapping[str, str]) -> bool:
+    """`strict` from /health's query; ValueError naming what was written."""
+    unknown = sorted(set(query) - {"strict", "token"})
+    if unknown:
+        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)} (use strict)")
+    raw = query.get("strict", "")
+    strict = _STRICT_VALUES.get(raw.strip().lower())
+    if strict is None:
+        raise ValueError(f"strict must be 1 or 0 (or true/false), got {raw!r}")
+    return strict
+
+
 async def _health(request: web.Request) -> web.Response:
-    status, body = health(request.app[MONITOR_KEY])
+    try:
+        strict = parse_health_query(request.query)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    status, body = health(request.app[MONITOR_KEY], strict=strict)
     return _json(body, status=status)
 
 

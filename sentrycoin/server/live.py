@@ -19,9 +19,11 @@ and it goes through proxies as a plain HTTP response.
 
 Events sent (each `data:` is a JSON object):
 
-* ``snapshot`` (once, on connect): {"mode", "version", "tick_ms", "history_ms", "books": [...],
+* ``snapshot`` (once, on connect): {"mode", "fallback", "version", "tick_ms", "history_ms", "books": [...],
   "history": {key: [[t_ms, ratio|null], ...]}, "alerts": [newest first]}
-* ``update`` (every tick): {"t_ms", "uptime_s", "books": [...], "alerts": [new ones]}
+* ``update`` (every tick): {"t_ms", "uptime_s", "mode", "fallback", "books": [...], "alerts": [new ones]}
+  ("mode" can change while the page is open: MOCK_FALLBACK switches venues to the
+  simulator and back; "fallback" lists those venues, as /status does)
 * ``outcomes`` (every ~15 s): {"alerts": [{exchange, symbol, event_ms, severity, outcome}], "summary": {...}}
   (also in the snapshot as "outcomes")
 
@@ -43,7 +45,7 @@ import msgspec
 from aiohttp import web
 
 from sentrycoin.market import AlertEvent, Market
-from sentrycoin.server.status import MessageRates, alert_json, book_status, finite
+from sentrycoin.server.status import MessageRates, alert_json, book_status, fallback_status, finite
 
 if TYPE_CHECKING:
     from sentrycoin.server.app import MonitorLike
@@ -82,7 +84,9 @@ class LiveHub:
         self._history_len = max(2, int(history_s / tick_s))
         self._history: dict[str, deque[list[Any]]] = {}
         self._recent_alerts: deque[dict[str, Any]] = deque(maxlen=recent_alerts)
-        self._seen_alert: dict[str, AlertEvent | None] = {}
+        # Per Market object: MOCK_FALLBACK swaps the object shown under a key, and the
+        # live market's old last_alert coming back into view is history, not news.
+        self._seen_alert: dict[int, AlertEvent | None] = {}
         self._subscribers: set[asyncio.Queue[bytes | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._last_books: list[dict[str, Any]] = []
@@ -110,7 +114,7 @@ class LiveHub:
     def _seed_seen_alerts(self) -> None:
         # Alerts raised before the server started are history, not news.
         for m in self.monitor.markets:
-            self._seen_alert[market_key(m)] = m.last_alert
+            self._seen_alert[id(m)] = m.last_alert
             if m.last_alert is not None:
                 self._recent_alerts.appendleft(self._alert_entry(m.last_alert))
 
@@ -147,8 +151,8 @@ class LiveHub:
             if hist is None:
                 hist = self._history[key] = deque(maxlen=self._history_len)
             hist.append(point)
-            if m.last_alert is not self._seen_alert.get(key):
-                self._seen_alert[key] = m.last_alert
+            if m.last_alert is not self._seen_alert.get(id(m)):
+                self._seen_alert[id(m)] = m.last_alert
                 if m.last_alert is not None:
                     entry = self._alert_entry(m.last_alert)
                     new_alerts.append(entry)
@@ -160,6 +164,8 @@ class LiveHub:
             payload = {
                 "t_ms": t_ms,
                 "uptime_s": round(now_s - self.monitor.started_monotonic, 1),
+                "mode": self.monitor.mode,
+                "fallback": fallback_status(self.monitor),
                 "books": books,
                 "alerts": new_alerts,
             }
@@ -211,6 +217,7 @@ class LiveHub:
         now_s = time.monotonic()
         return {
             "mode": self.monitor.mode,
+            "fallback": fallback_status(self.monitor),
             "version": self.monitor.version,
             "tick_ms": int(self.tick_s * 1000),
             "history_ms": int(self._history_len * self.tick_s * 1000),

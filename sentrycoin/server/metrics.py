@@ -34,6 +34,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from sentrycoin.server.status import DEGRADED_AFTER_STALE, fallback_status, invalid_books
+
 if TYPE_CHECKING:
     from sentrycoin.server.app import MonitorLike
 
@@ -125,7 +127,13 @@ class MonitorCollector(Collector):
         labels = ["exchange", "symbol"]
         messages = CounterMetricFamily("sentrycoin_book_messages", "Book messages applied", labels=labels)
         resyncs = CounterMetricFamily("sentrycoin_book_resyncs", "Times a book was invalidated", labels=labels)
-        reconnects = CounterMetricFamily("sentrycoin_book_reconnects", "Feed reconnects", labels=labels)
+        reconnects = CounterMetricFamily(
+            "sentrycoin_book_reconnects", "Feed reconnects, failed connection attempts included", labels=labels)
+        clock_skew = CounterMetricFamily(
+            "sentrycoin_book_clock_skew", "Messages whose venue time was implausibly far from the local clock",
+            labels=labels)
+        checksum_mismatches = CounterMetricFamily(
+            "sentrycoin_book_checksum_mismatches", "Venue checksums the local book did not match", labels=labels)
         rejected = CounterMetricFamily(
             "sentrycoin_book_rejected", "Messages refused (bad values, gaps, checksums)", labels=labels)
         detector_alerts = CounterMetricFamily(
@@ -150,6 +158,9 @@ class MonitorCollector(Collector):
             messages.add_metric(lab, float(m.messages))
             resyncs.add_metric(lab, float(m.resyncs))
             reconnects.add_metric(lab, float(m.reconnects))
+            # Counters other parts add to Market as they land: 0 until then.
+            clock_skew.add_metric(lab, float(getattr(m, "clock_skew", 0)))
+            checksum_mismatches.add_metric(lab, float(getattr(m, "checksum_mismatches", 0)))
             rejected.add_metric(lab, float(m.rejected))
             detector_alerts.add_metric(lab, float(m.detector.alerts))
             ratio.add_metric(lab, float(book.ratio))
@@ -160,8 +171,15 @@ class MonitorCollector(Collector):
             connected.add_metric(lab, 1.0 if m.connected else 0.0)
             last = m.last_update_monotonic
             age.add_metric(lab, float("nan") if last is None else max(0.0, now_s - last))
-        yield from (messages, resyncs, reconnects, rejected, detector_alerts,
-                    ratio, danger, bid_vol, ask_vol, valid, connected, age)
+        invalid = GaugeMetricFamily(
+            "sentrycoin_books_invalid",
+            f"Books invalid for longer than {DEGRADED_AFTER_STALE:g} x STALE_AFTER_S (the ones /health names)",
+            value=float(len(invalid_books(monitor.markets, monitor.stale_after_s, now_s))))
+        simulated = GaugeMetricFamily(
+            "sentrycoin_venues_simulated", "Venues MOCK_FALLBACK shows on simulated data (unreachable)",
+            value=float(len(fallback_status(monitor))))
+        yield from (messages, resyncs, reconnects, clock_skew, checksum_mismatches, rejected, detector_alerts,
+                    ratio, danger, bid_vol, ask_vol, valid, connected, age, invalid, simulated)
 
     def _alerts(self, monitor: MonitorLike) -> Iterator[Metric]:
         manager = monitor.alert_manager

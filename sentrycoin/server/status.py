@@ -3,19 +3,35 @@
 Everything here reads the live `Market` objects at request time; nothing is
 copied per message, so serving status costs the hot path nothing.  The exact
 shape of /status is a contract documented in docs/status.md.
+
+/health is a list of named problems ({"kind", "message", ...}): every book
+invalid for longer than `DEGRADED_AFTER_STALE` x STALE_AFTER_S, plus what
+the monitor itself reports through its optional `health_problems()` (a venue
+on simulated data under MOCK_FALLBACK, a degraded alert store, ...).  Any
+problem makes the body say "degraded"; the status code stays 200 while some
+book is valid and fresh, so an orchestrator does not restart a monitor that
+one delisted symbol leaves half blind; `?strict=1` answers 503 instead.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from sentrycoin.market import AlertEvent, Market
+from sentrycoin.store import iso_utc
 
 if TYPE_CHECKING:
     from sentrycoin.server.app import MonitorLike
+
+log = logging.getLogger("sentrycoin.server.status")
+
+#: A book invalid for longer than this many STALE_AFTER_S is a /health problem
+#: (short resyncs are normal; three stale windows of blindness are not).
+DEGRADED_AFTER_STALE = 3.0
 
 
 def finite(value: float | None) -> float | None:
@@ -68,22 +84,29 @@ class MessageRates:
     def __init__(self, window_s: float = 5.0) -> None:
         self.window_s = window_s
         # key -> deque[(monotonic_s, messages)]
-        self._samples: dict[tuple[str, str], deque[tuple[float, int]]] = {}
+        # Keyed by the Market object's id: MOCK_FALLBACK shows another object (a
+        # simulated twin, or the live market again) under the same (exchange, symbol),
+        # and one object's message count must not be subtracted from another's.
+        self._samples: dict[int, deque[tuple[float, int]]] = {}
 
     def sample(self, markets: list[Market], now_s: float | None = None) -> None:
         now_s = time.monotonic() if now_s is None else now_s
         for market in markets:
-            ring = self._samples.get(market.key)
+            ring = self._samples.get(id(market))
             if ring is None:
-                ring = self._samples[market.key] = deque()
+                ring = self._samples[id(market)] = deque()
             ring.append((now_s, market.messages))
             # Keep one sample older than the window so the rate spans all of it.
             while len(ring) > 2 and now_s - ring[1][0] >= self.window_s:
                 ring.popleft()
+        if len(self._samples) > len(markets):  # a market no longer shown
+            shown = {id(m) for m in markets}
+            for gone in [k for k in self._samples if k not in shown]:
+                del self._samples[gone]
 
     def rate(self, market: Market, now_s: float | None = None) -> float:
         now_s = time.monotonic() if now_s is None else now_s
-        ring = self._samples.get(market.key)
+        ring = self._samples.get(id(market))
         if ring:
             t0, m0 = ring[0]
             span_s = now_s - t0
@@ -108,6 +131,9 @@ def book_status(market: Market, rates: MessageRates | None, now_s: float) -> dic
         "connected": bool(market.connected),
         "book_valid": bool(market.valid),
         "invalid_reason": market.invalid_reason,
+        "invalid_since": None if market.valid else iso_utc_or_none(market.invalid_since_ms),
+        "invalid_for_s": None if market.valid else round(market.invalid_for_s(now_s), 1),
+        "last_error": market.last_error,
         "last_update_age_ms": None if age_ms is None else round(age_ms, 1),
         "best_bid": finite(book.best_bid),
         "best_ask": finite(book.best_ask),
@@ -123,6 +149,10 @@ def book_status(market: Market, rates: MessageRates | None, now_s: float) -> dic
         "resyncs": int(market.resyncs),
         "reconnects": int(market.reconnects),
         "rejected": int(market.rejected),
+        # Counters other parts add to Market as they land (the clock-skew guard,
+        # checksum verification): 0 until then.
+        "clock_skew": int(getattr(market, "clock_skew", 0)),
+        "checksum_mismatches": int(getattr(market, "checksum_mismatches", 0)),
         "depth": int(book.depth),
         "bid_levels": int(book.bid_levels),
         "ask_levels": int(book.ask_levels),
@@ -138,8 +168,19 @@ def status_document(monitor: MonitorLike, rates: MessageRates | None = None) -> 
         "mode": monitor.mode,
         "stale_after_s": finite(monitor.stale_after_s),
         "settings": monitor.settings_redacted(),
+        "fallback": fallback_status(monitor),
         "books": [book_status(m, rates, now_s) for m in monitor.markets],
     }
+
+
+def iso_utc_or_none(ms: int | None) -> str | None:
+    return None if ms is None else iso_utc(ms)
+
+
+def fallback_status(monitor: MonitorLike) -> list[dict[str, Any]]:
+    """Venues shown on simulated data because they could not be reached (MOCK_FALLBACK)."""
+    get = getattr(monitor, "fallback_status", None)
+    return list(get()) if callable(get) else []
 
 
 def fresh(market: Market, stale_after_s: float, now_s: float) -> bool:
@@ -151,18 +192,63 @@ def fresh(market: Market, stale_after_s: float, now_s: float) -> bool:
     )
 
 
-def health(monitor: MonitorLike) -> tuple[int, dict[str, Any]]:
-    """(http_status, body) for /health: 200 while any book is valid and fresh."""
+def invalid_books(markets: list[Market], stale_after_s: float, now_s: float) -> list[Market]:
+    """Books invalid for longer than DEGRADED_AFTER_STALE x stale_after_s (what /health names)."""
+    limit_s = stale_after_s * DEGRADED_AFTER_STALE
+    return [m for m in markets if not m.valid and m.invalid_for_s(now_s) > limit_s]
+
+
+def book_problem(market: Market, now_s: float) -> dict[str, Any]:
+    reason = market.invalid_reason or market.last_error or "invalid"
+    invalid_for_s = round(market.invalid_for_s(now_s), 1)
+    return {
+        "kind": "book_invalid",
+        "exchange": market.exchange,
+        "symbol": market.symbol,
+        "source": market.source,
+        "reason": reason,
+        "invalid_since": iso_utc_or_none(market.invalid_since_ms),
+        "invalid_for_s": invalid_for_s,
+        "message": f"{market.exchange} {market.symbol}: book invalid for {invalid_for_s:.0f} s ({reason})",
+    }
+
+
+def monitor_problems(monitor: MonitorLike) -> list[dict[str, Any]]:
+    """The monitor's own problems (its optional `health_problems()`), never raising."""
+    get = getattr(monitor, "health_problems", None)
+    if not callable(get):
+        return []
+    try:
+        return list(get())
+    except Exception as exc:  # /health must answer even when a check is broken
+        log.exception("health_problems() failed")
+        return [{"kind": "health_check_failed", "message": f"a health check failed: {type(exc).__name__}"}]
+
+
+def health(monitor: MonitorLike, *, strict: bool = False) -> tuple[int, dict[str, Any]]:
+    """(http_status, body) for /health.
+
+    200 while any book is valid and fresh ("ok", or "degraded" with the
+    problems named); 503 when none is ("unavailable"), and with `strict`
+    also while degraded.
+    """
     now_s = time.monotonic()
     markets = monitor.markets
     ok = sum(1 for m in markets if fresh(m, monitor.stale_after_s, now_s))
+    blind = invalid_books(markets, monitor.stale_after_s, now_s)
+    problems = [book_problem(m, now_s) for m in blind] + monitor_problems(monitor)
     body: dict[str, Any] = {
         "books_ok": ok,
         "books_total": len(markets),
+        "books_invalid": len(blind),
         "uptime_s": round(max(0.0, now_s - monitor.started_monotonic), 3),
         "mode": monitor.mode,
+        "strict": strict,
+        "problems": problems,
     }
     if ok:
+        if problems:
+            return (503 if strict else 200), {"status": "degraded", **body}
         return 200, {"status": "ok", **body}
     if not markets:
         reason = "no markets configured"

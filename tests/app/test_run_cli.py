@@ -122,6 +122,12 @@ def test_mock_fallback_switches_an_unreachable_venue_to_the_labelled_simulator(t
 
         books = _wait_for(switched, 30)
         assert books and books[0]["exchange"] == "binance" and books[0]["symbol"] == "BTC-USDT"
+        # Every book is simulated now: the run says so, and names the venue it keeps probing.
+        status = _get(port, "/status")[1]
+        assert status["mode"] == "simulated" and [f["venue"] for f in status["fallback"]] == ["binance"]
+        assert status["fallback"][0]["last_error"] == "connection refused"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            assert 'mode="simulated"' in resp.read().decode()
         assert _wait_for(lambda: _get(port, "/status")[1]["books"][0]["alerts"], 60), "no alert after fallback"
         alerts = _get(port, "/alerts")[1]["alerts"]
         assert alerts and all(a["source"] == "simulated" for a in alerts)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -201,3 +202,81 @@ async def test_dashboard_without_token_asks_for_it(srv_serve, srv_make_market):
             assert page.url == f"{base}/"
         finally:
             await browser.close()
+
+
+class _FallbackMonitor(SrvMonitor):
+    """A monitor with one venue on the simulator (what MOCK_FALLBACK reports)."""
+
+    def __init__(self, markets: list[Market], fallback: list[dict], **kw) -> None:  # noqa: ANN003
+        super().__init__(markets, **kw)
+        self.fallback = fallback
+
+    def fallback_status(self) -> list[dict]:
+        return self.fallback
+
+
+async def test_dashboard_shows_why_a_book_is_blind_and_which_venues_are_simulated(srv_serve, srv_make_market):
+    from tests.service.conftest import srv_load_book
+
+    ok = srv_make_market("kraken", "XBT-USD", source="live")
+    blind = srv_make_market("okx", "ETH-USDT", source="live")
+    twin = srv_make_market("binance", "BTC-USDT", source="simulated")
+    for m in (ok, blind, twin):
+        srv_load_book(m, 1.0, 1.0)
+    blind.invalidate("snapshot timeout")
+    blind.connected = False
+    assert blind.invalid_since_monotonic is not None
+    blind.invalid_since_monotonic -= 95.0  # invalid for 1m 35s
+    fallback = [{"venue": "binance", "since": "2026-12-07T02:00:05.000Z", "simulated_symbols": ["BTC-USDT"],
+                 "live_symbols": [], "last_error": "DNS failure", "probe_reconnects": 12}]
+    monitor = _FallbackMonitor([ok, blind, twin], fallback, mode="mixed")
+    base = await srv_serve(monitor, tick_s=0.2)
+    errors: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1360, "height": 900})
+            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            await page.goto(f"{base}/")
+            await expect(page.locator(".card")).to_have_count(3, timeout=10_000)
+
+            # The banner names the venue on generated data, why, and since when.
+            banner = page.locator("#sim-banner")
+            await expect(banner).to_be_visible()
+            await expect(banner).to_contain_text("binance BTC-USDT unreachable since 02:00:05 UTC (DNS failure)")
+            await expect(page.locator("#mode-badge")).to_have_text("MIXED")
+
+            # The blind book: reason and duration on the card, nothing green on it.
+            card = ".card[data-key='okx|ETH-USDT']"
+            await expect(page.locator(f"{card} .invalid-note")).to_have_text(
+                re.compile(r"^Not in sync for 1m 3\ds: snapshot timeout — alerts paused$"))
+            await expect(page.locator(f"{card} .pill.state")).to_have_text("paused")
+            assert "state-armed" not in (await page.get_attribute(f"{card} .pill.state", "class") or "")
+            assert "down" in (await page.get_attribute(f"{card} .badge", "class") or "")
+            await expect(page.locator(f"{card} .pill.sync")).to_have_text("disconnected")
+            green = await page.evaluate("getComputedStyle(document.querySelector('.card[data-key=\"kraken|XBT-USD\"] "
+                                        ".pill.state')).color")
+            for sel in (f"{card} .badge", f"{card} .pill.state"):
+                color = await page.evaluate(f"getComputedStyle(document.querySelector(\"{sel}\")).color")
+                assert color != green, f"{sel} is green ({color}) on a blind book"
+            # The healthy live book next to it is armed and live (green).
+            await expect(page.locator(".card[data-key='kraken|XBT-USD'] .pill.state")).to_have_text("armed")
+            assert "down" not in (await page.get_attribute(".card[data-key='kraken|XBT-USD'] .badge", "class") or "")
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-blind.png"), full_page=True)
+
+            # The book heals and the venue comes back: the page follows without a reload.
+            srv_load_book(blind, 1.0, 1.0)
+            monitor.fallback = []
+            monitor.mode = "live"
+            monitor.markets[2] = srv_make_market("binance", "BTC-USDT", source="live")
+            srv_load_book(monitor.markets[2], 1.0, 1.0)
+            await expect(page.locator(f"{card} .invalid-note")).to_have_text("", timeout=5_000)
+            await expect(page.locator(f"{card} .pill.state")).to_have_text("armed")
+            await expect(banner).to_be_hidden(timeout=5_000)
+            await expect(page.locator("#mode-badge")).to_have_text("live")
+            await expect(page.locator(".card[data-key='binance|BTC-USDT'] .badge")).to_have_text("live")
+        finally:
+            await browser.close()
+    assert not errors, errors

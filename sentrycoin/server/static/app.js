@@ -16,6 +16,7 @@
     alertCount: 0,
     updates: 0,
     mode: null,
+    fallback: [],         // venues on simulated data (MOCK_FALLBACK), as /status "fallback"
     historyMs: 300000,
   };
   // For tests and curious humans: read-only view of what the page has seen.
@@ -137,14 +138,24 @@
     c.el.className = "card level-" + lvl + (b.book_valid ? "" : " invalid");
     setText(r.ratio, fmtRatio(b.ratio));
     r.label.replaceChildren("ask/bid · danger ", el("b", "", fmtRatio(b.danger_ratio)));
+    // Nothing green for a book that cannot alert: a disconnected or invalid live
+    // book is not "live", and its detector is not "armed" but paused.
+    const down = !b.book_valid || (b.source === "live" && !b.connected);
     setText(r.src, b.source === "simulated" ? "SIMULATED" : b.source);
-    r.src.className = "badge src-" + b.source;
-    setText(r.st, b.state);
-    r.st.className = "pill state state-" + b.state;
+    r.src.className = "badge src-" + b.source + (down ? " down" : "");
+    const st = b.book_valid ? b.state : "paused";
+    setText(r.st, st);
+    r.st.className = "pill state state-" + st;
     const syncText = !b.connected && b.source === "live" ? "disconnected" : b.book_valid ? "in sync" : "resyncing";
     setText(r.sync, syncText);
-    r.sync.className = "pill sync" + (b.book_valid ? "" : " sync-bad");
-    setText(r.note, b.book_valid ? "" : "Book not in sync (" + (b.invalid_reason || "resyncing") + "): alerts paused");
+    r.sync.className = "pill sync" + (down ? " sync-bad" : "");
+    let note = "";
+    if (!b.book_valid) {
+      const why = b.last_error || b.invalid_reason || "resyncing";
+      const since = b.invalid_for_s === null || b.invalid_for_s === undefined ? "" : " for " + fmtDuration(b.invalid_for_s);
+      note = "Not in sync" + since + ": " + why + " — alerts paused";
+    }
+    setText(r.note, note);
 
     const bv = b.bid_volume || 0, av = b.ask_volume || 0, tot = bv + av;
     r.balBid.style.width = tot ? (100 * bv / tot).toFixed(1) + "%" : "0";
@@ -376,14 +387,27 @@
     c.className = "conn " + cls;
     setText(c, text);
   }
-  function setMode(mode, version) {
+  function fallbackText(fallback) {
+    // One clause per venue MOCK_FALLBACK shows on generated data, naming it.
+    return fallback.map((f) => {
+      const syms = (f.simulated_symbols || []).join(", ");
+      const since = f.since ? " since " + f.since.slice(11, 19) + " UTC" : "";
+      const why = f.last_error ? " (" + f.last_error + ")" : "";
+      return f.venue + (syms ? " " + syms : "") + " unreachable" + since + why;
+    }).join("; ");
+  }
+  function setMode(mode, fallback) {
     state.mode = mode;
+    state.fallback = fallback || [];
     const badge = $("mode-badge");
-    setText(badge, mode === "simulated" ? "SIMULATED" : mode);
+    setText(badge, mode === "simulated" || mode === "mixed" ? mode.toUpperCase() : mode);
     badge.className = "badge mode-badge src-" + mode;
-    $("sim-banner").hidden = mode !== "simulated";
-    setText($("version"), version ? "v" + version : "");
-    document.title = (mode === "simulated" ? "[SIM] " : "") + "SentryCoin · order-book imbalance";
+    const banner = $("sim-banner");
+    banner.hidden = mode !== "simulated" && mode !== "mixed" && !state.fallback.length;
+    setText(banner, state.fallback.length
+      ? "SIMULATED DATA — " + fallbackText(state.fallback) + "; retrying the real venue, alerts labelled simulated"
+      : "SIMULATED MARKET — generated order flow, not real exchange data");
+    document.title = (mode === "simulated" || mode === "mixed" ? "[SIM] " : "") + "SentryCoin · order-book imbalance";
   }
 
   function connect() {
@@ -391,7 +415,8 @@
     es.addEventListener("snapshot", (ev) => {
       const snap = JSON.parse(ev.data);
       setConn("conn-ok", "live");
-      setMode(snap.mode, snap.version);
+      setMode(snap.mode, snap.fallback);
+      setText($("version"), snap.version ? "v" + snap.version : "");
       if (snap.history_ms) state.historyMs = snap.history_ms;
       setText($("uptime"), "up " + fmtDuration(snap.uptime_s));
       upsertBooks(snap.books, false);
@@ -409,6 +434,7 @@
       state.updates++;
       setConn("conn-ok", "live");
       setText($("uptime"), "up " + fmtDuration(u.uptime_s));
+      if (u.mode !== undefined) setMode(u.mode, u.fallback);
       upsertBooks(u.books, true);
       for (const a of u.alerts || []) addAlert(a, true, false);
     });
