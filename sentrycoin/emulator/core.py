@@ -59,6 +59,9 @@ def now_ms() -> int:
 class Session:
     """One client WebSocket on the emulator."""
 
+    #: Does the venue answer WebSocket protocol PINGs?  (OKX answers only its text `ping`.)
+    answers_protocol_ping: ClassVar[bool] = True
+
     def __init__(self, emulator: "VenueEmulator", ws: web.WebSocketResponse, request: web.Request,
                  index: int) -> None:
         self.emulator = emulator
@@ -78,6 +81,7 @@ class Session:
         self.last_pong_monotonic = time.monotonic()
         self.pings_sent = 0
         self.pongs_received = 0
+        self.protocol_pings = 0  # WebSocket PINGs the client sent
 
     # -- overridden by venues ------------------------------------------------
 
@@ -214,7 +218,9 @@ class Session:
                     self.received.append(msg.data.decode("utf-8", "replace"))
                     await self.on_text(msg.data.decode("utf-8", "replace"))
                 elif msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
+                    self.protocol_pings += 1
+                    if self.answers_protocol_ping:
+                        await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
                     self.pongs_received += 1
                     self.last_pong_monotonic = time.monotonic()
