@@ -8,8 +8,10 @@ A `Connection` owns the whole lifecycle of one venue socket:
   venue's application-level ping every ``spec.ping_interval_s``;
 * a stale watchdog: no frame at all for ``stale_after_s`` means the socket is
   dead even if TCP has not noticed, so it is closed and reopened.  After half
-  that silence a WebSocket PING is sent, so a quiet-but-healthy connection
-  (an illiquid Binance symbol) produces a PONG and is not torn down;
+  that silence a probe is sent -- the venue's own application ping when the
+  spec has one (OKX answers only its text `ping`, never a protocol PING),
+  else a WebSocket PING -- so a quiet-but-healthy connection (an illiquid
+  symbol) produces an answer and is not torn down;
 * reconnect with jittered exponential backoff (capped, reset once a
   connection has stayed up for ``healthy_after_s``), or immediately for the
   planned reconnect before the venue's forced disconnect (``max_lifetime_s``);
@@ -497,8 +499,15 @@ class Connection:
             self.reconnect(f"stale: no frame for {idle_s:.1f}s")
             return
         if s.idle_ping_fraction and not self._pinged_since_frame and idle_s >= s.stale_after_s * s.idle_ping_fraction:
-            transport.send_ping(b"sentrycoin")
-            self.counters.ws_pings_sent += 1
+            payload = self.spec.ping_payload
+            if payload is not None:
+                # The venue's own ping: OKX answers only its text `ping` (never a
+                # protocol PING), and every venue with an app ping answers it.
+                if self.send(payload):
+                    self.counters.app_pings_sent += 1
+            else:
+                transport.send_ping(b"sentrycoin")
+                self.counters.ws_pings_sent += 1
             self._pinged_since_frame = True
         self._timers["watchdog"] = asyncio.get_running_loop().call_later(self._watchdog_tick_s(), self._watchdog)
 
