@@ -59,6 +59,9 @@ class FetchSnapshot:
 class Reconnect:
     conn_id: int
     reason: str
+    # Open the replacement socket first, call `on_switched(conn_id)`, close the
+    # old one after an overlap (Binance serverShutdown): no gap in the books.
+    make_before_break: bool = False
 
 
 Action = Union[Send, FetchSnapshot, Reconnect]

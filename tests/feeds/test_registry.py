@@ -122,7 +122,10 @@ def test_binance_futures_default_subscribes_depth_on_the_public_route():
 
     ws_url, rest_url = registry.urls("binance-futures", {})
     handler = BinanceFuturesHandler([Market("binance-futures", "BTC-USDT")], ws_url, rest_url)
-    assert handler.connections()[0].url == "wss://fstream.binance.com/public/stream?streams=btcusdt@depth@100ms"
+    assert handler.connections()[0].url == "wss://fstream.binance.com/public/stream"
+    handler.on_connected(0)
+    (sub,) = handler.take_actions()
+    assert '"params":["btcusdt@depth@100ms"]' in sub.payload
 
 
 def test_size_units():
