@@ -53,6 +53,19 @@ class TokenBucket:
         self._at = now
         return now
 
+    @classmethod
+    def at_most(cls, n: float, per_s: float, burst: float | None = None,
+                clock: Clock = time.monotonic) -> "TokenBucket":
+        """A bucket that never lets more than `n` through in any window of `per_s` seconds.
+
+        In any window of length T a bucket passes at most capacity + rate * T,
+        so capacity = `burst` (default half of `n`) and rate = (n - burst) / per_s.
+        """
+        capacity = burst if burst is not None else max(1.0, n / 2.0)
+        if not 0 < capacity < n:
+            raise ValueError(f"burst must be within (0, {n}), got {capacity}")
+        return cls((n - capacity) / per_s, capacity, clock)
+
     @property
     def tokens(self) -> float:
         self._refill()

@@ -343,7 +343,8 @@ async def test_sends_over_the_rate_are_delayed_not_dropped():
             await wait_for(lambda: conn.is_open, what="open")
             for i in range(45):
                 assert conn.send(f"sub-{i}")
-            assert conn.counters.sends == 20 and conn.counters.sends_delayed == 25
+            # A burst of half the budget goes at once; the rest waits for tokens.
+            assert conn.counters.sends == 10 and conn.counters.sends_delayed == 35
             await wait_for(lambda: len(srv.conns[0].received) == 45, what="all frames")
         finally:
             await conn.stop()
