@@ -94,7 +94,7 @@ class LiveRunner:
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
         weight_margin: float = 0.2,
-        weight_window_s: float | None = None,
+        weight_limits: Mapping[str, tuple[int, float]] | None = None,
         ban_backoff_s: float = 120.0,
         ban_backoff_max_s: float = 6 * 3600.0,
     ) -> None:
@@ -115,7 +115,8 @@ class LiveRunner:
         self._next_request_at: dict[str, float] = {}
         # Weight-metered REST hosts: budget, one request at a time, ban state.
         self.weight_margin = weight_margin
-        self.weight_window_s = weight_window_s  # None: the venue's (tests shrink it)
+        # venue -> (weight, window_s) replacing the handler's `rest_weight_limit` (tests shrink it).
+        self.weight_limits = dict(weight_limits or {})
         self.ban_backoff_s = ban_backoff_s
         self.ban_backoff_max_s = ban_backoff_max_s
         self.weight_budgets: dict[str, WeightBudget] = {}
@@ -288,9 +289,8 @@ class LiveRunner:
         host = host_of(url)
         budget = self.weight_budgets.get(host)
         if budget is None:
-            weight, window_s = limit
-            budget = self.weight_budgets[host] = WeightBudget(
-                weight, self.weight_window_s or window_s, self.weight_margin)
+            weight, window_s = self.weight_limits.get(handler.venue, limit)
+            budget = self.weight_budgets[host] = WeightBudget(weight, window_s, self.weight_margin)
             self._host_locks[host] = asyncio.Lock()
         return host, budget
 
