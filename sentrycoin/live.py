@@ -274,8 +274,8 @@ class LiveRunner:
             self._fetch(handler, action), name=f"snapshot {handler.venue} {action.symbol}")
         self._snapshot_tasks[key] = task
 
-    async def _wait_turn(self, venue: str) -> None:
-        spacing = self.snapshot_spacing_s.get(venue, FALLBACK_SNAPSHOT_SPACING_S)
+    async def _wait_turn(self, venue: str, default_s: float = FALLBACK_SNAPSHOT_SPACING_S) -> None:
+        spacing = self.snapshot_spacing_s.get(venue, default_s)
         now = time.monotonic()
         slot = max(now, self._next_request_at.get(venue, 0.0))
         self._next_request_at[venue] = slot + spacing
@@ -308,7 +308,7 @@ class LiveRunner:
                 host, budget = metered
                 # One request at a time per metered host: a 429 then stops every later one.
                 async with self._host_locks[host]:
-                    await self._wait_turn(handler.venue)
+                    await self._wait_turn(handler.venue, 0.0)  # the weight paces these
                     weight = handler.snapshot_weight(action)  # type: ignore[attr-defined]
                     while True:
                         wait_s = budget.wait_s(weight)

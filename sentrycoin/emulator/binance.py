@@ -12,7 +12,8 @@ contiguous (``U == previous u + 1``), futures ids are not and the event carries
 REST weight (``weight_limit`` set): the IP's weight is counted in fixed windows
 of ``weight_window_s`` aligned to the wall clock (Binance: the minute), every
 answer carries ``X-MBX-USED-WEIGHT-1M``; a request that would pass the limit is
-answered ``429`` with ``Retry-After`` (whole seconds to the window's end), and
+answered ``429`` with ``Retry-After`` (whole seconds to the window's end, or
+``retry_after_s``, which may outlast the window), and
 any request before that time has passed is answered ``418`` -- an IP ban of
 ``ban_s`` during which everything is ``418``.  ``add_weight`` spends weight as
 another client behind the same IP would.  ``server_shutdown`` sends
@@ -129,8 +130,9 @@ class BinanceEmulator(VenueEmulator):
     def __init__(self, symbols: list[str], *, futures: bool = False, speed: str = "100ms",
                  max_client_msgs_per_s: int = 5, rest_delay_s: float = 0.0, batch_steps: int = 3,
                  weight_limit: int | None = None, weight_window_s: float = 60.0, ban_s: float = 120.0,
-                 **kwargs) -> None:  # noqa: ANN003
+                 retry_after_s: float | None = None, **kwargs) -> None:  # noqa: ANN003
         self.futures = futures
+        self.retry_after_s = retry_after_s  # None: until the window ends
         self.weight_limit = weight_limit
         self.weight_window_s = weight_window_s
         self.ban_s = ban_s
@@ -279,11 +281,11 @@ class BinanceEmulator(VenueEmulator):
                                      status=418, headers={"Retry-After": str(math.ceil(self.ban_s))})
         used = self._window_used()
         if used + weight > self.weight_limit:
-            left_s = (self._weight_window + 1) * self.weight_window_s - time.time()
-            self.retry_after_until = now + left_s
+            hold_s = self.retry_after_s or (self._weight_window + 1) * self.weight_window_s - time.time()
+            self.retry_after_until = now + hold_s
             self.answers_429 += 1
             return web.json_response({"code": -1003, "msg": "Too many requests."}, status=429,
-                                     headers={"Retry-After": str(max(1, math.ceil(left_s))),
+                                     headers={"Retry-After": str(max(1, math.ceil(hold_s))),
                                               "X-MBX-USED-WEIGHT-1M": str(used)})
         self.add_weight(weight)
         return None
