@@ -72,6 +72,8 @@ class Session:
         self.faults: list[tuple[Fault, str | None]] = []
         self.faults_applied: list[tuple[Fault, str]] = []
         self.received: list[str] = []  # client text frames, for assertions
+        self.received_at: list[float] = []  # monotonic arrival time of each of them
+        self.opened_at = time.monotonic()
         self.stalled = False
         self.closed = False
         self._held: dict[str, str] = {}  # symbol -> message held back by REORDER
@@ -213,9 +215,11 @@ class Session:
                     continue
                 if msg.type == WSMsgType.TEXT:
                     self.received.append(msg.data)
+                    self.received_at.append(time.monotonic())
                     await self.on_text(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     self.received.append(msg.data.decode("utf-8", "replace"))
+                    self.received_at.append(time.monotonic())
                     await self.on_text(msg.data.decode("utf-8", "replace"))
                 elif msg.type == WSMsgType.PING:
                     self.protocol_pings += 1

@@ -449,3 +449,42 @@ def test_resync_during_buffer_replay_keeps_the_rest_buffered():
     assert [a.symbol for a in fetches(h)] == ["BTC-USDT"]
     h.on_snapshot("BTC-USDT", bn_snapshot(11, SNAP_BIDS, SNAP_ASKS), 5)  # bridges into event 12
     assert btc.valid and book_dict(btc)[0][99.0] == 4.0
+
+
+# -- serverShutdown: make before break ------------------------------------------------
+
+@pytest.mark.parametrize("frame", [
+    b'{"e":"serverShutdown","E":1733990400000}',
+    b'{"stream":"btcusdt@depth@100ms","data":{"e":"serverShutdown","E":1733990400000}}',
+], ids=["raw", "wrapped"])
+def test_server_shutdown_asks_for_a_switch_over_of_that_connection(frame):
+    h, m = spot(("A-USDT", "B-USDT", "C-USDT"), max_streams_per_connection=2)
+    h.on_connected(1)
+    h.take_actions()
+    sink = h.frame_sink(1)
+    assert h.frame_sink(1) is sink  # one frame path per connection
+    sink(1, frame, 5)
+    assert h.take_actions() == [Reconnect(1, "serverShutdown", make_before_break=True)]
+    # Through the handler-wide path (replay, sim) the connection is not known: all switch.
+    h.on_frame(1, frame, 6)
+    assert h.take_actions() == [Reconnect(0, "serverShutdown", make_before_break=True),
+                                Reconnect(1, "serverShutdown", make_before_break=True)]
+    assert h.counters.decode_errors == 0
+
+
+def test_switch_over_subscribes_the_new_socket_and_the_books_carry_on():
+    h, m = synced_spot(100)
+    btc = m["BTC-USDT"]
+    h.on_switched(0)
+    (sub,) = h.take_actions()
+    assert json.loads(sub.payload)["method"] == "SUBSCRIBE"
+    assert btc.valid  # nothing was reset
+    # Both sockets deliver for a while: each event arrives twice, in any order.
+    old, new = h.frame_sink(0), h.frame_sink(0)
+    for U, qty in ((102, 2.0), (103, 3.0), (104, 4.0)):
+        ev = bn_depth("BTCUSDT", U, U, [(100.0, qty)])
+        old(0, ev, U)
+        new(0, ev, U)
+    new(0, b'{"result":null,"id":%d}' % json.loads(sub.payload)["id"], 9)  # synced books need no snapshot
+    assert h.take_actions() == []
+    assert btc.valid and btc.resyncs == 0 and book_dict(btc)[0][100.0] == 4.0

@@ -134,3 +134,48 @@ async def test_quiet_okx_connection_answering_text_pong_is_not_stale():
             assert markets[0].valid
         finally:
             await runner.stop()
+
+
+def most_in_any_window(times: list[float], window_s: float = 1.0) -> int:
+    times = sorted(times)
+    return max((sum(1 for t in times if start <= t < start + window_s) for start in times), default=0)
+
+
+@pytest.mark.timeout(60)
+async def test_coinbase_messages_stay_under_8_per_second_per_ip_across_connections():
+    products = [f"P{i}-USD" for i in range(12)]
+    async with create_emulator("coinbase", products, seed=3, tick_s=0.05, warmup_steps=20) as emu:
+        markets = [Market("coinbase", p) for p in products]
+        from sentrycoin.feeds.coinbase import CoinbaseHandler
+
+        # One product per connection: 12 connections, 24 subscribe messages at start, all from one IP.
+        handler = CoinbaseHandler(markets, emu.ws_url, products_per_connection=1)
+        runner = LiveRunner([handler], transport=FAST)
+        await runner.start()
+        try:
+            await wait_for(lambda: all(m.valid for m in markets), 15.0, what="every book synced")
+            await wait_for(lambda: sum(len(s.received_at) for s in emu.sessions) >= 24, 10.0,
+                           what="every subscribe sent")
+            times = [t for s in emu.sessions for t in s.received_at]
+            assert most_in_any_window(times) <= 8
+            assert sum(c.counters.sends_delayed for c in runner.connections.values()) > 0
+        finally:
+            await runner.stop()
+
+
+@pytest.mark.timeout(60)
+async def test_okx_opens_at_most_3_connections_per_second():
+    symbols = [f"C{i}-USDT" for i in range(9)]
+    async with create_emulator("okx", symbols, seed=3, tick_s=0.05, warmup_steps=20) as emu:
+        markets = [Market("okx", s) for s in symbols]
+        from sentrycoin.feeds.okx import OkxSpotHandler
+
+        handler = OkxSpotHandler(markets, emu.ws_url, emu.rest_url, symbols_per_connection=1)
+        runner = LiveRunner([handler], transport=FAST)
+        await runner.start()
+        try:
+            await wait_for(lambda: all(m.valid for m in markets), 15.0, what="every book synced")
+            opened = [s.opened_at for s in emu.sessions]
+            assert len(opened) == 9 and most_in_any_window(opened) <= 3
+        finally:
+            await runner.stop()
