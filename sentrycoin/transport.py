@@ -215,11 +215,7 @@ class Connection:
     ) -> None:
         self.spec = spec
         self.handler = handler
-        # A handler may give each connection its own frame path (Binance: so a
-        # serverShutdown names its connection without a Python call per frame).
-        sink = getattr(handler, "frame_sink", None)
-        self._on_frame: Callable[[int, bytes, int], None] = (
-            sink(spec.conn_id) if sink is not None else handler.on_frame)
+        self._on_frame: Callable[[int, bytes, int], None] = handler.on_frame  # see _frame_target
         self.settings = settings or TransportSettings()
         self.drain = drain
         self.clock = clock
@@ -516,9 +512,20 @@ class Connection:
                 market.connected = True
                 if reconnect:
                     market.reconnects += 1
+        self._on_frame = self._frame_target()
         log.info("%s: connected to %s (%d symbols)", self.name, self.spec.url, len(self.spec.symbols))
         self._schedule_timers()
         self._call_handler(self.handler.on_connected, self.spec.conn_id)
+
+    def _frame_target(self) -> Callable[[int, bytes, int], None]:
+        """Where this connection's frames go, resolved at each connect.
+
+        A handler may give each connection its own frame path (Binance: so a
+        serverShutdown names its connection, at no per-frame cost); else the
+        handler's `on_frame` as it is now (a recorder may have wrapped it).
+        """
+        sink = getattr(self.handler, "frame_sink", None)
+        return sink(self.spec.conn_id) if sink is not None else self.handler.on_frame
 
     def _data(self, data: bytes) -> None:
         if self._closing:

@@ -231,6 +231,7 @@ class _BinanceHandler(FeedHandler):
         self._frame_path = FramePath(self._parser, self._by_native, self.pu_chain, self.counters,
                                      self._decode_frame)
         self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
+        self._default_on_frame = self.on_frame
         self._sinks: dict[int, Callable[[int, bytes, int], None]] = {}
 
     # -- sequence rules (overridden for futures) ------------------------------
@@ -269,7 +270,14 @@ class _BinanceHandler(FeedHandler):
         return self.request_weight(self.snapshot_limit)
 
     def frame_sink(self, conn_id: int) -> Callable[[int, bytes, int], None]:
-        """`on_frame` for one connection: the same C path, with a fallback that knows `conn_id`."""
+        """`on_frame` for one connection: the same C path, with a fallback that knows `conn_id`.
+
+        When something wrapped `on_frame` (the recorder's tee), frames must go
+        through the wrapper: it is returned instead (a serverShutdown then
+        switches every connection, as on the handler-wide path).
+        """
+        if self.on_frame is not self._default_on_frame:
+            return self.on_frame
         sink = self._sinks.get(conn_id)
         if sink is None:
             path = FramePath(self._parser, self._by_native, self.pu_chain, self.counters,

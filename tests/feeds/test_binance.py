@@ -488,3 +488,18 @@ def test_switch_over_subscribes_the_new_socket_and_the_books_carry_on():
     new(0, b'{"result":null,"id":%d}' % json.loads(sub.payload)["id"], 9)  # synced books need no snapshot
     assert h.take_actions() == []
     assert btc.valid and btc.resyncs == 0 and book_dict(btc)[0][100.0] == 4.0
+
+
+def test_frame_sink_goes_through_a_wrapped_on_frame():
+    h, m = spot(("BTC-USDT",))
+    seen = []
+    inner = h.on_frame
+
+    def tee(conn_id, data, recv_ms):  # noqa: ANN001, ANN202 - the recorder's shape
+        seen.append(data)
+        inner(conn_id, data, recv_ms)
+
+    h.on_frame = tee
+    assert h.frame_sink(0) is tee
+    h.frame_sink(0)(0, b'{"e":"serverShutdown"}', 1)
+    assert seen and isinstance(h.take_actions()[0], Reconnect)
