@@ -55,7 +55,11 @@ log = logging.getLogger("sentrycoin.live")
 
 #: Seconds between two snapshot requests to the same venue, for venues
 #: without a weight budget (Binance is paced on its reported weight instead).
-DEFAULT_SNAPSHOT_SPACING_S: dict[str, float] = {}
+DEFAULT_SNAPSHOT_SPACING_S: dict[str, float] = {
+    # OKX market/books: 40 requests per 2 s per IP, shared by okx and okx-swap.
+    "okx": 0.12,
+    "okx-swap": 0.12,
+}
 FALLBACK_SNAPSHOT_SPACING_S = 0.2
 #: Client frames the venue accepts per second, and whether it counts them per
 #: connection or per IP (Binance closes a connection that sends more than
