@@ -176,3 +176,28 @@ async def test_server_shutdown_switches_connection_without_a_gap(venue: str):
         finally:
             await runner.stop()
     assert problems == []
+
+
+@pytest.mark.timeout(60)
+async def test_1030_streams_subscribe_by_messages_within_5_per_second():
+    """Spot: 1024 streams on one connection by SUBSCRIBE messages, never > 5 messages/s (the
+    emulator closes a connection that sends more), and no ~20 KB URL."""
+    symbols = [f"S{i:04d}-USDT" for i in range(1030)]
+    async with create_emulator("binance", symbols, seed=2, tick_s=1.0, warmup_steps=1,
+                               book_kwargs={"min_levels": 2, "max_levels": 4}) as emu:
+        markets = [Market("binance", s, depth=5, capacity=20) for s in symbols]
+        handler = make_handler("binance", markets, depth=5, env=env_for("binance", emu))
+        assert all(len(spec.url) < 100 for spec in handler.connections())
+        runner = LiveRunner([handler], transport=FAST)
+        await runner.start()
+        try:
+            await wait_for(lambda: sum(len(s.subscribed) for s in emu.open_sessions()) == len(symbols), 20.0,
+                           what="every stream subscribed")
+            sizes = sorted(len(s.subscribed) for s in emu.open_sessions())
+            assert sizes == [6, 1024]
+            assert emu.rate_limit_closes == 0
+            for session in emu.sessions:
+                times = session.received_at
+                assert all(b - a >= 1.0 for a, b in zip(times, times[5:])), "more than 5 messages in a second"
+        finally:
+            await runner.stop()
