@@ -16,13 +16,14 @@ u32 len, data.  Frames carry the simulated event time in `E`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import struct
 import time
 from pathlib import Path
 from time import perf_counter_ns
 
-from sentrycoin.feeds.base import FeedHandler, FetchSnapshot, Reconnect
+from sentrycoin.feeds.base import FeedHandler, FetchSnapshot, Reconnect, Send
 from sentrycoin.sim.generator import MarketGenerator
 
 MAGIC = b"SCR1"
@@ -135,6 +136,10 @@ class LatencyHistogram:
         }
 
 
+def _as_bytes(payload: bytes | str) -> bytes:
+    return payload.encode() if isinstance(payload, str) else payload
+
+
 class ReplaySource:
     """A frame source for `Monitor`: connects the handler, answers its snapshot
     requests from the file, then delivers frames at `rate_per_s` (None: as fast
@@ -176,7 +181,11 @@ class ReplaySource:
         handler = self.handler
         while handler.actions:
             for action in handler.take_actions():
-                if isinstance(action, FetchSnapshot):
+                if isinstance(action, Send) and b'"SUBSCRIBE"' in _as_bytes(action.payload):
+                    # Binance answers a SUBSCRIBE; its reply is what asks for the snapshots.
+                    request_id = json.loads(action.payload)["id"]
+                    handler.on_frame(action.conn_id, b'{"result":null,"id":%d}' % request_id, now_ms)
+                elif isinstance(action, FetchSnapshot):
                     if started:
                         # The file holds only the initial snapshots: a resync cannot be answered
                         # (the run reports it; with clean traffic it never happens).

@@ -36,6 +36,9 @@ async def replay(path: Path, markets: list[Market], n_frames: int) -> ReplaySour
     inner = handler.on_frame
 
     def counted(conn_id: int, data: bytes, recv_ms: int) -> None:
+        if not data.startswith(b'{"stream"'):
+            inner(conn_id, data, recv_ms)  # the venue's reply to a SUBSCRIBE: not a frame of the file
+            return
         if src.frames_seen >= n_frames:
             stop.set()
             return

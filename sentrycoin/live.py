@@ -4,10 +4,26 @@
 `sentrycoin.transport.Connection` and executes the actions handlers queue:
 
 * `Send`       -> a text frame on that handler's connection `conn_id`;
-* `FetchSnapshot` -> GET through one shared aiohttp session (timeout, a
-  minimum spacing between requests per venue because REST snapshots are
-  weight-limited, retries with backoff), body handed to `on_snapshot`;
-* `Reconnect`  -> close and reopen that connection.
+* `FetchSnapshot` -> GET through one shared aiohttp session (timeout,
+  retries with backoff), body handed to `on_snapshot`;
+* `Reconnect`  -> close and reopen that connection (`make_before_break`:
+  open the replacement first, see `Connection.switch_over`).
+
+Venue budgets (sentrycoin.ratelimit):
+
+* REST weight (Binance): a handler with `rest_weight_limit` / `snapshot_weight`
+  has its snapshot requests paced per REST host on a `WeightBudget` fed by the
+  `X-MBX-USED-WEIGHT-1M` each response reports, keeping a margin
+  (`weight_margin`) for other clients behind the IP.  Requests to such a host
+  go one at a time, so a 429 stops every later request: after a `429` no
+  request reaches that host until `Retry-After` passes; a `418` is an IP ban,
+  held for max(`Retry-After`, `ban_backoff_s` doubled per repeat), logged once,
+  and written into the waiting markets' `invalid_reason` / `last_error`
+  ("Binance IP ban (418) until HH:MM:SS UTC") so /status shows it.  Other
+  venues keep a minimum spacing between snapshot requests.
+* Client messages: Binance 5/s (spot) and 10/s (futures) per connection,
+  Coinbase 8/s per IP (one bucket shared by every Coinbase connection).
+* New connections: OKX 3 per second per IP (one bucket per WebSocket host).
 
 It also drives book recovery: every `recovery_tick_s` each handler's `tick`
 runs on the monotonic clock, so an invalid book always has its next step
@@ -26,33 +42,50 @@ market leases change (sentrycoin.ha).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
 import time
+from datetime import datetime, timezone
 from typing import Mapping, Sequence
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from sentrycoin.feeds.base import FeedHandler, FetchSnapshot, Reconnect, Send
 from sentrycoin.feeds.recovery import RecoveryPolicy
+from sentrycoin.ratelimit import TokenBucket, WeightBudget, parse_retry_after
 from sentrycoin.transport import Backoff, Connection, TransportSettings
 
 log = logging.getLogger("sentrycoin.live")
 
-#: Seconds between two snapshot requests to the same venue.  Binance charges
-#: 50-250 weight per depth snapshot out of 6000/min; the others are gentler.
+#: Seconds between two snapshot requests to the same venue, for venues
+#: without a weight budget (Binance is paced on its reported weight instead).
 DEFAULT_SNAPSHOT_SPACING_S: dict[str, float] = {
-    "binance": 0.5,
-    "binance-futures": 0.5,
+    # OKX market/books: 40 requests per 2 s per IP, shared by okx and okx-swap.
+    "okx": 0.12,
+    "okx-swap": 0.12,
 }
 FALLBACK_SNAPSHOT_SPACING_S = 0.2
-#: Client frames per second per connection.  Binance closes connections that send
-#: more than 5 (spot) / 10 (futures) messages a second; stay under with margin.
-DEFAULT_MAX_SENDS_PER_S: dict[str, float] = {
-    "binance": 4.0,
-    "binance-futures": 8.0,
+#: Client frames the venue accepts per second, and whether it counts them per
+#: connection or per IP (Binance closes a connection that sends more than
+#: 5 (spot) / 10 (futures) a second; Coinbase allows 8 per IP).
+DEFAULT_SEND_BUDGETS: dict[str, tuple[str, float]] = {
+    "binance": ("connection", 5.0),
+    "binance-futures": ("connection", 10.0),
+    "coinbase": ("ip", 8.0),
 }
+#: New WebSocket connections per second per IP (per WebSocket host).
+DEFAULT_CONNECT_BUDGETS: dict[str, float] = {
+    "okx": 3.0,
+    "okx-swap": 3.0,
+}
+#: The REST weight headers Binance sends (spot and USD-M).
+USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
 
 
 class LiveRunner:
@@ -71,6 +104,10 @@ class LiveRunner:
         rng: random.Random | None = None,
         recovery: RecoveryPolicy | None = None,
         recovery_tick_s: float = 0.5,
+        weight_margin: float = 0.2,
+        weight_limits: Mapping[str, tuple[int, float]] | None = None,
+        ban_backoff_s: float = 120.0,
+        ban_backoff_max_s: float = 6 * 3600.0,
     ) -> None:
         self.handlers = list(handlers)
         self.recovery = recovery
@@ -90,6 +127,19 @@ class LiveRunner:
         self.connections: dict[tuple[int, int], Connection] = {}
         self._snapshot_tasks: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._next_request_at: dict[str, float] = {}
+        # Weight-metered REST hosts: budget, one request at a time, ban state.
+        self.weight_margin = weight_margin
+        # venue -> (weight, window_s) replacing the handler's `rest_weight_limit` (tests shrink it).
+        self.weight_limits = dict(weight_limits or {})
+        self.ban_backoff_s = ban_backoff_s
+        self.ban_backoff_max_s = ban_backoff_max_s
+        self.weight_budgets: dict[str, WeightBudget] = {}
+        self._host_locks: dict[str, asyncio.Lock] = {}
+        self._bans: dict[str, int] = {}  # host -> consecutive 418s
+        self._send_buckets: dict[str, TokenBucket] = {}
+        self._connect_buckets: dict[str, TokenBucket] = {}
+        self.rate_limited = 0  # 429 answers
+        self.bans = 0  # 418 answers
         self._stopped = asyncio.Event()
         self._started = False
         self.snapshots_fetched = 0
@@ -128,18 +178,41 @@ class LiveRunner:
         if self.recovery is not None:
             handler.recovery_policy = self.recovery
         settings = self.transport_settings
-        rate = DEFAULT_MAX_SENDS_PER_S.get(handler.venue)
-        if settings.max_sends_per_s is None and rate is not None:
-            settings = dataclasses.replace(settings, max_sends_per_s=rate)
         for spec in handler.connections():
             conn = Connection(
                 spec, handler,
                 settings=settings,
                 drain=self.drain,
                 rng=random.Random(self._rng.random()),
+                send_bucket=self._send_bucket(handler.venue, spec.url),
+                connect_bucket=self._connect_bucket(handler.venue, spec.url),
             )
             self.connections[(id(handler), spec.conn_id)] = conn
             conn.start()
+
+    def _send_bucket(self, venue: str, url: str) -> TokenBucket | None:
+        """The venue's message budget: per IP (shared), per connection (new), or the setting."""
+        budget = DEFAULT_SEND_BUDGETS.get(venue)
+        if self.transport_settings.max_sends_per_s or budget is None:
+            return None  # the connection builds its own from TransportSettings.max_sends_per_s
+        scope, per_s = budget
+        if scope == "connection":
+            return TokenBucket.at_most(per_s, 1.0)
+        key = f"{venue} {host_of(url)}"
+        bucket = self._send_buckets.get(key)
+        if bucket is None:
+            bucket = self._send_buckets[key] = TokenBucket.at_most(per_s, 1.0)
+        return bucket
+
+    def _connect_bucket(self, venue: str, url: str) -> TokenBucket | None:
+        per_s = DEFAULT_CONNECT_BUDGETS.get(venue)
+        if per_s is None:
+            return None
+        key = host_of(url)  # okx and okx-swap share ws.okx.com, and its budget
+        bucket = self._connect_buckets.get(key)
+        if bucket is None:
+            bucket = self._connect_buckets[key] = TokenBucket.at_most(per_s, 1.0, burst=1.0)
+        return bucket
 
     def add_handler(self, handler: FeedHandler) -> None:
         """Watch `handler`'s markets too; its connections open now if the runner is running
@@ -215,7 +288,10 @@ class LiveRunner:
                 conn = self.connections.get((id(handler), action.conn_id))
                 if conn is not None:
                     conn.counters.requested_reconnects += 1
-                    conn.reconnect(action.reason)
+                    if action.make_before_break:
+                        conn.switch_over(action.reason)
+                    else:
+                        conn.reconnect(action.reason)
             else:
                 log.error("%s queued an unknown action %r", handler.venue, action)
 
@@ -231,59 +307,135 @@ class LiveRunner:
             self._fetch(handler, action), name=f"snapshot {handler.venue} {action.symbol}")
         self._snapshot_tasks[key] = task
 
-    async def _wait_turn(self, venue: str) -> None:
-        spacing = self.snapshot_spacing_s.get(venue, FALLBACK_SNAPSHOT_SPACING_S)
+    async def _wait_turn(self, venue: str, default_s: float = FALLBACK_SNAPSHOT_SPACING_S) -> None:
+        spacing = self.snapshot_spacing_s.get(venue, default_s)
         now = time.monotonic()
         slot = max(now, self._next_request_at.get(venue, 0.0))
         self._next_request_at[venue] = slot + spacing
         if slot > now:
             await asyncio.sleep(slot - now)
 
+    def _weight_budget(self, handler: FeedHandler, url: str) -> tuple[str, WeightBudget] | None:
+        limit = getattr(handler, "rest_weight_limit", None)
+        if limit is None:
+            return None
+        host = host_of(url)
+        budget = self.weight_budgets.get(host)
+        if budget is None:
+            weight, window_s = self.weight_limits.get(handler.venue, limit)
+            budget = self.weight_budgets[host] = WeightBudget(weight, window_s, self.weight_margin)
+            self._host_locks[host] = asyncio.Lock()
+        return host, budget
+
     async def _fetch(self, handler: FeedHandler, action: FetchSnapshot) -> None:
         backoff = Backoff(self.snapshot_retry_initial_s, self.snapshot_retry_max_s, 2.0, 0.5,
                           random.Random(self._rng.random()))
         session = self._session
         assert session is not None
+        metered = self._weight_budget(handler, action.url)
         while self._started:
-            await self._wait_turn(handler.venue)
-            delay: float | None = None
-            try:
-                async with session.get(action.url) as resp:
-                    body = await resp.read()
-                    if resp.status == 200:
-                        recv_ms = time.time_ns() // 1_000_000
-                        self.snapshots_fetched += 1
-                        # This request is answered: a FetchSnapshot the handler queues from
-                        # on_snapshot (e.g. "too old, fetch again") must start a new one.
-                        key = (id(handler), action.symbol)
-                        if self._snapshot_tasks.get(key) is asyncio.current_task():
-                            del self._snapshot_tasks[key]
-                        try:
-                            handler.on_snapshot(action.symbol, body, recv_ms)
-                        except Exception:
-                            log.exception("%s %s: handler failed on a snapshot", handler.venue, action.symbol)
-                            market = handler.markets.get(action.symbol)
-                            if market is not None:
-                                market.invalidate("snapshot handler error")
-                        self.drain(handler)
-                        return
-                    retry_after = resp.headers.get("Retry-After")
-                    if retry_after is not None:
-                        try:
-                            delay = float(retry_after)
-                        except ValueError:
-                            delay = None
-                    log.warning("%s %s: snapshot HTTP %d: %.200r", handler.venue, action.symbol,
-                                resp.status, body)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # timeout, refused, reset
-                log.warning("%s %s: snapshot request failed: %s: %s", handler.venue, action.symbol,
-                            type(exc).__name__, exc)
+            if metered is None:
+                await self._wait_turn(handler.venue)
+                outcome = await self._request(handler, action, session, None)
+            else:
+                host, budget = metered
+                # One request at a time per metered host: a 429 then stops every later one.
+                async with self._host_locks[host]:
+                    await self._wait_turn(handler.venue, 0.0)  # the weight paces these
+                    weight = handler.snapshot_weight(action)  # type: ignore[attr-defined]
+                    while True:
+                        wait_s = budget.wait_s(weight)
+                        if wait_s <= 0 or not self._started:
+                            break
+                        await asyncio.sleep(wait_s)
+                    budget.spend(weight)
+                    outcome = await self._request(handler, action, session, (host, budget))
+            if outcome is None:
+                return  # answered
             self.snapshot_failures += 1
-            if delay is None:
-                delay = backoff.next_delay()
+            delay = outcome if outcome > 0 else backoff.next_delay()
             await asyncio.sleep(delay)
+
+    async def _request(self, handler: FeedHandler, action: FetchSnapshot, session: aiohttp.ClientSession,
+                       metered: tuple[str, WeightBudget] | None) -> float | None:
+        """One GET.  None: answered and handed over; else the delay before retrying (0: backoff)."""
+        try:
+            async with session.get(action.url) as resp:
+                body = await resp.read()
+                if metered is not None:
+                    self._observe_weight(metered[1], resp.headers.get(USED_WEIGHT_HEADER))
+                if resp.status == 200:
+                    self._answered(handler, action, body)
+                    if metered is not None:
+                        self._bans.pop(metered[0], None)
+                    return None
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                if metered is not None and resp.status in (418, 429):
+                    self._limited(handler, metered[0], metered[1], resp.status, retry_after)
+                    return 0.0 if resp.status == 429 else 0.001  # the budget holds the wait
+                log.warning("%s %s: snapshot HTTP %d: %.200r", handler.venue, action.symbol,
+                            resp.status, body)
+                return retry_after or 0.0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # timeout, refused, reset
+            log.warning("%s %s: snapshot request failed: %s: %s", handler.venue, action.symbol,
+                        type(exc).__name__, exc)
+            return 0.0
+
+    @staticmethod
+    def _observe_weight(budget: WeightBudget, header: str | None) -> None:
+        if header is None:
+            return
+        try:
+            budget.observe(int(header))
+        except ValueError:
+            log.warning("unreadable %s header %r", USED_WEIGHT_HEADER, header[:40])
+
+    def _limited(self, handler: FeedHandler, host: str, budget: WeightBudget, status: int,
+                 retry_after_s: float | None) -> None:
+        """429: hold every request to `host` for Retry-After.  418: an IP ban, held longer."""
+        if status == 429:
+            self.rate_limited += 1
+            wait_s = retry_after_s if retry_after_s is not None else budget.window_s
+            budget.block_for(wait_s)
+            log.warning("%s: HTTP 429 from %s (weight %d/%d used): no request for %.1fs",
+                        handler.venue, host, budget.used, budget.limit, wait_s)
+            return
+        self.bans += 1
+        already_banned = budget.blocked_until > time.monotonic()
+        repeats = self._bans.get(host, 0)
+        self._bans[host] = repeats + 1
+        backoff_s = min(self.ban_backoff_max_s, self.ban_backoff_s * 2 ** min(repeats, 32))
+        wait_s = max(retry_after_s or 0.0, backoff_s)
+        budget.block_for(wait_s)
+        until = datetime.fromtimestamp(time.time() + wait_s, timezone.utc).strftime("%H:%M:%S UTC")
+        reason = f"Binance IP ban (418) until {until}"
+        if not already_banned:
+            log.error("%s: %s from %s: no snapshot request to it before then", handler.venue, reason, host)
+        # Every book that waits on this host's snapshots says why in /status.
+        for other in self.handlers:
+            if getattr(other, "rest_url", None) and host_of(other.rest_url or "") == host:
+                for market in other.markets.values():
+                    if not market.valid:
+                        market.invalidate(reason)
+
+    def _answered(self, handler: FeedHandler, action: FetchSnapshot, body: bytes) -> None:
+        recv_ms = time.time_ns() // 1_000_000
+        self.snapshots_fetched += 1
+        # This request is answered: a FetchSnapshot the handler queues from
+        # on_snapshot (e.g. "too old, fetch again") must start a new one.
+        key = (id(handler), action.symbol)
+        if self._snapshot_tasks.get(key) is asyncio.current_task():
+            del self._snapshot_tasks[key]
+        try:
+            handler.on_snapshot(action.symbol, body, recv_ms)
+        except Exception:
+            log.exception("%s %s: handler failed on a snapshot", handler.venue, action.symbol)
+            market = handler.markets.get(action.symbol)
+            if market is not None:
+                market.invalidate("snapshot handler error")
+        self.drain(handler)
 
     # -- introspection -------------------------------------------------------
 
@@ -301,6 +453,11 @@ class LiveRunner:
             "snapshots_fetched": self.snapshots_fetched,
             "snapshot_failures": self.snapshot_failures,
             "send_failures": self.send_failures,
+            "rate_limited": self.rate_limited,
+            "bans": self.bans,
+            "rest_weight": {host: {"used": b.used, "limit": b.limit,
+                                   "blocked_for_s": round(max(0.0, b.blocked_until - time.monotonic()), 3)}
+                            for host, b in self.weight_budgets.items()},
             "feeds": {
                 h.venue: {
                     "frames": h.counters.frames,

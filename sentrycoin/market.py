@@ -65,6 +65,7 @@ class AlertEvent:
     best_ask: float
     depth: int
     event_ms: int  # venue event time (or simulated / recorded time), Unix ms
+    size_unit: str = "coins"  # what bid_volume / ask_volume count: "coins" or "contracts" (okx-swap)
 
     @property
     def mid_price(self) -> float:
@@ -91,7 +92,7 @@ class Market(MarketCore):
         "exchange", "symbol", "source", "settings", "on_alert",
         "connected", "resyncs", "reconnects", "rejected",
         "last_alert", "invalid_reason", "created_monotonic",
-        "invalid_since_ms", "invalid_since_monotonic", "last_error", "checksum_mismatches",
+        "invalid_since_ms", "invalid_since_monotonic", "last_error", "checksum_mismatches", "size_unit",
     )
 
     def __init__(
@@ -104,6 +105,7 @@ class Market(MarketCore):
         settings: DetectorSettings | None = None,
         on_alert: AlertSink | None = None,
         source: str = "live",
+        size_unit: str | None = None,
     ) -> None:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
@@ -128,6 +130,13 @@ class Market(MarketCore):
         # Why the book last went invalid; kept after it heals, so /status can
         # say what happened (None until the first failure).
         self.last_error: str | None = None
+        if size_unit is None:
+            from sentrycoin.feeds.registry import size_unit as venue_size_unit  # registry imports this module
+
+            size_unit = venue_size_unit(exchange)
+        # What the book's sizes count ("coins" of the base asset, or "contracts"):
+        # bid_volume / ask_volume and MIN_VOLUME are in this unit.
+        self.size_unit = size_unit
 
     @property
     def key(self) -> tuple[str, str]:
@@ -179,6 +188,7 @@ class Market(MarketCore):
             best_ask=book.best_ask,
             depth=book.depth,
             event_ms=event_ms,
+            size_unit=self.size_unit,
         )
         self.last_alert = event
         self.on_alert(event)

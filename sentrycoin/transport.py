@@ -8,11 +8,22 @@ A `Connection` owns the whole lifecycle of one venue socket:
   venue's application-level ping every ``spec.ping_interval_s``;
 * a stale watchdog: no frame at all for ``stale_after_s`` means the socket is
   dead even if TCP has not noticed, so it is closed and reopened.  After half
-  that silence a WebSocket PING is sent, so a quiet-but-healthy connection
-  (an illiquid Binance symbol) produces a PONG and is not torn down;
+  that silence a probe is sent -- the venue's own application ping when the
+  spec has one (OKX answers only its text `ping`, never a protocol PING),
+  else a WebSocket PING -- so a quiet-but-healthy connection (an illiquid
+  symbol) produces an answer and is not torn down;
 * reconnect with jittered exponential backoff (capped, reset once a
   connection has stayed up for ``healthy_after_s``), or immediately for the
   planned reconnect before the venue's forced disconnect (``max_lifetime_s``);
+* a make-before-break switch-over (`switch_over`, for Binance's
+  ``serverShutdown``): the replacement socket opens beside the old one, the
+  handler's ``on_switched`` subscribes it, both deliver for
+  ``switchover_overlap_s`` (the handler skips what it already applied), then
+  the old one closes -- the markets never see a disconnect;
+* venue send budgets through a `sentrycoin.ratelimit.TokenBucket`: the
+  connection's own (``max_sends_per_s``) or one shared by every connection to
+  a venue (Coinbase counts per IP); and new connections paced by a shared
+  bucket (OKX: 3 per second per IP);
 * per-connection counters, and the markets' ``connected``/``reconnects``:
   a failed connection attempt counts as a reconnect of every market it
   carries and becomes their ``last_error`` in a short human form
@@ -43,6 +54,7 @@ from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTrans
 # Re-exported: the live runner and tests take Backoff from here too.
 from sentrycoin.backoff import Backoff as Backoff
 from sentrycoin.feeds.base import ConnectionSpec, FeedHandler
+from sentrycoin.ratelimit import TokenBucket
 
 log = logging.getLogger("sentrycoin.transport")
 
@@ -73,6 +85,8 @@ class TransportSettings:
     max_frame_size: int = 32 * 1024 * 1024  # big REST-sized snapshots do come over WS (OKX, Kraken 1000)
     ssl_context: ssl.SSLContext | None = None  # None: default context for wss://
     max_sends_per_s: float | None = None  # client frames per rolling second (None: unlimited)
+    # Make-before-break: how long both sockets deliver before the old one closes.
+    switchover_overlap_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.stale_after_s <= 0:
@@ -130,23 +144,30 @@ class ConnectionCounters:
     app_pings_sent: int = 0
     ws_pings_sent: int = 0
     sends: int = 0
-    sends_delayed: int = 0  # held back by max_sends_per_s
+    sends_delayed: int = 0  # held back by the send budget
     send_failures: int = 0
+    switchovers: int = 0  # make-before-break replacements completed
+    switchover_failures: int = 0  # replacement sockets that could not open (the old one stays)
+    connects_delayed: int = 0  # connect attempts held back by the connect budget
 
 
 class _Listener(WSListener):
     """picows callbacks, forwarded to the owning Connection."""
 
-    __slots__ = ("conn", "_fragments", "_fragment_type")
+    __slots__ = ("conn", "_fragments", "_fragment_type", "_replacement")
 
-    def __init__(self, conn: "Connection") -> None:
+    def __init__(self, conn: "Connection", replacement: bool = False) -> None:
         super().__init__()
         self.conn = conn
         self._fragments: list[bytes] | None = None
         self._fragment_type: WSMsgType | None = None
+        self._replacement = replacement
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        self.conn._connected(transport)
+        if self._replacement:
+            self.conn._replacement_connected(transport)
+        else:
+            self.conn._connected(transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
@@ -192,9 +213,12 @@ class Connection:
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         rng: random.Random | None = None,
+        send_bucket: TokenBucket | None = None,
+        connect_bucket: TokenBucket | None = None,
     ) -> None:
         self.spec = spec
         self.handler = handler
+        self._on_frame: Callable[[int, bytes, int], None] = handler.on_frame  # see _frame_target
         self.settings = settings or TransportSettings()
         self.drain = drain
         self.clock = clock
@@ -210,8 +234,13 @@ class Connection:
         self.last_error: str | None = None
         self._transport: WSTransport | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._send_times: deque[float] = deque()
+        if send_bucket is None and self.settings.max_sends_per_s:
+            send_bucket = TokenBucket.at_most(self.settings.max_sends_per_s, 1.0, clock=clock)
+        self.send_bucket = send_bucket
+        self.connect_bucket = connect_bucket
         self._backlog: deque[bytes | str] = deque()
+        self._retiring: WSTransport | None = None  # the old socket during a switch-over
+        self._switch_task: asyncio.Task[None] | None = None
         self._pinged_since_frame = False
         self._planned = False
         self._closing = False  # a reconnect was asked for: frames still buffered are not applied
@@ -233,6 +262,9 @@ class Connection:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        self._drop_retiring()
+        if self._switch_task is not None:
+            self._switch_task.cancel()
         transport = self._transport
         if transport is not None:
             self._closing = True
@@ -257,9 +289,10 @@ class Connection:
             self.counters.send_failures += 1
             log.warning("%s: cannot send, not connected (%.60r)", self.name, payload)
             return False
-        if self.settings.max_sends_per_s:
-            if self._backlog or not self._send_slot():
-                # Venues drop clients that talk too fast (Binance: 5 messages/s): wait for a slot.
+        bucket = self.send_bucket
+        if bucket is not None:
+            if self._backlog or not bucket.try_take():
+                # Venues drop clients that talk too fast (Binance: 5 messages/s): wait for a token.
                 self._backlog.append(payload)
                 self.counters.sends_delayed += 1
                 self._schedule_flush()
@@ -270,30 +303,20 @@ class Connection:
     def _write(self, transport: WSTransport, payload: bytes | str) -> None:
         transport.send(WSMsgType.TEXT, payload.encode() if isinstance(payload, str) else payload)
         self.counters.sends += 1
-        if self.settings.max_sends_per_s:
-            self._send_times.append(self.clock())
-
-    def _send_slot(self) -> bool:
-        """Is there room in the last second's budget?"""
-        limit = self.settings.max_sends_per_s or 0.0
-        times = self._send_times
-        now = self.clock()
-        while times and now - times[0] >= 1.0:
-            times.popleft()
-        return len(times) < limit
 
     def _schedule_flush(self) -> None:
-        if "flush" in self._timers or not self._send_times:
+        if "flush" in self._timers or self.send_bucket is None:
             return
-        wait_s = max(0.001, 1.0 - (self.clock() - self._send_times[0]))
+        wait_s = max(0.001, self.send_bucket.wait_s())
         self._timers["flush"] = asyncio.get_running_loop().call_later(wait_s, self._flush)
 
     def _flush(self) -> None:
         self._timers.pop("flush", None)
         transport = self._transport
-        if transport is None:
+        bucket = self.send_bucket
+        if transport is None or bucket is None:
             return
-        while self._backlog and self._send_slot():
+        while self._backlog and bucket.try_take():
             self._write(transport, self._backlog.popleft())
         if self._backlog:
             self._schedule_flush()
@@ -312,6 +335,71 @@ class Connection:
         # Not graceful: a stalled peer would otherwise keep us waiting on TCP.
         transport.disconnect(graceful=False)
 
+    def switch_over(self, reason: str) -> None:
+        """Make before break: open a replacement socket, move to it, then close this one.
+
+        For a venue that announces it will drop the connection (Binance
+        `serverShutdown`).  The handler's `on_switched(conn_id)` subscribes the
+        new socket; both sockets deliver for `switchover_overlap_s` (the
+        handler skips events it already applied), so the books see no gap.
+        If the replacement cannot open, the old socket stays and the usual
+        reconnect follows when the venue closes it.
+        """
+        if self._transport is None or self._stopping or self._switch_task is not None:
+            return
+        log.info("%s: switching to a new connection (%s)", self.name, reason)
+        self._switch_task = asyncio.get_running_loop().create_task(
+            self._open_replacement(), name=f"ws {self.name} replacement")
+
+    async def _open_replacement(self) -> None:
+        s = self.settings
+        try:
+            await self._connect_turn()
+            await asyncio.wait_for(self._ws_connect(replacement=True), timeout=s.connect_timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counters.switchover_failures += 1
+            log.warning("%s: replacement connection failed (%s: %s); keeping the old one",
+                        self.name, type(exc).__name__, exc)
+        finally:
+            self._switch_task = None
+
+    def _replacement_connected(self, transport: WSTransport) -> None:
+        old = self._transport
+        if old is None or self._stopping or self._closing:
+            # The old socket went first (the usual reconnect is under way) or we are stopping.
+            transport.disconnect(graceful=False)
+            return
+        self._transport = transport
+        self._retiring = old
+        self.counters.switchovers += 1
+        self.connected_at = self.clock()
+        self.last_frame_at = self.connected_at
+        self._pinged_since_frame = False
+        self._backlog.clear()  # not yet sent on the old socket: the new one is subscribed afresh
+        log.info("%s: replacement connected; closing the old one in %.1fs", self.name,
+                 self.settings.switchover_overlap_s)
+        # Re-arm the timers on the new socket (the lifetime counts from now).
+        self._cancel_timers()
+        self._schedule_timers()
+        self._timers["retire"] = asyncio.get_running_loop().call_later(
+            self.settings.switchover_overlap_s, self._retire, old)
+        on_switched = getattr(self.handler, "on_switched", None)
+        if on_switched is not None:
+            self._call_handler(on_switched, self.spec.conn_id)
+
+    def _drop_retiring(self) -> None:
+        old, self._retiring = self._retiring, None
+        if old is not None:
+            old.disconnect(graceful=False)
+
+    def _retire(self, old: WSTransport) -> None:
+        self._timers.pop("retire", None)
+        if self._retiring is old:
+            old.send_close(WSCloseCode.GOING_AWAY)
+            old.disconnect()
+
     def stats(self) -> dict[str, object]:
         out: dict[str, object] = asdict(self.counters)
         out.update(conn_id=self.spec.conn_id, url=self.spec.url, state=self.state,
@@ -320,25 +408,37 @@ class Connection:
 
     # -- lifecycle loop ----------------------------------------------------
 
+    async def _connect_turn(self) -> None:
+        """Wait for the venue's connection budget (OKX: 3 new connections per second per IP)."""
+        bucket = self.connect_bucket
+        if bucket is not None:
+            wait_s = bucket.reserve()
+            if wait_s > 0:
+                self.counters.connects_delayed += 1
+                await asyncio.sleep(wait_s)
+
+    async def _ws_connect(self, replacement: bool = False) -> WSTransport:
+        s = self.settings
+        transport, _ = await ws_connect(
+            lambda: _Listener(self, replacement),
+            self.spec.url,
+            ssl_context=s.ssl_context,
+            websocket_handshake_timeout=s.connect_timeout_s,
+            enable_auto_pong=True,  # venues drop clients that ignore PINGs
+            disconnect_on_exception=False,  # our callbacks catch their own errors
+            max_frame_size=s.max_frame_size,
+            logger_name=f"sentrycoin.{self.name}",
+        )
+        return transport
+
     async def run(self) -> None:
         s = self.settings
         while not self._stopping:
             self.state = "connecting"
             self._planned = False
             try:
-                transport, _ = await asyncio.wait_for(
-                    ws_connect(
-                        lambda: _Listener(self),
-                        self.spec.url,
-                        ssl_context=s.ssl_context,
-                        websocket_handshake_timeout=s.connect_timeout_s,
-                        enable_auto_pong=True,  # venues drop clients that ignore PINGs
-                        disconnect_on_exception=False,  # our callbacks catch their own errors
-                        max_frame_size=s.max_frame_size,
-                        logger_name=f"sentrycoin.{self.name}",
-                    ),
-                    timeout=s.connect_timeout_s,
-                )
+                await self._connect_turn()
+                transport = await asyncio.wait_for(self._ws_connect(), timeout=s.connect_timeout_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # refused, DNS, TLS, HTTP upgrade rejected, timeout
@@ -353,7 +453,13 @@ class Connection:
             if self._stopping:
                 transport.disconnect()
             try:
-                await transport.wait_disconnected()
+                # A switch-over hands the connection to a new socket: follow it.
+                while True:
+                    await transport.wait_disconnected()
+                    current = self._transport
+                    if current is None or current is transport:
+                        break
+                    transport = current
             except asyncio.CancelledError:
                 transport.disconnect(graceful=False)
                 raise
@@ -421,9 +527,20 @@ class Connection:
                 market.connected = True
                 if reconnect:
                     market.reconnects += 1
+        self._on_frame = self._frame_target()
         log.info("%s: connected to %s (%d symbols)", self.name, self.spec.url, len(self.spec.symbols))
         self._schedule_timers()
         self._call_handler(self.handler.on_connected, self.spec.conn_id)
+
+    def _frame_target(self) -> Callable[[int, bytes, int], None]:
+        """Where this connection's frames go, resolved at each connect.
+
+        A handler may give each connection its own frame path (Binance: so a
+        serverShutdown names its connection, at no per-frame cost); else the
+        handler's `on_frame` as it is now (a recorder may have wrapped it).
+        """
+        sink = getattr(self.handler, "frame_sink", None)
+        return sink(self.spec.conn_id) if sink is not None else self.handler.on_frame
 
     def _data(self, data: bytes) -> None:
         if self._closing:
@@ -434,7 +551,7 @@ class Connection:
         self.last_frame_at = self.clock()
         self._pinged_since_frame = False
         try:
-            self.handler.on_frame(self.spec.conn_id, data, self.wall_ms())
+            self._on_frame(self.spec.conn_id, data, self.wall_ms())
         except Exception:
             # The contract says handlers never raise; if one does, the frame may
             # have been half applied, so these books cannot be trusted any more.
@@ -459,9 +576,13 @@ class Connection:
 
     def _disconnected(self, transport: WSTransport) -> None:
         if self._transport is not transport:
+            if self._retiring is transport:
+                self._retiring = None  # the old socket of a switch-over: nothing was lost
+                log.info("%s: old connection closed after the switch-over", self.name)
             return
         self._transport = None
         self._cancel_timers()
+        self._drop_retiring()  # the replacement died during the overlap: start over cleanly
         # Subscriptions are re-sent by on_connected on the next socket; stale ones must not follow.
         self._backlog.clear()
         self.counters.disconnects += 1
@@ -512,8 +633,15 @@ class Connection:
             self.reconnect(f"stale: no frame for {idle_s:.1f}s")
             return
         if s.idle_ping_fraction and not self._pinged_since_frame and idle_s >= s.stale_after_s * s.idle_ping_fraction:
-            transport.send_ping(b"sentrycoin")
-            self.counters.ws_pings_sent += 1
+            payload = self.spec.ping_payload
+            if payload is not None:
+                # The venue's own ping: OKX answers only its text `ping` (never a
+                # protocol PING), and every venue with an app ping answers it.
+                if self.send(payload):
+                    self.counters.app_pings_sent += 1
+            else:
+                transport.send_ping(b"sentrycoin")
+                self.counters.ws_pings_sent += 1
             self._pinged_since_frame = True
         self._timers["watchdog"] = asyncio.get_running_loop().call_later(self._watchdog_tick_s(), self._watchdog)
 

@@ -8,11 +8,22 @@ event carries ``U`` (first update id) and ``u`` (final update id); spot ids are
 contiguous (``U == previous u + 1``), futures ids are not and the event carries
 ``pu`` (previous event's ``u``) instead.  REST ``/api/v3/depth`` (spot) and
 ``/fapi/v1/depth`` (futures) answer ``lastUpdateId`` with the top ``limit`` levels.
+
+REST weight (``weight_limit`` set): the IP's weight is counted in fixed windows
+of ``weight_window_s`` aligned to the wall clock (Binance: the minute), every
+answer carries ``X-MBX-USED-WEIGHT-1M``; a request that would pass the limit is
+answered ``429`` with ``Retry-After`` (whole seconds to the window's end, or
+``retry_after_s``, which may outlast the window), and
+any request before that time has passed is answered ``418`` -- an IP ban of
+``ban_s`` during which everything is ``418``.  ``add_weight`` spends weight as
+another client behind the same IP would.  ``server_shutdown`` sends
+``{"e":"serverShutdown"}`` to the open sessions and closes them after a grace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 
@@ -128,8 +139,20 @@ class BinanceEmulator(VenueEmulator):
     def __init__(self, symbols: list[str], *, futures: bool = False, speed: str = "100ms",
                  max_client_msgs_per_s: int = 5, rest_delay_s: float = 0.0, batch_steps: int = 3,
                  rest_hang_s: float = 30.0,
-                 **kwargs) -> None:  # noqa: ANN003
+                 weight_limit: int | None = None, weight_window_s: float = 60.0, ban_s: float = 120.0,
+                 retry_after_s: float | None = None, **kwargs) -> None:  # noqa: ANN003
         self.futures = futures
+        self.retry_after_s = retry_after_s  # None: until the window ends
+        self.weight_limit = weight_limit
+        self.weight_window_s = weight_window_s
+        self.ban_s = ban_s
+        self.weight_used = 0
+        self._weight_window = -1
+        self.retry_after_until = 0.0  # monotonic: a request before this is banned
+        self.banned_until = 0.0  # monotonic
+        self.answers_429 = 0
+        self.answers_418 = 0
+        self.max_weight_seen = 0  # the most weight ever used in one window
         self.venue = "binance-futures" if futures else "binance"
         self.max_client_msgs_per_s = max_client_msgs_per_s
         self.rest_delay_s = rest_delay_s
@@ -227,10 +250,78 @@ class BinanceEmulator(VenueEmulator):
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{'/fapi/v1/depth' if self.futures else '/api/v3/depth'}"
 
+    # -- REST weight -----------------------------------------------------------------
+
+    @staticmethod
+    def request_weight(limit: int, futures: bool) -> int:
+        """Depth weight by limit, from Binance's docs (spot / USD-M)."""
+        if futures:
+            return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+        return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+
+    def _window_used(self) -> int:
+        window = int(time.time() // self.weight_window_s)
+        if window != self._weight_window:
+            self._weight_window = window
+            self.weight_used = 0
+        return self.weight_used
+
+    def add_weight(self, weight: int) -> None:
+        """Weight spent by another client behind the same IP (the venue counts per IP)."""
+        self._window_used()
+        self.weight_used += weight
+        self.max_weight_seen = max(self.max_weight_seen, self.weight_used)
+
+    def ban(self, seconds: float) -> None:
+        self.banned_until = time.monotonic() + seconds
+
+    def _limited(self, weight: int) -> web.Response | None:
+        """Binance's answer when the budget forbids this request, else None (weight spent)."""
+        if self.weight_limit is None:
+            return None
+        now = time.monotonic()
+        if now < self.banned_until:
+            self.answers_418 += 1
+            return web.json_response({"code": -1003, "msg": "Way too many requests; IP banned."},
+                                     status=418, headers={"Retry-After": str(math.ceil(self.banned_until - now))})
+        if now < self.retry_after_until:
+            # Asked again before Retry-After passed: that is what gets an IP banned.
+            self.banned_until = now + self.ban_s
+            self.answers_418 += 1
+            return web.json_response({"code": -1003, "msg": "Way too many requests; IP banned."},
+                                     status=418, headers={"Retry-After": str(math.ceil(self.ban_s))})
+        used = self._window_used()
+        if used + weight > self.weight_limit:
+            hold_s = self.retry_after_s or (self._weight_window + 1) * self.weight_window_s - time.time()
+            self.retry_after_until = now + hold_s
+            self.answers_429 += 1
+            return web.json_response({"code": -1003, "msg": "Too many requests."}, status=429,
+                                     headers={"Retry-After": str(max(1, math.ceil(hold_s))),
+                                              "X-MBX-USED-WEIGHT-1M": str(used)})
+        self.add_weight(weight)
+        return None
+
+    def server_shutdown(self, grace_s: float = 1.0) -> list[Session]:
+        """Announce maintenance on every open session, then close them after `grace_s`."""
+        sessions = self.open_sessions()
+        event = _json.encode({"e": "serverShutdown", "E": now_ms()}).decode()
+        loop = asyncio.get_running_loop()
+        for session in sessions:
+            session.send(event)
+            loop.call_later(grace_s, lambda s=session: loop.create_task(s.close()))
+        return sessions
+
     async def depth(self, request: web.Request) -> web.Response:
         self.rest_requests.append(request.path_qs)
         if self.rest_delay_s:
             await asyncio.sleep(self.rest_delay_s)
+        try:
+            weight = self.request_weight(int(request.query.get("limit", "100")), self.futures)
+        except ValueError:
+            weight = 1
+        refusal = self._limited(weight)
+        if refusal is not None:
+            return refusal
         symbol = self.natives.get(request.query.get("symbol", ""))
         if symbol is None:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
@@ -260,7 +351,8 @@ class BinanceEmulator(VenueEmulator):
             body.update(E=ts, T=ts - 1)
         body["bids"] = [[book.price_text(p), book.qty_text(bids[p])] for p in sorted(bids, reverse=True)[:limit]]
         body["asks"] = [[book.price_text(p), book.qty_text(asks[p])] for p in sorted(asks)[:limit]]
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self._window_used())} if self.weight_limit is not None else None
         encoded = _json.encode(body)
         if fault is Fault.BAD_SNAPSHOT:
             encoded = encoded[: len(encoded) // 2]
-        return web.Response(body=encoded, content_type="application/json")
+        return web.Response(body=encoded, content_type="application/json", headers=headers)

@@ -7,7 +7,10 @@ subscribed.  ``level2`` answers with one ``l2_data`` snapshot per product, then
 ``update`` events (``side`` ``bid``/``offer``, ``price_level``, ``new_quantity``
 strings, 0 deletes).  ``sequence_num`` counts every message on the connection,
 across channels (heartbeats and subscription notices included).  A connection
-with no subscription is closed after a few seconds.
+with no subscription is closed after a few seconds.  ``-USDC`` products are
+served as the matching ``-USD`` book: a subscription to ``BTC-USDC`` is answered
+with events that say ``"product_id":"BTC-USD"`` (the book is streamed once per
+connection however many of its names were subscribed).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class CoinbaseSession(Session):
         if kind not in ("subscribe", "unsubscribe") or channel not in CHANNELS:
             self.send(_json.encode({"type": "error", "message": f"Failed to subscribe: {channel}"}).decode())
             return
+        products = [emu.served(p) for p in products]
         unknown = [p for p in products if p not in emu.books]
         if kind == "subscribe" and channel == "level2" and not unknown:
             unknown = [p for p in products if emu.take_snapshot_fault(p, {Fault.REFUSE_SUBSCRIBE})]
@@ -145,6 +149,11 @@ class CoinbaseEmulator(VenueEmulator):
         book_kwargs = dict(kwargs.pop("book_kwargs", None) or {})
         book_kwargs.setdefault("qty_decimals", 8)
         super().__init__(symbols, book_kwargs=book_kwargs, **kwargs)
+
+    @staticmethod
+    def served(product: str) -> str:
+        """The book Coinbase serves for a product name: BTC-USDC -> BTC-USD."""
+        return product[: -len("-USDC")] + "-USD" if product.endswith("-USDC") else product
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.websocket)

@@ -86,6 +86,9 @@ def now_ms() -> int:
 class Session:
     """One client WebSocket on the emulator."""
 
+    #: Does the venue answer WebSocket protocol PINGs?  (OKX answers only its text `ping`.)
+    answers_protocol_ping: ClassVar[bool] = True
+
     def __init__(self, emulator: "VenueEmulator", ws: web.WebSocketResponse, request: web.Request,
                  index: int) -> None:
         self.emulator = emulator
@@ -96,6 +99,8 @@ class Session:
         self.faults: list[tuple[Fault, str | None]] = []
         self.faults_applied: list[tuple[Fault, str]] = []
         self.received: list[str] = []  # client text frames, for assertions
+        self.received_at: list[float] = []  # monotonic arrival time of each of them
+        self.opened_at = time.monotonic()
         self.stalled = False
         self.closed = False
         self._held: dict[str, str] = {}  # symbol -> message held back by REORDER
@@ -105,6 +110,7 @@ class Session:
         self.last_pong_monotonic = time.monotonic()
         self.pings_sent = 0
         self.pongs_received = 0
+        self.protocol_pings = 0  # WebSocket PINGs the client sent
 
     # -- overridden by venues ------------------------------------------------
 
@@ -258,12 +264,16 @@ class Session:
                     continue
                 if msg.type == WSMsgType.TEXT:
                     self.received.append(msg.data)
+                    self.received_at.append(time.monotonic())
                     await self.on_text(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     self.received.append(msg.data.decode("utf-8", "replace"))
+                    self.received_at.append(time.monotonic())
                     await self.on_text(msg.data.decode("utf-8", "replace"))
                 elif msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
+                    self.protocol_pings += 1
+                    if self.answers_protocol_ping:
+                        await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
                     self.pongs_received += 1
                     self.last_pong_monotonic = time.monotonic()

@@ -10,12 +10,22 @@ message's ``seqId`` (steps are not +1); a quiet book gets an empty update whose
 ``bid1px:bid1sz:ask1px:ask1sz:…`` over up to 25 levels per side (the longer side
 continues alone), or 0 everywhere since OKX deprecated the field
 (``checksum_mode="zero"``).
+
+OKX has announced that ``books`` will stop pushing the initial snapshot:
+``ws_snapshot=False`` emulates that (subscribe is acknowledged, updates flow,
+no snapshot), and clients fetch ``GET /api/v5/market/books?instId=…&sz=…``,
+which answers ``{"code":"0","msg":"","data":[{"asks","bids","ts","seqId"}]}``
+(``rest_lag_steps`` answers a state that many steps old, as a venue whose REST
+cache trails its stream; STALE_SNAPSHOT answers the oldest kept state).
+OKX does not answer WebSocket protocol pings, only the text ``ping``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import zlib
+from collections import deque
 
 import msgspec
 from aiohttp import web
@@ -38,8 +48,15 @@ def okx_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> in
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
+def wire_levels(book: TrueBook, levels: list[tuple[int, int]]) -> list[list[str]]:
+    """(ticks, lots) -> OKX's [px, sz, "0", orders] text; deletes read ["px", "0", "0", "0"]."""
+    return [[book.price_text(p), book.qty_text(q), "0", str(1 + q % 7)] if q else [book.price_text(p), "0", "0", "0"]
+            for p, q in levels]
+
+
 class OkxSession(Session):
     emulator: "OkxEmulator"
+    answers_protocol_ping = False
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
@@ -79,10 +96,11 @@ class OkxSession(Session):
             if op == "subscribe":
                 self.channels[inst_id] = (symbol, channel)  # type: ignore[index]
                 self.subscribed.add(symbol)
-                snapshot = self._snapshot(symbol, inst_id, channel)  # type: ignore[arg-type]
-                if fault is Fault.BAD_SNAPSHOT:
-                    snapshot = snapshot[: len(snapshot) // 2]
-                self.send(snapshot)
+                if emu.ws_snapshot:
+                    snapshot = self._snapshot(symbol, inst_id, channel)  # type: ignore[arg-type]
+                    if fault is Fault.BAD_SNAPSHOT:
+                        snapshot = snapshot[: len(snapshot) // 2]
+                    self.send(snapshot)
             else:
                 self.channels.pop(inst_id, None)  # type: ignore[arg-type]
                 self.subscribed.discard(symbol)
@@ -91,9 +109,7 @@ class OkxSession(Session):
         self.send(_json.encode({"event": "error", "code": code, "msg": msg, "connId": self.conn_id}).decode())
 
     def _levels(self, book: TrueBook, levels: list[tuple[int, int]]) -> list[list[str]]:
-        # Deletes read ["px", "0", "0", "0"] on the wire.
-        return [[book.price_text(p), book.qty_text(q), "0", str(1 + q % 7)] if q else [book.price_text(p), "0", "0", "0"]
-                for p, q in levels]
+        return wire_levels(book, levels)
 
     def _checksum(self, book: TrueBook) -> int:
         if self.emulator.checksum_mode == "zero":
@@ -155,9 +171,16 @@ class OkxEmulator(VenueEmulator):
     supported_faults = COMMON_FAULTS | {Fault.GAP, Fault.BAD_CHECKSUM}
 
     def __init__(self, symbols: list[str], *, swap: bool = False, checksum_mode: str = "real",
-                 empty_every: int = 7, **kwargs) -> None:  # noqa: ANN003
+                 empty_every: int = 7, ws_snapshot: bool = True, rest_lag_steps: int = 0,
+                 rest_delay_s: float = 0.0, **kwargs) -> None:  # noqa: ANN003
         if checksum_mode not in ("real", "zero"):
             raise ValueError("checksum_mode is 'real' or 'zero'")
+        self.ws_snapshot = ws_snapshot
+        self.rest_lag_steps = rest_lag_steps
+        self.rest_delay_s = rest_delay_s
+        # (seqId, bids, asks) after each step, for REST answers that trail the stream.
+        self.states: dict[str, deque[tuple[int, dict[int, int], dict[int, int]]]] = {
+            s: deque(maxlen=400) for s in symbols}
         self.swap = swap
         self.venue = "okx-swap" if swap else "okx"
         self.checksum_mode = checksum_mode
@@ -174,18 +197,58 @@ class OkxEmulator(VenueEmulator):
             book_kwargs.setdefault("price_decimals", 1)
             kwargs["book_kwargs"] = book_kwargs
         super().__init__(symbols, **kwargs)
-        if checksum_mode == "zero":
-            self.supported_faults = COMMON_FAULTS | {Fault.GAP}  # type: ignore[misc]
+        faults = COMMON_FAULTS | {Fault.GAP}
+        if checksum_mode != "zero":
+            faults |= {Fault.BAD_CHECKSUM}
+        if not ws_snapshot:
+            faults |= {Fault.STALE_SNAPSHOT}
+        self.supported_faults = faults  # type: ignore[misc]
 
     def on_symbol_step(self, symbol: str, changes: list[Change]) -> None:
         self._steps += 1
         self.empty_now = bool(self.empty_every) and self._steps % self.empty_every == 0
         self.prev_seq_id[symbol] = self.seq_id[symbol]
         self.seq_id[symbol] += self.rng.randint(1, 20)
+        bids, asks = self.books[symbol].copy_state()
+        self.states[symbol].append((self.seq_id[symbol], bids, asks))
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ws/v5/public", self.websocket)
+        app.router.add_get("/api/v5/market/books", self.rest_books)
 
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/v5/public"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v5/market/books"
+
+    async def rest_books(self, request: web.Request) -> web.Response:
+        self.rest_requests.append(request.path_qs)
+        if self.rest_delay_s:
+            await asyncio.sleep(self.rest_delay_s)
+        inst_id = request.query.get("instId", "")
+        symbol = self.inst_symbols.get(inst_id)
+        if symbol is None:
+            return web.json_response({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+        try:
+            size = min(400, max(1, int(request.query.get("sz", "1"))))
+        except ValueError:
+            return web.json_response({"code": "51000", "msg": "Parameter sz error", "data": []})
+        book = self.books[symbol]
+        history = self.states[symbol]
+        if self.take_rest_fault(symbol) is Fault.STALE_SNAPSHOT and history:
+            seq, bids, asks = history[0]
+        elif self.rest_lag_steps and len(history) > self.rest_lag_steps:
+            seq, bids, asks = history[-1 - self.rest_lag_steps]
+        else:
+            seq, (bids, asks) = self.seq_id[symbol], book.copy_state()
+        data = {
+            "asks": wire_levels(book, [(p, asks[p]) for p in sorted(asks)[:size]]),
+            "bids": wire_levels(book, [(p, bids[p]) for p in sorted(bids, reverse=True)[:size]]),
+            "ts": str(now_ms()),
+            "seqId": seq,
+        }
+        return web.Response(body=_json.encode({"code": "0", "msg": "", "data": [data]}),
+                            content_type="application/json")

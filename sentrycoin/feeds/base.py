@@ -61,6 +61,9 @@ class FetchSnapshot:
 class Reconnect:
     conn_id: int
     reason: str
+    # Open the replacement socket first, call `on_switched(conn_id)`, close the
+    # old one after an overlap (Binance serverShutdown): no gap in the books.
+    make_before_break: bool = False
 
 
 Action = Union[Send, FetchSnapshot, Reconnect]
@@ -132,23 +135,32 @@ class FeedHandler:
 
         The venue code has already reset its own sync state for the symbol, so no
         message is applied as if in sync until the new snapshot lands."""
-        market = self.markets[symbol]
-        self.reject(market, reason)
-        if not market.connected:
-            return  # the connection's reconnect re-requests every book on it
+        self.fail_books([symbol], reason, now)
+
+    def fail_books(self, symbols: list[str], reason: str, now: float | None = None) -> None:
+        """`fail_book` for several books; those due at once share one `request_books` per connection."""
         now = time.monotonic() if now is None else now
-        rec = self._book_recovery(symbol)
-        if rec.retry_at is not None:
-            return  # already due at a set time: one request is enough
-        delay = rec.failure_delay(self.recovery_policy, now)
-        if delay <= 0.0:
-            rec.deadline = now + self.recovery_policy.snapshot_timeout_s
-            self.request_books(self.conn_id_of(symbol), [symbol])
-        else:
-            rec.retry_at = now + delay
-            rec.deadline = None
-            self._log_throttle.log(log, logging.INFO, "retry:" + symbol, "%s %s: %s; asking again in %.1fs",
-                                   self.venue, symbol, reason, delay)
+        policy = self.recovery_policy
+        due: dict[int, list[str]] = {}
+        for symbol in symbols:
+            market = self.markets[symbol]
+            self.reject(market, reason)
+            if not market.connected:
+                continue  # the connection's reconnect re-requests every book on it
+            rec = self._book_recovery(symbol)
+            if rec.retry_at is not None:
+                continue  # already due at a set time: one request is enough
+            delay = rec.failure_delay(policy, now)
+            if delay <= 0.0:
+                rec.deadline = now + policy.snapshot_timeout_s
+                due.setdefault(self.conn_id_of(symbol), []).append(symbol)
+            else:
+                rec.retry_at = now + delay
+                rec.deadline = None
+                self._log_throttle.log(log, logging.INFO, "retry:" + symbol, "%s %s: %s; asking again in %.1fs",
+                                       self.venue, symbol, reason, delay)
+        for conn_id, due_symbols in due.items():
+            self.request_books(conn_id, due_symbols)
 
     def tick(self, now: float) -> None:
         """Drive recovery; the frame source calls this about once a second.

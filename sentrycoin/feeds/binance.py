@@ -1,7 +1,12 @@
 """Binance spot and USD-M futures: diff-depth stream + REST snapshot.
 
-Protocol (see ../shared/EXCHANGES.md): open a combined stream
-`<ws_url>?streams=btcusdt@depth@100ms/...`, buffer the `depthUpdate` events,
+Protocol (see ../shared/EXCHANGES.md): open the combined-stream endpoint
+`<ws_url>` and subscribe with `{"method":"SUBSCRIBE","params":[...],"id":n}`
+messages (at most `STREAMS_PER_SUBSCRIBE` streams each; the transport keeps
+them under Binance's 5 messages/s), not with a URL naming every stream
+(1024 streams make a ~20 KB URL).  Buffer the `depthUpdate` events; once
+Binance acknowledges a subscribe (`{"result":null,"id":n}`), its streams
+are live and a snapshot fetched now is newer than the first buffered event:
 GET `<rest_url>?symbol=BTCUSDT&limit=N`, then bridge the snapshot into the
 buffered stream:
 
@@ -9,7 +14,9 @@ buffered stream:
     futures  drop u <  L;  first applied: U <= L   <= u;  then pu == prev u
 
 (L = the snapshot's lastUpdateId).  A snapshot older than the first buffered
-event cannot bridge and is fetched again.  Any later break in the chain,
+event cannot bridge and is fetched again.  Once synced, an event whose `u`
+is not past the book's last id is already applied and is ignored, not a gap:
+that is what lets two sockets carry the same streams during a switch-over.  Any later break in the chain,
 an undecodable depth event or a bad level invalidates that symbol's book and
 starts a new snapshot for that symbol only: the connection and its other
 symbols carry on.
@@ -23,12 +30,26 @@ frame that path does not take in full -- not parsed, unknown symbol, book not
 synced, a sequence break, a bad value -- goes through the msgspec path
 below unchanged (the parser leaves the book untouched when it declines), so
 the sync, logging and counting rules live in one place.
+
+`{"e":"serverShutdown"}` (maintenance ahead) queues a make-before-break
+`Reconnect`: the transport opens the replacement socket, the handler
+subscribes it (`on_switched`: no state is reset), both sockets deliver for
+a short overlap -- update ids are the venue's, so the two streams chain and
+duplicates are skipped -- and only then is the old socket closed.  The books
+stay valid throughout.  `frame_sink(conn_id)` gives the transport a frame
+path that knows its connection, so this costs the hot path nothing.
+
+Budgets: USD-M futures keeps to 200 streams per connection, spot to 1024.
+REST snapshot weight (`request_weight`) and the IP budget per window
+(`rest_weight_limit`) are read by the live runner, which paces snapshot
+requests on the weight Binance reports (see sentrycoin/live.py).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from functools import partial
+from typing import Callable, ClassVar
 
 import msgspec
 
@@ -36,6 +57,8 @@ from sentrycoin.feeds.base import (
     ConnectionSpec,
     FeedHandler,
     FetchSnapshot,
+    Reconnect,
+    Send,
     apply_levels,
     chunked,
     load_levels,
@@ -46,8 +69,12 @@ from sentrycore.parse import ChainState, DepthParser, FramePath
 
 log = logging.getLogger("sentrycoin.feeds.binance")
 
-#: Binance allows up to 1024 streams on one connection.
+#: Binance spot allows up to 1024 streams on one connection.
 MAX_STREAMS_PER_CONNECTION = 1024
+#: USD-M futures: keep to 200 streams per connection (copies of the docs say 200 or 1024).
+FUTURES_MAX_STREAMS_PER_CONNECTION = 200
+#: Streams named in one SUBSCRIBE message (keeps each frame a few KB).
+STREAMS_PER_SUBSCRIBE = 200
 #: Connections are cut by the server after 24 h: reconnect on our terms a little earlier.
 MAX_LIFETIME_S = 24 * 3600.0 - 600.0
 #: Events kept while waiting for a snapshot (100 ms events: ~10 minutes).
@@ -96,10 +123,17 @@ class FuturesCombined(msgspec.Struct, gc=False):
 
 
 class Envelope(msgspec.Struct):
-    """Fallback shape for anything that is not a depth event (acks, other streams)."""
+    """Fallback shape for anything that is not a depth event (acks, other streams, events)."""
 
     stream: str = ""
     data: msgspec.Raw = msgspec.Raw(b"null")
+    e: str = ""  # a raw (unwrapped) event: {"e":"serverShutdown",...}
+    id: int | None = None  # a reply to one of our requests
+    error: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class EventType(msgspec.Struct):
+    e: str = ""
 
 
 class Snapshot(msgspec.Struct):
@@ -140,6 +174,9 @@ class _BinanceHandler(FeedHandler):
     combined_type: ClassVar[type] = SpotCombined
     stream_suffix: ClassVar[str] = "@depth@100ms"
     snapshot_limits: ClassVar[tuple[int, ...]] = (1000, 5000)
+    max_streams_per_connection: ClassVar[int] = MAX_STREAMS_PER_CONNECTION
+    #: The IP's REST weight budget per window (weight, seconds), read by the live runner.
+    rest_weight_limit: ClassVar[tuple[int, float]] = (6000, 60.0)
     #: The chain rule `DepthParser.take` checks: False U == prev u + 1
     #: (spot), True pu == prev u (futures; `_follows` below is the reference).
     pu_chain: ClassVar[bool] = False
@@ -151,7 +188,7 @@ class _BinanceHandler(FeedHandler):
         rest_url: str | None = None,
         *,
         depth: int = 50,
-        max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION,
+        max_streams_per_connection: int | None = None,
     ) -> None:
         super().__init__(markets, ws_url, rest_url)
         if rest_url is None:
@@ -161,35 +198,41 @@ class _BinanceHandler(FeedHandler):
         # top of book.  1000 levels (weight 50 on spot) leaves a wide margin over
         # the detector's N while keeping resyncs of many symbols affordable.
         self.snapshot_limit = next((n for n in self.snapshot_limits if n >= depth), self.snapshot_limits[-1])
-        log.info("%s: diff-depth %s, REST snapshot limit %d for depth %d",
-                 self.venue, self.stream_suffix, self.snapshot_limit, depth)
+        log.info("%s: diff-depth %s, REST snapshot limit %d (weight %d) for depth %d",
+                 self.venue, self.stream_suffix, self.snapshot_limit,
+                 self.request_weight(self.snapshot_limit), depth)
         self._decoder = msgspec.json.Decoder(self.combined_type, strict=False)
         self._parser = DepthParser()
         self._envelope_decoder = msgspec.json.Decoder(Envelope)
+        self._event_decoder = msgspec.json.Decoder(EventType)
         self._snapshot_decoder = msgspec.json.Decoder(Snapshot, strict=False)
         self._states: dict[str, _SymbolState] = {}  # by normal symbol
         self._by_native: dict[str, _SymbolState] = {}  # by BTCUSDT
         self._by_stream: dict[str, _SymbolState] = {}  # by btcusdt@depth@100ms
-        sep = "&" if "?" in ws_url else "?"
-        for conn_id, group in enumerate(chunked(list(self.markets), max_streams_per_connection)):
+        per_connection = max_streams_per_connection or self.max_streams_per_connection
+        self._streams_of: dict[int, list[str]] = {}
+        for conn_id, group in enumerate(chunked(list(self.markets), per_connection)):
             streams = [binance_stream(s) + self.stream_suffix for s in group]
+            self._streams_of[conn_id] = streams
             self._specs.append(ConnectionSpec(
-                conn_id=conn_id,
-                url=f"{ws_url}{sep}streams={'/'.join(streams)}",
-                symbols=list(group),
-                max_lifetime_s=MAX_LIFETIME_S,
-            ))
+                conn_id=conn_id, url=ws_url, symbols=list(group), max_lifetime_s=MAX_LIFETIME_S))
             for symbol, stream in zip(group, streams):
                 native = to_venue(self.venue, symbol)
                 st = _SymbolState(symbol, native, self.markets[symbol], conn_id)
                 self._states[symbol] = st
                 self._by_native[native] = st
                 self._by_stream[stream] = st
+        # SUBSCRIBE request id -> (conn_id, symbols) until Binance answers it.
+        self._requests: dict[int, tuple[int, list[str]]] = {}
+        self._next_id = 1
+        self.switchovers = 0  # serverShutdown switch-overs asked for
         # The hot path in C: frames of synced books never enter Python (see
         # on_frame below, which this instance attribute stands in for).
         self._frame_path = FramePath(self._parser, self._by_native, self.pu_chain, self.counters,
                                      self._decode_frame)
         self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
+        self._default_on_frame = self.on_frame
+        self._sinks: dict[int, Callable[[int, bytes, int], None]] = {}
 
     # -- sequence rules (overridden for futures) ------------------------------
 
@@ -211,14 +254,92 @@ class _BinanceHandler(FeedHandler):
 
     # -- contract -------------------------------------------------------------
 
+    @classmethod
+    def request_weight(cls, limit: int) -> int:
+        """REST weight of one depth snapshot of `limit` levels (spot: 5 / 25 / 50 / 250)."""
+        if limit <= 100:
+            return 5
+        if limit <= 500:
+            return 25
+        if limit <= 1000:
+            return 50
+        return 250
+
+    def snapshot_weight(self, action: FetchSnapshot) -> int:
+        """Weight the venue charges for `action` (every request this handler makes is a depth snapshot)."""
+        return self.request_weight(self.snapshot_limit)
+
+    def frame_sink(self, conn_id: int) -> Callable[[int, bytes, int], None]:
+        """`on_frame` for one connection: the same C path, with a fallback that knows `conn_id`.
+
+        When something wrapped `on_frame` (the recorder's tee), frames must go
+        through the wrapper: it is returned instead (a serverShutdown then
+        switches every connection, as on the handler-wide path).
+        """
+        if self.on_frame is not self._default_on_frame:
+            return self.on_frame
+        sink = self._sinks.get(conn_id)
+        if sink is None:
+            path = FramePath(self._parser, self._by_native, self.pu_chain, self.counters,
+                             partial(self._decode_frame, conn_id=conn_id))
+            sink = self._sinks[conn_id] = path.on_frame
+        return sink
+
     def on_connected(self, conn_id: int) -> None:
-        # The streams are named in the URL: nothing to send.  Ask for the
-        # snapshots now; events are buffered until each one lands.
+        # Subscribe; each snapshot is asked for once its stream is live (the
+        # SUBSCRIBE reply, or the first event, whichever comes first).
         for symbol in self.mark_connected(conn_id):
             st = self._states[symbol]
             st.reset()
             st.fetching = False
-            self._fetch(st, None)
+        self._subscribe(conn_id)
+
+    def on_switched(self, conn_id: int) -> None:
+        """A replacement socket for `conn_id` is open beside the old one: subscribe it.
+
+        Nothing is reset: the streams carry the venue's update ids, so the
+        new socket's events continue the books' chains (or are skipped as
+        already applied) and the old socket can close without a gap.
+        """
+        self._subscribe(conn_id)
+
+    def _subscribe(self, conn_id: int) -> None:
+        streams = self._streams_of.get(conn_id, [])
+        for chunk in chunked(streams, STREAMS_PER_SUBSCRIBE):
+            request_id = self._next_id
+            self._next_id += 1
+            self._requests[request_id] = (conn_id, [self._by_stream[s].symbol for s in chunk])
+            self.actions.append(Send(conn_id, msgspec.json.encode(
+                {"method": "SUBSCRIBE", "params": chunk, "id": request_id}).decode()))
+
+    def _reply(self, env: Envelope) -> None:
+        """Binance answered a SUBSCRIBE: fetch the snapshots its streams now allow."""
+        request = self._requests.pop(env.id, None) if env.id is not None else None
+        if request is None:
+            self.counters.ignored += 1
+            return
+        conn_id, symbols = request
+        if bytes(env.error) != b"null":
+            reason = f"subscribe refused: {bytes(env.error)[:160].decode('utf-8', 'replace')}"
+            self._log_throttle.log(log, logging.WARNING, "subscribe-error", "%s conn %d: %s",
+                                   self.venue, conn_id, reason)
+            for symbol in symbols:
+                self.markets[symbol].invalidate(reason)
+            return
+        self.counters.ignored += 1
+        for symbol in symbols:
+            st = self._states[symbol]
+            if not st.synced and st.snap_id is None and not st.fetching:
+                self._fetch(st, None)
+
+    def _server_shutdown(self, conn_id: int | None) -> None:
+        """Maintenance ahead: replace the connection(s) before the venue drops them."""
+        targets = [conn_id] if conn_id is not None else [spec.conn_id for spec in self._specs]
+        log.warning("%s: serverShutdown on connection(s) %s: switching to a new connection",
+                    self.venue, targets)
+        for target in targets:
+            self.switchovers += 1
+            self.actions.append(Reconnect(target, "serverShutdown", make_before_break=True))
 
     def on_disconnected(self, conn_id: int) -> None:
         super().on_disconnected(conn_id)
@@ -238,13 +359,13 @@ class _BinanceHandler(FeedHandler):
         the class attribute gets."""
         self._frame_path.on_frame(conn_id, data, recv_ms)
 
-    def _decode_frame(self, data: bytes, recv_ms: int) -> None:
+    def _decode_frame(self, data: bytes, recv_ms: int, conn_id: int | None = None) -> None:
         """The reference path: msgspec decode, then the sync rules."""
         counters = self.counters
         try:
             ev = self._decoder.decode(data).data
         except _DECODE_ERRORS as exc:
-            self._other_frame(data, exc)
+            self._other_frame(data, exc, conn_id)
             return
         st = self._by_native.get(ev.s)
         if st is None:
@@ -252,6 +373,9 @@ class _BinanceHandler(FeedHandler):
             return
         if not st.synced:
             self._unsynced_event(st, ev, recv_ms)
+            return
+        if ev.u <= st.last_u:
+            counters.ignored += 1  # already applied (a repeat, or the other socket of a switch-over)
             return
         # Hot path: the book is in sync and this event must continue the chain.
         if not self._follows(st.last_u, ev):
@@ -383,16 +507,29 @@ class _BinanceHandler(FeedHandler):
         self.actions.append(FetchSnapshot(
             st.symbol, f"{self.rest_url}?symbol={st.native}&limit={self.snapshot_limit}"))
 
-    def _other_frame(self, data: bytes, exc: Exception) -> None:
-        """Not a well-formed depth event: an ack, another stream, or garbage."""
+    def _other_frame(self, data: bytes, exc: Exception, conn_id: int | None = None) -> None:
+        """Not a well-formed depth event: a reply, an event, another stream, or garbage."""
         try:
             env = self._envelope_decoder.decode(data)
         except _DECODE_ERRORS:
             self.decode_error("frame", data, exc)
             return
+        event = env.e
+        if not event and env.stream:
+            try:
+                event = self._event_decoder.decode(env.data).e
+            except _DECODE_ERRORS:
+                event = ""
+        if event == "serverShutdown":
+            self.counters.ignored += 1
+            self._server_shutdown(conn_id)
+            return
+        if env.id is not None:
+            self._reply(env)
+            return
         st = self._by_stream.get(env.stream)
         if st is None:
-            self.counters.ignored += 1  # {"result":null,"id":1}, other streams
+            self.counters.ignored += 1  # other streams
             return
         # A depth event for one of our books that we cannot read: that book
         # has lost an update.
@@ -411,7 +548,20 @@ class BinanceFuturesHandler(_BinanceHandler):
     venue: ClassVar[str] = "binance-futures"
     combined_type: ClassVar[type] = FuturesCombined
     snapshot_limits: ClassVar[tuple[int, ...]] = (1000,)  # the futures maximum
+    max_streams_per_connection: ClassVar[int] = FUTURES_MAX_STREAMS_PER_CONNECTION
+    rest_weight_limit: ClassVar[tuple[int, float]] = (2400, 60.0)
     pu_chain: ClassVar[bool] = True
+
+    @classmethod
+    def request_weight(cls, limit: int) -> int:
+        """USD-M depth weight: limit 5-50 -> 2, 100 -> 5, 500 -> 10, 1000 -> 20."""
+        if limit <= 50:
+            return 2
+        if limit <= 100:
+            return 5
+        if limit <= 500:
+            return 10
+        return 20
 
     @staticmethod
     def _follows(last_u: int, ev: FuturesDepth) -> bool:  # type: ignore[override]

@@ -9,7 +9,15 @@ Protocol (../shared/EXCHANGES.md, checked against realdata/COINBASE.jsonl.zst):
   (heartbeats, tickers, subscription acks too).  A gap, or a number going
   backwards, means a message was lost and we cannot tell which book it
   belonged to: every book on that connection is invalidated and level2 is
-  resubscribed (unsubscribe + subscribe), which brings fresh snapshots.
+  resubscribed (unsubscribe + subscribe), which brings fresh snapshots;
+- `-USDC` products are served as the matching `-USD` book: subscribe to
+  `BTC-USDC` and the events say `"product_id":"BTC-USD"`.  So we subscribe
+  the served product (`served_product`) once, and every configured market
+  of that book -- `BTC-USD`, `BTC-USDC` or both -- is fed from that one
+  stream: one subscription, two markets with identical books (each with its
+  own detector, alerts and /status entry);
+- unauthenticated clients may send 8 messages per second per IP: the live
+  runner paces every Coinbase connection on one shared token bucket.
 
 Hot path: the envelope is decoded once with `events` left as `msgspec.Raw`
 (so ticker/trade/candle payloads are skipped, not built), and only `l2_data`
@@ -64,6 +72,9 @@ class _L2Event(msgspec.Struct):
     updates: list[_Level] = []
 
 
+#: (bids, asks) of one event as (price, size) pairs.
+_Split = tuple[list[tuple[float, float]], list[tuple[float, float]]]
+
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 # strict=False: the venue sends "65083.66"; msgspec parses it to float in C.
 _L2_EVENTS = msgspec.json.Decoder(list[_L2Event], strict=False)
@@ -86,6 +97,13 @@ def _event_ms(timestamp: str, recv_ms: int) -> int:
     return (when - _EPOCH) // _ONE_MS
 
 
+def served_product(symbol: str) -> str:
+    """The product whose book Coinbase serves for `symbol`: 'BTC-USDC' -> 'BTC-USD'."""
+    if symbol.endswith("-USDC"):
+        return symbol[: -len("-USDC")] + "-USD"
+    return symbol
+
+
 class CoinbaseHandler(FeedHandler):
     venue = "coinbase"
 
@@ -101,16 +119,22 @@ class CoinbaseHandler(FeedHandler):
         super().__init__(markets, ws_url, rest_url)
         # level2 is always full depth; `depth` only matters to the books.
         self.depth = depth
-        symbols = list(self.markets)
+        # Served product -> the markets it feeds (BTC-USD feeds BTC-USD and BTC-USDC).
+        self._markets_of: dict[str, list[Market]] = {}
+        for market in self.markets.values():
+            self._markets_of.setdefault(served_product(market.symbol), []).append(market)
+        products = list(self._markets_of)
         step = max(1, products_per_connection)
-        self._specs = [
-            ConnectionSpec(conn_id=i, url=ws_url, symbols=symbols[start:start + step])
-            for i, start in enumerate(range(0, len(symbols), step))
-        ]
-        self._symbols_of = {spec.conn_id: spec.symbols for spec in self._specs}
+        self._products_of: dict[int, list[str]] = {}
+        for i, start in enumerate(range(0, len(products), step)):
+            group = products[start:start + step]
+            self._products_of[i] = group
+            self._specs.append(ConnectionSpec(
+                conn_id=i, url=ws_url,
+                symbols=[m.symbol for product in group for m in self._markets_of[product]]))
         self._last_seq: dict[int, int] = {}
-        # Books that must see a snapshot before updates mean anything.
-        self._awaiting: set[str] = set(self.markets)
+        # Served products that must see a snapshot before updates mean anything.
+        self._awaiting: set[str] = set(self._markets_of)
         self._ever_connected: set[int] = set()
         self.gaps = 0  # sequence gaps seen (also logged)
         self.internal_errors = 0  # bugs of ours caught at the frame boundary (tests assert 0)
@@ -121,8 +145,8 @@ class CoinbaseHandler(FeedHandler):
     # -- what the source tells --------------------------------------------------
 
     def on_connected(self, conn_id: int) -> None:
-        symbols = self._symbols_of.get(conn_id)
-        if symbols is None:
+        products = self._products_of.get(conn_id)
+        if products is None:
             log.warning("coinbase: on_connected for unknown connection %s", conn_id)
             return
         # A new connection numbers its messages afresh.
@@ -132,13 +156,13 @@ class CoinbaseHandler(FeedHandler):
         for symbol in self.mark_connected(conn_id):
             if again:
                 self.markets[symbol].reconnects += 1
-            self._awaiting.add(symbol)
-        self.actions.append(Send(conn_id, self._subscription("subscribe", "level2", symbols)))
-        self.actions.append(Send(conn_id, self._subscription("subscribe", "heartbeats", symbols)))
+        self._awaiting.update(products)
+        self.actions.append(Send(conn_id, self._subscription("subscribe", "level2", products)))
+        self.actions.append(Send(conn_id, self._subscription("subscribe", "heartbeats", products)))
 
     def on_disconnected(self, conn_id: int) -> None:
         self._last_seq.pop(conn_id, None)
-        self._awaiting.update(self._symbols_of.get(conn_id, ()))
+        self._awaiting.update(self._products_of.get(conn_id, ()))
         super().on_disconnected(conn_id)
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
@@ -192,76 +216,89 @@ class CoinbaseHandler(FeedHandler):
             return
         event_ms = _event_ms(env.timestamp, recv_ms)
         for event in events:
-            symbol = event.product_id
-            market = self.markets.get(symbol)
-            if market is None:
+            product = event.product_id
+            markets = self._markets_of.get(product)
+            if markets is None:
                 self.counters.ignored += 1
                 continue
             if event.type == "snapshot":
-                self._snapshot(conn_id, market, event.updates, event_ms)
+                self._snapshot(conn_id, product, markets, self._split(event.updates), event_ms)
             elif event.type == "update":
-                if symbol in self._awaiting:
+                if product in self._awaiting:
                     self.counters.ignored += 1  # old subscription's tail; a snapshot follows
                     continue
-                self._update(conn_id, market, event.updates, event_ms)
+                self._update(conn_id, product, markets, self._split(event.updates), event_ms)
             else:
                 self.counters.ignored += 1
 
     @staticmethod
-    def _split(levels: list[_Level]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]] | None:
+    def _split(levels: list[_Level]) -> _Split | None:
         bids = [(u.price_level, u.new_quantity) for u in levels if u.side == "bid"]
         asks = [(u.price_level, u.new_quantity) for u in levels if u.side == "offer"]
         if len(bids) + len(asks) != len(levels):
             return None  # an unknown side: we cannot place every level
         return bids, asks
 
-    def _snapshot(self, conn_id: int, market: Market, levels: list[_Level], event_ms: int) -> None:
-        split = self._split(levels)
+    def _snapshot(self, conn_id: int, product: str, markets: list[Market], split: _Split | None,
+                  event_ms: int) -> None:
         try:
             if split is None:
                 raise ValueError("unknown side")
-            # load_snapshot validates everything before it replaces the book.
-            load_levels(market.book, split[0], split[1])
+            # load_snapshot validates everything before it replaces the book, so
+            # the first market refuses exactly when every one would.
+            for market in markets:
+                load_levels(market.book, split[0], split[1])
         except ValueError as exc:
-            self._reject(conn_id, market, f"bad snapshot: {exc}")
+            self._reject(conn_id, product, f"bad snapshot: {exc}")
             return
-        self._awaiting.discard(market.symbol)
-        market.mark_valid()
-        market.after_message(event_ms)
+        self._awaiting.discard(product)
+        for market in markets:
+            market.mark_valid()
+            market.after_message(event_ms)
 
-    def _update(self, conn_id: int, market: Market, levels: list[_Level], event_ms: int) -> None:
-        split = self._split(levels)
+    def _update(self, conn_id: int, product: str, markets: list[Market], split: _Split | None,
+                event_ms: int) -> None:
         try:
             if split is None:
                 raise ValueError("unknown side")
-            # One OrderBook.apply call; all-or-nothing across both sides.
-            apply_levels(market.book, split[0], split[1])
+            # One OrderBook.apply call per market; all-or-nothing across both
+            # sides, and the same levels on each market's identical book.
+            for market in markets:
+                apply_levels(market.book, split[0], split[1])
         except ValueError as exc:
-            self._reject(conn_id, market, f"bad update: {exc}")
+            self._reject(conn_id, product, f"bad update: {exc}")
             return
-        market.after_message(event_ms)
+        for market in markets:
+            market.after_message(event_ms)
 
     # -- resync -------------------------------------------------------------------
 
-    def _reject(self, conn_id: int, market: Market, reason: str) -> None:
-        """A message we refused leaves that book out of sync: resubscribe it (via recovery)."""
-        self._warn(f"reject:{market.symbol}", "coinbase %s: %s; resyncing", market.symbol, reason)
-        self._awaiting.add(market.symbol)
-        self.fail_book(market.symbol, reason)
+    def _reject(self, conn_id: int, product: str, reason: str) -> None:
+        """A message we refused leaves that product's books out of sync: resubscribe it.
+
+        Every market fed by the product got the same message: each is failed
+        (recovery: at once, or after a backoff when it keeps happening), and one
+        resubscribe brings all of them a snapshot.
+        """
+        self._warn(f"reject:{product}", "coinbase %s: %s; resyncing", product, reason)
+        self._awaiting.add(product)
+        self.fail_books([m.symbol for m in self._markets_of.get(product, ())], reason)
 
     def _resync_connection(self, conn_id: int, reason: str) -> None:
-        symbols = self._symbols_of.get(conn_id, [])
+        products = self._products_of.get(conn_id, [])
         self._warn(f"resync:{conn_id}", "coinbase conn %s: %s; resubscribing %d books",
-                   conn_id, reason, len(symbols))
-        for symbol in symbols:
-            self.markets[symbol].invalidate(reason)
-        if symbols:
-            # One message for the whole connection; recovery times the answer.
-            self.request_books(conn_id, symbols)
+                   conn_id, reason, len(products))
+        for product in products:
+            for market in self._markets_of[product]:
+                market.invalidate(reason)
+            self._awaiting.add(product)
+        if products:
+            self._resubscribe(conn_id, products)
 
     def request_books(self, conn_id: int, symbols: list[str]) -> None:
-        self._awaiting.update(symbols)
-        self._resubscribe(conn_id, symbols)
+        products = list(dict.fromkeys(served_product(s) for s in symbols))
+        self._awaiting.update(products)
+        self._resubscribe(conn_id, products)
 
     def _resubscribe(self, conn_id: int, symbols: list[str]) -> None:
         self.actions.append(Send(conn_id, self._subscription("unsubscribe", "level2", symbols)))

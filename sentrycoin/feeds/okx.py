@@ -22,22 +22,44 @@ OKX updates arrive at most every 100 ms per instrument, so this per-level
 dict work is cheap next to the network; the float book still gets one
 `OrderBook.apply` call per message.
 
+Snapshot: OKX has announced that `books` will stop pushing the initial
+snapshot.  Both behaviours are handled.  A WebSocket snapshot is taken
+whenever one comes.  When an update arrives after OKX acknowledged our
+subscribe and no snapshot came first, the venue is not sending one: the
+handler buffers the updates (a contiguous prevSeqId/seqId run) and fetches
+`GET <rest_url>?instId=...&sz=400` (`OKX_REST_URL`, `OKX_SWAP_REST_URL`).  The
+REST answer carries its own `seqId` S: buffered updates with `seqId <= S` are
+already in it, the first applied update must have `prevSeqId <= S < seqId`
+(the bridge), and the chain continues as usual from there.  An answer older
+than the buffer (the first kept update has `prevSeqId > S`) is fetched again.
+
+Budgets: OKX allows 480 subscribe/unsubscribe requests per hour per
+connection.  Each connection has a `TokenBucket` (at most 480 in any hour);
+a resubscribe that would overspend it reconnects that connection instead
+(a new connection starts a new budget and resubscribes every instrument in
+one request).  New connections are paced by the live runner (3 per second
+per IP).
+
 Keepalive: the text `ping` every 25 s (OKX drops a connection silent for
-30 s) answered by `pong`.  An OKX `notice` event (service upgrade) asks us
+30 s) answered by `pong`.  OKX does not answer WebSocket protocol pings, so
+the transport's idle probe sends this same text `ping` (see
+`sentrycoin.transport`).  An OKX `notice` event (service upgrade) asks us
 to reconnect: we queue a `Reconnect` for that connection.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import zlib
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import msgspec
 
 from sentrycoin.feeds.base import (
     ConnectionSpec,
     FeedHandler,
+    FetchSnapshot,
     Reconnect,
     Send,
     apply_levels,
@@ -46,6 +68,7 @@ from sentrycoin.feeds.base import (
 )
 from sentrycoin.feeds.symbols import to_venue
 from sentrycoin.market import Market
+from sentrycoin.ratelimit import TokenBucket
 
 log = logging.getLogger("sentrycoin.feeds.okx")
 
@@ -62,6 +85,10 @@ ARGS_PER_MESSAGE = 100
 _TEXT_PRUNE_LEVELS = 20_000
 PING_PAYLOAD = "ping"
 PING_INTERVAL_S = 25.0
+#: Subscribe/unsubscribe requests OKX allows per connection per hour.
+SUBSCRIBE_REQUESTS_PER_HOUR = 480
+#: Updates kept while a REST snapshot is on its way (100 ms pushes: ~3 minutes).
+MAX_BUFFERED_UPDATES = 2000
 
 
 class Arg(msgspec.Struct):
@@ -83,6 +110,21 @@ class BookMessage(msgspec.Struct):
     arg: Arg
     action: str
     data: list[BookData]
+
+
+class RestBook(msgspec.Struct):
+    """One entry of `GET /api/v5/market/books`; `seqId` ties it to the WebSocket chain."""
+
+    asks: list[list[str]]
+    bids: list[list[str]]
+    seqId: int
+    ts: int = 0
+
+
+class RestBooks(msgspec.Struct):
+    code: str = ""
+    msg: str = ""
+    data: list[RestBook] = []
 
 
 class EventMessage(msgspec.Struct):
@@ -115,7 +157,8 @@ def okx_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> in
 
 
 class _SymbolState:
-    __slots__ = ("symbol", "inst_id", "market", "conn_id", "synced", "last_seq", "bid_text", "ask_text")
+    __slots__ = ("symbol", "inst_id", "market", "conn_id", "synced", "last_seq", "bid_text", "ask_text",
+                 "acked", "buffer", "fetching", "bridge_seq")
 
     def __init__(self, symbol: str, inst_id: str, market: Market, conn_id: int) -> None:
         self.symbol = symbol
@@ -124,9 +167,24 @@ class _SymbolState:
         self.conn_id = conn_id
         self.synced = False
         self.last_seq = 0
+        # REST bridge (no WebSocket snapshot): subscribe acknowledged, updates
+        # kept for the bridge, a request in flight, a REST snapshot loaded and
+        # waiting for the update that bridges it (its seqId).
+        self.acked = False
+        self.buffer: list[BookData] = []
+        self.fetching = False
+        self.bridge_seq: int | None = None
         # price -> (px text, sz text) of every level the book holds.
         self.bid_text: dict[float, tuple[str, str]] = {}
         self.ask_text: dict[float, tuple[str, str]] = {}
+
+    def unsync(self) -> None:
+        """Forget the chain and any bridge in progress (a new subscription starts over)."""
+        self.synced = False
+        self.acked = False
+        self.buffer = []
+        self.fetching = False
+        self.bridge_seq = None
 
 
 def _parse_side(levels: list[list[str]]) -> tuple[list[tuple[float, float]], list[tuple[float, str, str]]]:
@@ -156,14 +214,21 @@ class _OkxHandler(FeedHandler):
         *,
         depth: int = 50,
         symbols_per_connection: int = SYMBOLS_PER_CONNECTION,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(markets, ws_url, rest_url)
+        self._clock = clock
+        # conn_id -> its subscribe budget (replaced on every new connection).
+        self._sub_budget: dict[int, TokenBucket] = {}
+        self._budget_reconnect: set[int] = set()  # a Reconnect queued for a spent budget
+        self.subscribe_requests = 0
         self.depth = depth
         if depth > CHANNEL_DEPTH:
             log.warning("%s: depth %d exceeds the %s channel's %d levels", self.venue, depth, CHANNEL, CHANNEL_DEPTH)
         log.info("%s: subscribing %s (%d levels) for depth %d", self.venue, CHANNEL, CHANNEL_DEPTH, depth)
         self._decoder = msgspec.json.Decoder(BookMessage, strict=False)
         self._event_decoder = msgspec.json.Decoder(EventMessage)
+        self._rest_decoder = msgspec.json.Decoder(RestBooks, strict=False)
         self._states: dict[str, _SymbolState] = {}
         self._by_inst: dict[str, _SymbolState] = {}
         for conn_id, group in enumerate(chunked(list(self.markets), symbols_per_connection)):
@@ -178,19 +243,23 @@ class _OkxHandler(FeedHandler):
                 self._by_inst[inst_id] = st
 
     def on_connected(self, conn_id: int) -> None:
+        # A new connection: a new subscribe budget (at most 480 in any hour, half of it as a burst).
+        self._sub_budget[conn_id] = TokenBucket(
+            SUBSCRIBE_REQUESTS_PER_HOUR / 2 / 3600.0, SUBSCRIBE_REQUESTS_PER_HOUR / 2, self._clock)
+        self._budget_reconnect.discard(conn_id)
         args = []
         for symbol in self.mark_connected(conn_id):
             st = self._states[symbol]
-            st.synced = False
+            st.unsync()
             args.append({"channel": CHANNEL, "instId": st.inst_id})
         for chunk in chunked(args, ARGS_PER_MESSAGE):
-            self.actions.append(Send(conn_id, msgspec.json.encode({"op": "subscribe", "args": chunk}).decode()))
+            self._request(conn_id, "subscribe", chunk)
 
     def on_disconnected(self, conn_id: int) -> None:
         super().on_disconnected(conn_id)
         for st in self._states.values():
             if st.conn_id == conn_id:
-                st.synced = False
+                st.unsync()
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
         counters = self.counters
@@ -215,7 +284,8 @@ class _OkxHandler(FeedHandler):
                     return
             elif action == "update":
                 if not st.synced:
-                    counters.ignored += 1  # in flight before the (re)subscribe's snapshot
+                    if not self._unsynced_update(st, d):
+                        return
                     continue
                 if d.prevSeqId != st.last_seq:
                     self._resubscribe(st, f"sequence break: prevSeqId={d.prevSeqId} after seqId={st.last_seq}")
@@ -228,7 +298,95 @@ class _OkxHandler(FeedHandler):
                 return
             st.market.after_message(d.ts)
 
+    def on_snapshot(self, symbol: str, body: bytes, recv_ms: int) -> None:
+        """A REST `market/books` answer: bridge it into the buffered updates."""
+        st = self._states.get(symbol)
+        if st is None or not st.fetching or st.synced:
+            self.counters.ignored += 1  # late, or a WebSocket snapshot came meanwhile
+            return
+        st.fetching = False
+        try:
+            answer = self._rest_decoder.decode(body)
+            if answer.code not in ("0", "") or len(answer.data) != 1:
+                raise ValueError(f"code {answer.code!r} {answer.msg[:120]!r}, {len(answer.data)} books")
+            book = answer.data[0]
+            bids, bid_texts = _parse_side(book.bids)
+            asks, ask_texts = _parse_side(book.asks)
+        except (ValueError, IndexError) as exc:
+            self.decode_error("REST snapshot", body, exc)
+            st.market.invalidate(f"bad REST snapshot: {exc}")
+            self._fetch(st)
+            return
+        seq = book.seqId
+        buffer = [d for d in st.buffer if d.seqId > seq]  # the rest is inside the snapshot
+        if buffer and buffer[0].prevSeqId > seq:
+            log.info("%s %s: REST snapshot seqId=%d older than buffered prevSeqId=%d, fetching again",
+                     self.venue, symbol, seq, buffer[0].prevSeqId)
+            self._fetch(st)
+            return
+        try:
+            load_levels(st.market.book, bids, asks)
+        except ValueError as exc:
+            self.reject(st.market, f"bad REST snapshot: {exc}")
+            self._fetch(st)
+            return
+        st.bid_text = {price: (px, sz) for price, px, sz in bid_texts}
+        st.ask_text = {price: (px, sz) for price, px, sz in ask_texts}
+        st.bridge_seq = seq
+        st.buffer = []
+        for d in buffer:
+            if not st.synced:
+                if not self._unsynced_update(st, d):
+                    return
+                continue
+            if d.prevSeqId != st.last_seq:
+                self._resubscribe(st, f"buffered sequence break: prevSeqId={d.prevSeqId} after seqId={st.last_seq}")
+                return
+            if not self._update(st, d):
+                return
+            st.market.after_message(d.ts)
+
     # -- internals ------------------------------------------------------------
+
+    def _unsynced_update(self, st: _SymbolState, d: BookData) -> bool:
+        """An update for a book without a synced chain.  False: stop this message (resync started)."""
+        bridge = st.bridge_seq
+        if bridge is not None:
+            # A REST snapshot is loaded: skip what it holds, apply the bridging update.
+            if d.seqId <= bridge:
+                self.counters.ignored += 1
+                return True
+            if d.prevSeqId > bridge:
+                log.info("%s %s: REST snapshot seqId=%d does not bridge to prevSeqId=%d, fetching again",
+                         self.venue, st.symbol, bridge, d.prevSeqId)
+                st.bridge_seq = None
+                st.buffer = [d]
+                self._fetch(st)
+                return True
+            st.synced = True
+            st.bridge_seq = None
+            if not self._update(st, d):
+                return False
+            st.market.mark_valid()
+            st.market.after_message(d.ts)
+            return True
+        if not st.acked or self.rest_url is None:
+            self.counters.ignored += 1  # in flight before the (re)subscribe's snapshot
+            return True
+        # Subscribed, and OKX sent an update without a snapshot: bridge from REST.
+        buffer = st.buffer
+        if buffer and d.prevSeqId != buffer[-1].seqId:
+            buffer.clear()  # the older run cannot be bridged past this hole
+        buffer.append(d)
+        if len(buffer) > MAX_BUFFERED_UPDATES:
+            del buffer[0]
+        if not st.fetching:
+            self._fetch(st)
+        return True
+
+    def _fetch(self, st: _SymbolState) -> None:
+        st.fetching = True
+        self.actions.append(FetchSnapshot(st.symbol, f"{self.rest_url}?instId={st.inst_id}&sz={CHANNEL_DEPTH}"))
 
     def _snapshot(self, st: _SymbolState, d: BookData) -> bool:
         try:
@@ -242,6 +400,9 @@ class _OkxHandler(FeedHandler):
         st.ask_text = {price: (px, sz) for price, px, sz in ask_texts}
         st.last_seq = d.seqId
         st.synced = True
+        # The WebSocket snapshot wins over a REST bridge in progress.
+        st.buffer = []
+        st.bridge_seq = None
         if not self._checksum_ok(st, d.checksum):
             return False
         st.market.mark_valid()
@@ -296,18 +457,38 @@ class _OkxHandler(FeedHandler):
     def _resubscribe(self, st: _SymbolState, reason: str) -> None:
         """Invalidate one instrument; recovery asks OKX for a fresh snapshot of it alone."""
         log.info("%s %s: resyncing (%s)", self.venue, st.symbol, reason)
-        st.synced = False
+        st.unsync()
         self.fail_book(st.symbol, reason)
 
     def request_books(self, conn_id: int, symbols: list[str]) -> None:
+        """Unsubscribe + subscribe these instruments, within the connection's hourly budget."""
         args = []
         for symbol in symbols:
             st = self._states[symbol]
-            st.synced = False
+            st.unsync()
             args.append({"channel": CHANNEL, "instId": st.inst_id})
+        if conn_id in self._budget_reconnect:
+            return  # the connection is being replaced: its new subscribe covers these instruments
+        chunks = chunked(args, ARGS_PER_MESSAGE)
+        budget = self._sub_budget.get(conn_id)
+        if budget is not None and not budget.try_take(2 * len(chunks)):
+            log.warning("%s conn %d: subscribe budget (%d/hour) spent; reconnecting to resubscribe %s",
+                        self.venue, conn_id, SUBSCRIBE_REQUESTS_PER_HOUR, ", ".join(symbols))
+            self._budget_reconnect.add(conn_id)
+            self.actions.append(Reconnect(conn_id, "OKX subscribe budget spent"))
+            return
         for op in ("unsubscribe", "subscribe"):
-            for chunk in chunked(args, ARGS_PER_MESSAGE):
-                self.actions.append(Send(conn_id, msgspec.json.encode({"op": op, "args": chunk}).decode()))
+            for chunk in chunks:
+                self._request(conn_id, op, chunk, charged=True)
+
+    def _request(self, conn_id: int, op: str, args: list[dict[str, str]], *, charged: bool = False) -> None:
+        """Queue one subscribe/unsubscribe request (`charged`: its budget token was already taken)."""
+        if not charged:
+            budget = self._sub_budget.get(conn_id)
+            if budget is not None:
+                budget.try_take(1)  # the first subscribe of a connection always fits
+        self.subscribe_requests += 1
+        self.actions.append(Send(conn_id, msgspec.json.encode({"op": op, "args": args}).decode()))
 
     def _other_frame(self, conn_id: int, data: bytes, exc: Exception) -> None:
         try:
@@ -324,6 +505,8 @@ class _OkxHandler(FeedHandler):
                 self._resubscribe(st, "undecodable book message")
             return
         self.counters.ignored += 1
+        if ev.event == "subscribe" and st is not None and ev.arg is not None and ev.arg.channel == CHANNEL:
+            st.acked = True  # from here on, an update without a snapshot means "fetch it over REST"
         if ev.event == "error":
             self._log_throttle.log(log, logging.WARNING, "okx-error", "%s: error %s: %s",
                                    self.venue, ev.code, ev.msg[:200])

@@ -28,6 +28,9 @@ class VenueInfo:
     handler: str  # "module:Class", imported on first use
     ws_url: str
     rest_url: str | None = None  # REST snapshot endpoint (venues that need one)
+    #: What the venue's sizes count, so bid_volume / ask_volume (and MIN_VOLUME)
+    #: read right: "coins" of the base asset, or "contracts" (okx-swap).
+    size_unit: str = "coins"
 
     @property
     def env_prefix(self) -> str:
@@ -59,8 +62,11 @@ VENUES: dict[str, VenueInfo] = {
                   "wss://stream.bybit.com/v5/public/spot"),
         VenueInfo("bybit-linear", "sentrycoin.feeds.bybit:BybitLinearHandler",
                   "wss://stream.bybit.com/v5/public/linear"),
-        VenueInfo("okx", "sentrycoin.feeds.okx:OkxSpotHandler", "wss://ws.okx.com:8443/ws/v5/public"),
-        VenueInfo("okx-swap", "sentrycoin.feeds.okx:OkxSwapHandler", "wss://ws.okx.com:8443/ws/v5/public"),
+        # OKX's REST books answer bridges the stream when `books` sends no snapshot.
+        VenueInfo("okx", "sentrycoin.feeds.okx:OkxSpotHandler", "wss://ws.okx.com:8443/ws/v5/public",
+                  "https://www.okx.com/api/v5/market/books"),
+        VenueInfo("okx-swap", "sentrycoin.feeds.okx:OkxSwapHandler", "wss://ws.okx.com:8443/ws/v5/public",
+                  "https://www.okx.com/api/v5/market/books", size_unit="contracts"),
     )
 }
 
@@ -73,6 +79,12 @@ def venue_info(venue: str) -> VenueInfo:
         return VENUES[venue]
     except KeyError:
         raise ValueError(f"unknown venue {venue!r}; known: {', '.join(VENUE_NAMES)}") from None
+
+
+def size_unit(venue: str) -> str:
+    """The unit of `venue`'s sizes: 'coins' (base asset) or 'contracts'; 'coins' for non-venues (tests)."""
+    info = VENUES.get(venue)
+    return info.size_unit if info is not None else "coins"
 
 
 def handler_class(venue: str) -> type[FeedHandler]:

@@ -70,6 +70,7 @@ def alert_json(event: AlertEvent | None) -> dict[str, Any] | None:
         "best_ask": finite(event.best_ask),
         "depth": event.depth,
         "event_ms": event.event_ms,
+        "size_unit": event.size_unit,
     }
 
 
@@ -139,6 +140,7 @@ def book_status(market: Market, rates: MessageRates | None, now_s: float) -> dic
         "best_ask": finite(book.best_ask),
         "bid_volume": finite(book.bid_volume),
         "ask_volume": finite(book.ask_volume),
+        "size_unit": market.size_unit,
         "ratio": finite(book.ratio),
         "danger_ratio": finite(market.detector.danger_ratio),
         "state": market.state(now_ms_for(market)),

@@ -34,6 +34,8 @@ def test_cryptofeed_recording_syncs_all_four_books():
     h = BinanceSpotHandler(markets, WS, REST)
     (spec,) = h.connections()
     h.on_connected(spec.conn_id)
+    h.take_actions()  # the SUBSCRIBE (the recording named its streams in the URL)
+    h.on_frame(spec.conn_id, b'{"result":null,"id":1}', 0)  # streams live: snapshots are asked for
     requested = {a.symbol: a.url for a in h.take_actions() if isinstance(a, FetchSnapshot)}
     assert set(requested) == set(SYMBOLS.values())
 
@@ -106,6 +108,8 @@ def test_hftbacktest_recording_matches_book_ticker(name, symbol, expected_points
     (market,) = make_markets("binance", [symbol], capacity=20000)
     h = BinanceSpotHandler([market], WS, REST)
     h.on_connected(0)
+    h.take_actions()  # the SUBSCRIBE (the recording named its stream in the URL)
+    h.on_frame(0, b'{"result":null,"id":1}', 0)  # stream live: the snapshot is asked for
     pending = [a for a in h.take_actions() if isinstance(a, FetchSnapshot)]
     assert len(pending) == 1
 

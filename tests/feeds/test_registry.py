@@ -42,8 +42,10 @@ def test_production_defaults():
     assert registry.urls("binance-futures", env) == ("wss://fstream.binance.com/public/stream", "https://fapi.binance.com/fapi/v1/depth")
     assert registry.urls("bybit", env) == ("wss://stream.bybit.com/v5/public/spot", None)
     assert registry.urls("bybit-linear", env) == ("wss://stream.bybit.com/v5/public/linear", None)
-    assert registry.urls("okx", env) == ("wss://ws.okx.com:8443/ws/v5/public", None)
-    assert registry.urls("okx-swap", env) == ("wss://ws.okx.com:8443/ws/v5/public", None)
+    # OKX_REST_URL / OKX_SWAP_REST_URL: the REST books bridge when `books` pushes no snapshot.
+    okx_books = "https://www.okx.com/api/v5/market/books"
+    assert registry.urls("okx", env) == ("wss://ws.okx.com:8443/ws/v5/public", okx_books)
+    assert registry.urls("okx-swap", env) == ("wss://ws.okx.com:8443/ws/v5/public", okx_books)
     assert registry.urls("coinbase", env)[0] == "wss://advanced-trade-ws.coinbase.com"
     assert registry.urls("kraken", env)[0] == "wss://ws.kraken.com/v2"
 
@@ -120,4 +122,15 @@ def test_binance_futures_default_subscribes_depth_on_the_public_route():
 
     ws_url, rest_url = registry.urls("binance-futures", {})
     handler = BinanceFuturesHandler([Market("binance-futures", "BTC-USDT")], ws_url, rest_url)
-    assert handler.connections()[0].url == "wss://fstream.binance.com/public/stream?streams=btcusdt@depth@100ms"
+    assert handler.connections()[0].url == "wss://fstream.binance.com/public/stream"
+    handler.on_connected(0)
+    (sub,) = handler.take_actions()
+    assert '"params":["btcusdt@depth@100ms"]' in sub.payload
+
+
+def test_size_units():
+    # okx-swap sizes are contracts; the linear/futures venues quote coins like spot.
+    assert registry.size_unit("okx-swap") == "contracts"
+    for venue in ("binance", "binance-futures", "bybit", "bybit-linear", "okx", "coinbase", "kraken"):
+        assert registry.size_unit(venue) == "coins", venue
+    assert registry.size_unit("test") == "coins"

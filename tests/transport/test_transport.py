@@ -343,10 +343,70 @@ async def test_sends_over_the_rate_are_delayed_not_dropped():
             await wait_for(lambda: conn.is_open, what="open")
             for i in range(45):
                 assert conn.send(f"sub-{i}")
-            assert conn.counters.sends == 20 and conn.counters.sends_delayed == 25
+            # A burst of half the budget goes at once; the rest waits for tokens.
+            assert conn.counters.sends == 10 and conn.counters.sends_delayed == 35
             await wait_for(lambda: len(srv.conns[0].received) == 45, what="all frames")
         finally:
             await conn.stop()
     assert srv.conns[0].received == [b"sub-%d" % i for i in range(45)]  # order kept
     # Never more than 20 in any rolling second (small slack for scheduling).
     assert all(stamps[i + 20] - stamps[i] >= 0.8 for i in range(len(stamps) - 20))
+
+
+# -- make before break (Binance serverShutdown) ------------------------------------
+
+class SwitchingHandler(RecordingHandler):
+    def on_switched(self, conn_id: int) -> None:
+        from sentrycoin.feeds.base import Send
+        self.events.append(("switched", conn_id))
+        self.actions.append(Send(conn_id, "resubscribe"))
+
+
+async def test_switch_over_opens_the_new_socket_before_closing_the_old():
+    async with LocalWSServer() as srv:
+        handler = SwitchingHandler(srv.url)
+        box: list[Connection] = []
+        conn = Connection(handler.spec, handler, settings=TransportSettings(**FAST, switchover_overlap_s=0.3),
+                          drain=drain_sends(box))
+        box.append(conn)
+        conn.start()
+        try:
+            await wait_for(lambda: conn.is_open and len(srv.conns) == 1, what="open")
+            old = srv.conns[0]
+            conn.switch_over("serverShutdown")
+            await wait_for(lambda: len(srv.conns) == 2, what="replacement opened")
+            new = srv.conns[1]
+            await wait_for(lambda: new.received == [b"resubscribe"], what="new socket subscribed")
+            assert not old.closed  # both deliver during the overlap
+            old.transport.send(WSMsgType.TEXT, b"from-old")
+            new.transport.send(WSMsgType.TEXT, b"from-new")
+            await wait_for(lambda: {b"from-old", b"from-new"} <= set(handler.frames), what="both delivered")
+            await wait_for(lambda: old.closed, what="old socket closed after the overlap")
+            await asyncio.sleep(0.1)
+            assert conn.is_open and not new.closed and conn.counters.switchovers == 1
+            # The markets never saw a disconnect; only the switch was reported.
+            assert handler.events == [("connected", 0), ("switched", 0)]
+            assert handler.markets["BTC-USDT"].connected and conn.counters.disconnects == 0
+            conn.send("after")
+            await wait_for(lambda: new.received[-1:] == [b"after"], what="sends go to the new socket")
+        finally:
+            await conn.stop()
+    assert handler.events[-1] == ("disconnected", 0) and conn.state == "stopped"
+
+
+async def test_switch_over_that_cannot_connect_keeps_the_old_socket():
+    async with LocalWSServer() as srv:
+        handler = SwitchingHandler(srv.url)
+        conn = Connection(handler.spec, handler, settings=TransportSettings(**FAST))
+        conn.start()
+        try:
+            await wait_for(lambda: conn.is_open, what="open")
+            srv._server.close()  # no new connections; the open one stays
+            conn.switch_over("serverShutdown")
+            await wait_for(lambda: conn.counters.switchover_failures == 1, what="replacement failed")
+            assert conn.is_open and not srv.conns[0].closed and conn.counters.switchovers == 0
+            assert ("switched", 0) not in handler.events
+            srv.conns[0].transport.send(WSMsgType.TEXT, b"still here")
+            await wait_for(lambda: b"still here" in handler.frames, what="old socket still delivers")
+        finally:
+            await conn.stop()
