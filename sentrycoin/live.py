@@ -399,6 +399,7 @@ class LiveRunner:
             self.rate_limited += 1
             wait_s = retry_after_s if retry_after_s is not None else budget.window_s
             budget.block_for(wait_s)
+            self._hold_recovery(host, budget.blocked_until)
             log.warning("%s: HTTP 429 from %s (weight %d/%d used): no request for %.1fs",
                         handler.venue, host, budget.used, budget.limit, wait_s)
             return
@@ -409,6 +410,7 @@ class LiveRunner:
         backoff_s = min(self.ban_backoff_max_s, self.ban_backoff_s * 2 ** min(repeats, 32))
         wait_s = max(retry_after_s or 0.0, backoff_s)
         budget.block_for(wait_s)
+        self._hold_recovery(host, budget.blocked_until)
         until = datetime.fromtimestamp(time.time() + wait_s, timezone.utc).strftime("%H:%M:%S UTC")
         reason = f"Binance IP ban (418) until {until}"
         if not already_banned:
@@ -419,6 +421,12 @@ class LiveRunner:
                 for market in other.markets.values():
                     if not market.valid:
                         market.invalidate(reason)
+
+    def _hold_recovery(self, host: str, until_monotonic: float) -> None:
+        """Books waiting on `host`'s snapshots are not failing while we may not ask it."""
+        for other in self.handlers:
+            if getattr(other, "rest_url", None) and host_of(other.rest_url or "") == host:
+                other.recovery_held_until = max(other.recovery_held_until, until_monotonic)
 
     def _answered(self, handler: FeedHandler, action: FetchSnapshot, body: bytes) -> None:
         recv_ms = time.time_ns() // 1_000_000

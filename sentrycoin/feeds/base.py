@@ -89,6 +89,9 @@ class FeedHandler:
         self._recovery: dict[str, BookRecovery] = {}
         self._recovery_rng = random.Random()
         self.snapshot_timeouts = 0  # requests that produced no valid book in time
+        # Until this monotonic time the frame source itself holds our requests back (a
+        # venue's 429 / 418 on its REST host): waiting then is not a failed request.
+        self.recovery_held_until = 0.0
         self.recovery_reconnects = 0  # connections reopened because books would not heal
 
     # -- what the source asks ---------------------------------------------
@@ -188,6 +191,11 @@ class FeedHandler:
                 continue
             if rec is None:
                 rec = self._book_recovery(symbol)
+            if now < self.recovery_held_until:
+                # The source's hold is the scheduled step (its reason is the book's
+                # invalid_reason); the snapshot clock starts again when it ends.
+                rec.deadline = None
+                continue
             if rec.retry_at is not None:
                 if now >= rec.retry_at:
                     rec.retry_at = None

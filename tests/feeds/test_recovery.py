@@ -129,3 +129,17 @@ def test_a_book_the_core_found_crossed_is_resynced_by_the_next_tick() -> None:
     handler.tick(10.0)
     assert btc.last_error == "crossed book" and btc.resyncs == 1
     assert requests_for(handler.take_actions(), "BTC-USDT", "bybit") == 1
+
+
+def test_a_hold_by_the_source_is_not_a_failed_request() -> None:
+    """A REST host that answered 429/418 holds our snapshot requests: no timeouts meanwhile."""
+    handler, markets = connected_handler("binance", n_symbols=1)
+    btc = markets["BTC-USDT"]
+    btc.invalidate("Binance IP ban (418) until 12:00:00 UTC")
+    handler.recovery_held_until = 500.0
+    for t in (10.0, 100.0, 499.0):
+        handler.tick(t)
+    assert handler.snapshot_timeouts == 0 and handler.take_actions() == []
+    assert btc.invalid_reason.startswith("Binance IP ban")  # the reason people need, kept
+    handler.tick(500.0)  # the hold is over: the request it held is timed from now
+    assert handler.recovery_due("BTC-USDT") == pytest.approx(500.0 + POLICY.snapshot_timeout_s)
