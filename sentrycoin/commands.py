@@ -122,6 +122,8 @@ def print_summary(summary) -> None:
         table.add_row(m.exchange, m.symbol, f"{m.messages:,}", str(counts.get(m.key, 0)), str(m.resyncs),
                       str(m.rejected), "yes" if m.valid else "no")
     console = Console(file=sys.stdout)
+    for path, fmt in summary.formats.items():
+        console.print(f"{path}: {fmt}")
     console.print(table)
     console.print(
         f"{summary.files} files, {summary.records:,} records, {summary.frames:,} frames, "
