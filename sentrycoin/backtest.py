@@ -28,8 +28,9 @@ Scoring (per symbol, per window):
 
 Chance baseline: beside each row, `draws` seeded sets of random alert times,
 per market the same number of alerts as the detector raised there, spread
-uniformly over that market's data with at least the cooldown between them,
-scored the same way: their mean detection rate, its 5-95 % range, and the
+uniformly over that market's data with at least the cooldown between them
+(or the detector's own smallest gap there, when escalations re-alerted
+inside the cooldown), scored the same way: their mean detection rate, its 5-95 % range, and the
 share of draws that detect at least as many windows as the detector (the
 p-value of "the detector does better than chance").
 """
@@ -374,11 +375,22 @@ class Chance:
 NO_CHANCE = Chance(math.nan, math.nan, math.nan, math.nan, 0)
 
 
+def random_alert_times(rng: np.random.Generator, t0: float, span: float, k: int, gap: float,
+                       draws: int) -> np.ndarray:
+    """(draws, k) sorted alert times in [t0, t0 + span], every two at least `gap` apart.
+
+    k sorted uniforms on the span shortened by the gaps, then the gaps put
+    back: uniform over all such placements."""
+    u = np.sort(rng.uniform(0.0, max(0.0, span - gap * (k - 1)), size=(draws, k)), axis=1)
+    return t0 + u + gap * np.arange(k)
+
+
 def chance_baseline(inputs: Sequence[Recording], alerts: Sequence[dict[str, list[int]]], detected: int,
                     *, cooldown_s: float, early_ms: int = 0, draws: int = DEFAULT_DRAWS,
                     seed: int = 0) -> Chance:
     """Monte Carlo: per input and market, as many alerts as `alerts` holds there, uniform over
-    the market's data with at least `cooldown_s` between them; scored like the detector."""
+    the market's data with at least `cooldown_s` between them (or the detector's own smallest
+    gap there, when escalations re-alerted sooner); scored like the detector."""
     n_windows = sum(len(rec.windows) for rec in inputs)
     if n_windows == 0 or draws <= 0:
         return NO_CHANCE
@@ -392,11 +404,11 @@ def chance_baseline(inputs: Sequence[Recording], alerts: Sequence[dict[str, list
             if not wins.get(symbol) or k == 0 or not len(ser):
                 continue
             t0, span = float(ser.event_ms[0]), float(ser.span_ms)
-            gap = min(cooldown_ms, span / (k - 1)) if k > 1 else 0.0
-            # k sorted uniforms on the span shortened by the gaps, then the gaps put back:
-            # uniform over all placements with every two alerts >= gap apart.
-            u = np.sort(rng.uniform(0.0, span - gap * (k - 1), size=(draws, k)), axis=1)
-            times = t0 + u + gap * np.arange(k)
+            # The spacing the detector kept: its cooldown, or less where escalations
+            # re-alerted inside it (never more than the span allows).
+            own = float(np.diff(sorted(rec_alerts[symbol])).min()) if k > 1 else 0.0
+            gap = min(cooldown_ms, own, span / (k - 1)) if k > 1 else 0.0
+            times = random_alert_times(rng, t0, span, k, gap, draws)
             for w in wins[symbol]:
                 inside = (times >= w.start_ms - early_ms) & (times < w.bottom_ms)
                 hits += inside.any(axis=1)
@@ -1071,7 +1083,7 @@ def print_report(result: Backtest, console=None) -> None:
     if result.label_sets:
         console.print(f"chance: {result.draws:,} draws (seed {result.chance_seed}) of random alert times, per market "
                       "as many as the detector raised there, uniform over its data with at least the cooldown "
-                      "between them, scored the same way")
+                      "(or the detector's own smallest gap) between them, scored the same way")
     for name, path in result.files.items():
         console.print(f"{name}: {path}")
 
@@ -1104,7 +1116,7 @@ def run_cli(
 
     from sentrycoin.sim.scenarios import ScenarioError
 
-    console = console or Console()
+    console = console or _console()
     settings = DetectorSettings(danger_ratio=danger_ratio, min_persistence_ms=min_persistence_ms,
                                 cooldown_s=cooldown_s)
     try:
@@ -1225,5 +1237,14 @@ def _cmd_backtest_recorded(args, signals: list[Signal], rules: list[DropRule], p
         return _user_error(str(exc))
     except (OSError, ValueError) as exc:
         return _user_error(str(exc))
-    print_report(result, Console())
+    print_report(result, _console())
     return 0
+
+
+def _console():
+    """Reports are wide: a pipe or file gets 160 columns instead of rich's 80."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
