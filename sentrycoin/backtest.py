@@ -47,7 +47,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from sentrycoin.market import DetectorSettings, Market
+from sentrycoin.research.charts import plot_runs, plot_series, plot_sweep
 from sentrycoin.research.labels import DropRule, label_drops, low_between, parse_drop_rule
+from sentrycoin.research.signals import Signal, parse_signals, signal_values
 from sentrycoin.sim.scenarios import CrashWindow, ScenarioSpec, load_scenario
 
 DAY_MS = 86_400_000
@@ -56,71 +58,6 @@ DEFAULT_THRESHOLDS = tuple(round(1.5 + 0.25 * i, 2) for i in range(19))
 #: Random draws of the chance baseline (>= 1,000: p-values to about +-0.015).
 DEFAULT_DRAWS = 1000
 DEFAULT_EARLY_S = 60.0
-
-
-# -- signals ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """What the detector's ratio is computed from: `levels:N` or `band:BPS`."""
-
-    kind: str  # "levels" | "band"
-    size: float  # levels: N; band: basis points
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind}:{self.size:g}"
-
-    def describe(self) -> str:
-        if self.kind == "levels":
-            return f"levels:{self.size:g} = ask volume / bid volume over the best {self.size:g} levels"
-        return f"band:{self.size:g} = ask notional / bid notional within {self.size:g} bps of the mid"
-
-
-def parse_signals(text: str) -> list[Signal]:
-    """'levels:50,levels:10,band:25' -> signals; ValueError naming the bad part."""
-    out: list[Signal] = []
-    for part in (p.strip() for p in text.split(",")):
-        kind, sep, size = part.partition(":")
-        try:
-            value = float(size)
-        except ValueError:
-            value = math.nan
-        if kind not in ("levels", "band") or not sep or not value > 0 or not math.isfinite(value) or (
-                kind == "levels" and value != int(value)):
-            raise ValueError(f"--signals {part!r}: expected levels:N (N levels, an integer) or band:BPS")
-        sig = Signal(kind, value)
-        if sig not in out:
-            out.append(sig)
-    if not out:
-        raise ValueError("--signals: give at least one signal, e.g. levels:50,band:25")
-    return out
-
-
-def _notional_within(side: Callable[[int], np.ndarray], limit: float, bids: bool) -> float:
-    n = 64
-    while True:
-        levels = side(n)
-        inside = levels[:, 0] >= limit if bids else levels[:, 0] <= limit
-        if len(levels) < n or not inside[-1]:
-            return float(np.dot(levels[inside, 0], levels[inside, 1]))
-        n *= 4
-
-
-def signal_values(book, signal: Signal) -> tuple[float, float]:
-    """(bid value, ask value) of `signal` on `book` (an OrderBook)."""
-    if signal.kind == "levels":
-        n = int(signal.size)
-        if n == book.depth:
-            return book.bid_volume, book.ask_volume  # the book keeps these incrementally
-        return float(book.bids(n)[:, 1].sum()), float(book.asks(n)[:, 1].sum())
-    bid, ask = book.best_bid, book.best_ask
-    if math.isnan(bid) or math.isnan(ask):
-        return 0.0, 0.0
-    mid = (bid + ask) / 2.0
-    half = mid * signal.size / 10_000.0
-    return _notional_within(book.bids, mid - half, True), _notional_within(book.asks, mid + half, False)
 
 
 # -- recording ------------------------------------------------------------------------------
@@ -592,112 +529,6 @@ def _p(v: float) -> str:
     return "-" if math.isnan(v) else f"{v:.3f}"
 
 
-# -- charts --------------------------------------------------------------------------------------
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)  # Agg without touching the global backend
-    return fig
-
-
-def plot_series(series: Series, windows: Sequence[CrashWindow], alerts_ms: Sequence[int], danger_ratio: float,
-                path: str | Path, title: str = "") -> Path:
-    """PNG: mid price above, ratio (log scale) with the danger line below; alerts and windows marked."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t0 = int(series.event_ms[0]) if len(series) else 0
-    t = (series.event_ms - t0) / 1000.0
-    fig = _figure(11, 6.5)
-    ax_p, ax_r = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1]})
-    ax_p.plot(t, series.mid, lw=0.8, color="tab:blue")
-    ax_p.set_ylabel(f"{series.symbol} mid")
-    ratio = np.clip(series.ratio, 1e-3, 1e4)
-    ax_r.plot(t, ratio, lw=0.7, color="tab:gray", label="ask/bid ratio")
-    ax_r.axhline(danger_ratio, color="tab:red", ls="--", lw=1, label=f"danger {danger_ratio:g}")
-    ax_r.set_yscale("log")
-    ax_r.set_ylabel("ratio")
-    ax_r.set_xlabel("seconds")
-    for w in windows:
-        if w.symbol != series.symbol:
-            continue
-        for ax in (ax_p, ax_r):
-            ax.axvspan((w.start_ms - t0) / 1000, (w.end_ms - t0) / 1000, color="tab:orange", alpha=0.12)
-            ax.axvline((w.bottom_ms - t0) / 1000, color="tab:orange", lw=0.8)
-    for i, a in enumerate(alerts_ms):
-        for ax in (ax_p, ax_r):
-            ax.axvline((a - t0) / 1000, color="tab:red", lw=0.9, alpha=0.8,
-                       label="alert" if (ax is ax_r and i == 0) else None)
-    ax_r.legend(loc="upper right", fontsize=8)
-    if title:
-        ax_p.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
-
-
-def plot_runs(panels: Sequence[tuple[str, Series, Sequence[CrashWindow], Sequence[int]]], path: str | Path,
-              title: str = "") -> Path:
-    """Small multiples: one panel per run (seed), mid price with its windows and alerts."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = max(1, len(panels))
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
-    fig = _figure(3.2 * cols, 2.2 * rows + 0.6)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, (name, ser, windows, alerts_ms) in zip(axes, panels):
-        t0 = int(ser.event_ms[0]) if len(ser) else 0
-        ax.plot((ser.event_ms - t0) / 1000.0, ser.mid, lw=0.6, color="tab:blue")
-        for w in windows:
-            if w.symbol == ser.symbol:
-                ax.axvspan((w.start_ms - t0) / 1000, (w.end_ms - t0) / 1000, color="tab:orange", alpha=0.2)
-        for a in alerts_ms:
-            ax.axvline((a - t0) / 1000, color="tab:red", lw=0.8)
-        ax.set_title(f"{name}: {ser.symbol}", fontsize=8)
-        ax.tick_params(labelsize=6)
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
-    if title:
-        fig.suptitle(title + "  (orange: crash windows, red: alerts)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
-
-
-def plot_sweep(rows: Sequence[SweepRow], path: str | Path, title: str = "") -> Path:
-    """Detection rate vs false alerts per day, one curve per signal, chance as a band (5-95 %)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = _figure(8, 5.5)
-    ax = fig.subplots()
-    colors = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
-    for i, name in enumerate(dict.fromkeys(r.signal for r in rows)):
-        mine = sorted((r for r in rows if r.signal == name and not math.isnan(r.detection_rate)),
-                      key=lambda r: (r.false_per_day, r.danger_ratio))
-        if not mine:
-            continue
-        color = colors[i % len(colors)]
-        x = [r.false_per_day for r in mine]
-        ax.plot(x, [r.detection_rate for r in mine], marker="o", ms=3, color=color, label=name)
-        ax.fill_between(x, [r.chance_p05 for r in mine], [r.chance_p95 for r in mine], color=color, alpha=0.15,
-                        label=f"{name}: chance 5-95 %")
-        ax.plot(x, [r.chance_detection_rate for r in mine], ls=":", color=color, lw=1)
-    ax.set_xlabel("false alerts per market-day")
-    ax.set_ylabel("detection rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
-
-
 # -- one backtest --------------------------------------------------------------------------------
 
 
@@ -1112,8 +943,6 @@ def run_cli(
 ) -> int:
     """`sentrycoin backtest --simulate --scenario NAME|FILE.toml --seeds N`: prints the report,
     writes the files; returns a process exit code (2 for a bad scenario)."""
-    from rich.console import Console
-
     from sentrycoin.sim.scenarios import ScenarioError
 
     console = console or _console()
@@ -1217,8 +1046,6 @@ def cmd_backtest(args) -> int:
 
 
 def _cmd_backtest_recorded(args, signals: list[Signal], rules: list[DropRule], progress: bool) -> int:
-    from rich.console import Console
-
     from sentrycoin.research.readers import InputError
 
     if not args.files or not (args.labels or rules):
