@@ -904,7 +904,8 @@ def print_report(result: Backtest, console=None) -> None:
                 ("delay after onset p50 s", lambda r: _num(r.median_delay_after_onset_s)),
                 ("warning before bottom p50 s", lambda r: _num(r.median_warning_before_bottom_s)),
                 ("chance: detection rate (5-95 %)",
-                 lambda r: f"{_pct(r.chance_detection_rate)} ({_pct(r.chance_p05)}-{_pct(r.chance_p95)})"),
+                 lambda r: "-" if math.isnan(r.chance_detection_rate) else
+                 f"{_pct(r.chance_detection_rate)} ({_pct(r.chance_p05)}-{_pct(r.chance_p95)})"),
                 ("chance: p-value", lambda r: _p(r.chance_p_value))):
             t.add_row(label, *(fmt(r) for r in mine))
         console.print(t)

@@ -53,7 +53,7 @@ def plot_series(series: Series, windows: Sequence[CrashWindow], alerts_ms: Seque
                        label="alert" if (ax is ax_r and i == 0) else None)
     ax_r.legend(loc="upper right", fontsize=8)
     if title:
-        ax_p.set_title(title)
+        ax_p.set_title(_wrap(title), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
@@ -82,37 +82,50 @@ def plot_runs(panels: Sequence[tuple[str, Series, Sequence[CrashWindow], Sequenc
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title + "  (orange: crash windows, red: alerts)", fontsize=9)
+        fig.suptitle(_wrap(title + "  (orange: crash windows, red: alerts)"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
 
 
 def plot_sweep(rows: Sequence[SweepRow], path: str | Path, title: str = "") -> Path:
-    """Detection rate vs false alerts per day, one curve per signal, chance as a band (5-95 %)."""
+    """Detection rate vs false alerts per day, one curve per signal, chance as a band (5-95 %);
+    one panel per label set that has windows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = _figure(8, 5.5)
-    ax = fig.subplots()
+    label_sets = [name for name in dict.fromkeys(r.labels for r in rows)
+                  if any(r.labels == name and not math.isnan(r.detection_rate) for r in rows)]
+    fig = _figure(7 * max(1, len(label_sets)), 5.5)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(label_sets)), squeeze=False)).ravel()
     colors = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
-    for i, name in enumerate(dict.fromkeys(r.signal for r in rows)):
-        mine = sorted((r for r in rows if r.signal == name and not math.isnan(r.detection_rate)),
-                      key=lambda r: (r.false_per_day, r.danger_ratio))
-        if not mine:
-            continue
-        color = colors[i % len(colors)]
-        x = [r.false_per_day for r in mine]
-        ax.plot(x, [r.detection_rate for r in mine], marker="o", ms=3, color=color, label=name)
-        ax.fill_between(x, [r.chance_p05 for r in mine], [r.chance_p95 for r in mine], color=color, alpha=0.15,
-                        label=f"{name}: chance 5-95 %")
-        ax.plot(x, [r.chance_detection_rate for r in mine], ls=":", color=color, lw=1)
-    ax.set_xlabel("false alerts per market-day")
-    ax.set_ylabel("detection rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, labels in zip(axes, label_sets or [""]):
+        mine_all = [r for r in rows if r.labels == labels]
+        for i, name in enumerate(dict.fromkeys(r.signal for r in rows)):
+            mine = sorted((r for r in mine_all if r.signal == name and not math.isnan(r.detection_rate)),
+                          key=lambda r: (r.false_per_day, r.danger_ratio))
+            if not mine:
+                continue
+            color = colors[i % len(colors)]
+            x = [r.false_per_day for r in mine]
+            ax.plot(x, [r.detection_rate for r in mine], marker="o", ms=3, color=color, label=name)
+            ax.fill_between(x, [r.chance_p05 for r in mine], [r.chance_p95 for r in mine], color=color,
+                            alpha=0.15, label=f"{name}: chance 5-95 %")
+            ax.plot(x, [r.chance_detection_rate for r in mine], ls=":", color=color, lw=1)
+        ax.set_xlabel("false alerts per market-day")
+        ax.set_ylabel("detection rate")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.set_title(labels or "no labelled windows", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     if title:
-        ax.set_title(title, fontsize=9)
+        fig.suptitle(_wrap(title), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
+
+
+def _wrap(title: str, width: int = 110) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))

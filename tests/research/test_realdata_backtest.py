@@ -54,3 +54,20 @@ def test_backtest_cli_on_real_files(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Recorded backtest:" in proc.stdout and "x 0 seeds" not in proc.stdout
     assert "labels: the mid falls >= 0.1 % from its highest point of the previous 1 min" in proc.stdout
+
+
+def test_the_worked_example_in_docs_research_md() -> None:
+    """The numbers docs/research.md quotes, from the command it shows (seeded: reproducible)."""
+    paths = [realdata_path(n) for n in FILES]
+    result = backtest_recorded(paths, drop_rules=[parse_drop_rule("0.1%:60s"), parse_drop_rule("0.5%:5m")],
+                               signals=parse_signals("levels:50,levels:10,band:25"), early_ms=60_000)
+    small = {r.signal: r for r in result.at_settings if r.labels == "drop 0.1%:60s"}
+    got = {s: (r.windows, r.detected, r.early, r.alerts, r.false_alerts, round(r.chance_detection_rate, 2),
+               round(r.chance_p_value, 3)) for s, r in small.items()}
+    assert got == {"levels:50": (10, 5, 3, 4, 0, 0.37, 0.138), "levels:10": (10, 6, 5, 9, 3, 0.60, 0.692),
+                   "band:25": (10, 2, 0, 2, 0, 0.19, 0.790)}
+    crash = [r for r in result.at_settings if r.labels == "drop 0.5%:5m"]
+    assert [(r.windows, r.alerts, r.false_alerts) for r in crash][0] == (0, 4, 4)
+    rows = [r for r in result.sweep if r.labels == "drop 0.1%:60s"]
+    best = min(rows, key=lambda r: r.chance_p_value)
+    assert (round(best.chance_p_value, 3), best.signal, best.danger_ratio, best.detected) == (0.03, "levels:50", 1.5, 6)
