@@ -6,16 +6,16 @@
   basis points of the mid.
 
 `signal_values(book, signal)` reads a live `OrderBook`; backtests call it
-after every applied message (sentrycoin.backtest.SeriesRecorder).
+after every applied message (sentrycoin.backtest.SeriesRecorder).  The band
+is the core's own walk (sentrycore.band), the code a live detector would run.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
-import numpy as np
+from sentrycore.band import band_notional
 
 
 
@@ -46,24 +46,15 @@ def parse_signals(text: str) -> list[Signal]:
         except ValueError:
             value = math.nan
         if kind not in ("levels", "band") or not sep or not value > 0 or not math.isfinite(value) or (
-                kind == "levels" and value != int(value)):
-            raise ValueError(f"--signals {part!r}: expected levels:N (N levels, an integer) or band:BPS")
+                kind == "levels" and value != int(value)) or (kind == "band" and value >= 10_000):
+            raise ValueError(f"--signals {part!r}: expected levels:N (N levels, an integer) or band:BPS "
+                             "(0 < BPS < 10000)")
         sig = Signal(kind, value)
         if sig not in out:
             out.append(sig)
     if not out:
         raise ValueError("--signals: give at least one signal, e.g. levels:50,band:25")
     return out
-
-
-def _notional_within(side: Callable[[int], np.ndarray], limit: float, bids: bool) -> float:
-    n = 64
-    while True:
-        levels = side(n)
-        inside = levels[:, 0] >= limit if bids else levels[:, 0] <= limit
-        if len(levels) < n or not inside[-1]:
-            return float(np.dot(levels[inside, 0], levels[inside, 1]))
-        n *= 4
 
 
 def signal_values(book, signal: Signal) -> tuple[float, float]:
@@ -73,9 +64,4 @@ def signal_values(book, signal: Signal) -> tuple[float, float]:
         if n == book.depth:
             return book.bid_volume, book.ask_volume  # the book keeps these incrementally
         return float(book.bids(n)[:, 1].sum()), float(book.asks(n)[:, 1].sum())
-    bid, ask = book.best_bid, book.best_ask
-    if math.isnan(bid) or math.isnan(ask):
-        return 0.0, 0.0
-    mid = (bid + ask) / 2.0
-    half = mid * signal.size / 10_000.0
-    return _notional_within(book.bids, mid - half, True), _notional_within(book.asks, mid + half, False)
+    return band_notional(book, signal.size)

@@ -110,7 +110,7 @@ def test_parse_signals() -> None:
     assert parse_signals("levels:50, levels:10,band:25,levels:50") == [
         Signal("levels", 50), Signal("levels", 10), Signal("band", 25)]
     assert [s.name for s in parse_signals("band:2.5")] == ["band:2.5"]
-    for bad in ("levels", "levels:x", "band:-1", "levels:2.5", "depth:10", ""):
+    for bad in ("levels", "levels:x", "band:-1", "band:10000", "levels:2.5", "depth:10", ""):
         with pytest.raises(ValueError, match="--signals"):
             parse_signals(bad)
 
