@@ -200,3 +200,13 @@ def test_backtest_cli_user_errors() -> None:
         assert proc.returncode == 2, (args, proc.stderr)
         (line,) = proc.stderr.strip().splitlines()
         assert needle in line
+
+
+def test_long_backtests_show_a_progress_bar_on_a_terminal(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    backtest_simulated("whale_dump", 2, thresholds=[2.5], draws=1_000, progress=True)
+    shown = capsys.readouterr().err
+    assert "whale_dump: seeds" in shown and "scoring" in shown
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    backtest_simulated("whale_dump", 1, thresholds=None, draws=1_000, progress=True)
+    assert capsys.readouterr().err == ""  # a pipe or a log file gets no bar
