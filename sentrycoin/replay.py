@@ -314,7 +314,8 @@ class Replayer:
         if venue is None:
             raise InputError(f"{path}: cryptofeed capture of {header.exchange}: no feed handler for it "
                              f"(replay reads {', '.join(sorted(CRYPTOFEED_VENUES))})")
-        symbols = list(header.config.get("l2_book", ()))
+        books = header.config.get("l2_book")
+        symbols = [s for s in books if isinstance(s, str)] if isinstance(books, list) else []
         if not symbols:
             raise InputError(f"{path}: cryptofeed capture without an l2_book subscription: no book to replay")
         book_conns: list[str] = []
@@ -434,7 +435,7 @@ class _CfRecord(msgspec.Struct, gc=False):
     addr: str = ""
     data: str = ""
     exchange: str = ""
-    config: dict[str, list[str]] = {}
+    config: dict[str, object] = {}
 
 
 _decode_cf = msgspec.json.Decoder(_CfRecord).decode
