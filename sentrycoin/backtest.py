@@ -516,6 +516,7 @@ class Backtest:
     market_ms: int = 0
     draws: int = DEFAULT_DRAWS
     chance_seed: int = 0
+    truncated: list[str] = field(default_factory=list)  # files used only up to a cut
 
     @property
     def title(self) -> str:
@@ -705,14 +706,15 @@ def backtest_simulated(
 
 
 def record_replay(paths: Sequence[str | Path], *, depth: int | None = None, signals: Sequence[Signal] = (),
-                  allow_truncated: bool = False, progress: bool = False) -> dict[str, Series]:
-    """Replay files of any readable format through the real pipeline and record each market's series."""
+                  allow_truncated: bool = False, progress: bool = False) -> tuple[dict[str, Series], list[str]]:
+    """Replay files of any readable format through the real pipeline and record each market's
+    series; also returns one line per file replayed only up to a cut (`allow_truncated`)."""
     from sentrycoin.replay import replay_files
 
     recorder = SeriesRecorder(_signals_to_record(signals, depth or 50))
-    replay_files(paths, depth=depth, observer=recorder, allow_truncated=allow_truncated,
-                 show_progress=progress)
-    return recorder.series()
+    summary = replay_files(paths, depth=depth, observer=recorder, allow_truncated=allow_truncated,
+                           show_progress=progress)
+    return recorder.series(), [cut.describe() for cut in summary.truncated]
 
 
 def backtest_recorded(
@@ -736,7 +738,8 @@ def backtest_recorded(
     """Score the detector on recorded data against labelled windows (`labels`, or a labels CSV at
     `labels_path` whose missing bottoms are the price low) and/or windows from `drop_rules`."""
     settings = settings or DetectorSettings()
-    series = record_replay(paths, depth=depth, signals=signals, allow_truncated=allow_truncated, progress=progress)
+    series, truncated = record_replay(paths, depth=depth, signals=signals, allow_truncated=allow_truncated,
+                                      progress=progress)
     if not any(len(ser) for ser in series.values()):
         raise ValueError("the files produced no valid book updates (no book data, or no snapshot to start a book)")
     label_sets: list[LabelSet] = []
@@ -755,9 +758,11 @@ def backtest_recorded(
     if not label_sets:
         raise ValueError("give crash labels: --labels FILE and/or --label-drop PERCENT%:DURATION")
     name = ", ".join(Path(p).name for p in paths)
-    return _run_backtest("recorded", name, [], [series], label_sets, settings, list(signals) or [None], thresholds,
-                         early_ms, draws, chance_seed, ["recording"], Path(out_dir) if out_dir is not None else None,
-                         progress)
+    result = _run_backtest("recorded", name, [], [series], label_sets, settings, list(signals) or [None],
+                           thresholds, early_ms, draws, chance_seed, ["recording"],
+                           Path(out_dir) if out_dir is not None else None, progress)
+    result.truncated = truncated
+    return result
 
 
 def _time_ms(raw: str, where: str) -> int:

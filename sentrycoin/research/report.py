@@ -56,6 +56,8 @@ def print_report(result: Backtest, console=None) -> None:
     console.print(f"detector: danger ratio {result.settings.danger_ratio:g}, persistence "
                   f"{result.settings.min_persistence_ms} ms, cooldown {result.settings.cooldown_s:g} s; "
                   f"an alert up to {result.early_s:g} s before a window's start counts as an early detection")
+    for line in result.truncated:
+        console.print(f"[yellow]{line}[/yellow]")
     for sig in result.signals:
         console.print(f"signal {sig.describe()}")
     for ls in result.label_sets:

@@ -256,3 +256,25 @@ def test_run_record_records_the_simulated_market(tmp_path: Path) -> None:
 
     header = next(iter(read_records(files[0])))
     assert isinstance(header, Header) and header.source == "simulated"
+
+
+def test_backtest_of_a_truncated_file_says_how_far_it_got(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from sentrycoin.backtest import backtest_recorded, print_report
+    from sentrycoin.research.labels import parse_drop_rule
+
+    data = zstandard.ZstdCompressor().compress(b"\n".join(raw_lines(1_000, 95, 4000, snapshot_after=8)) + b"\n")
+    cut = tmp_path / "cut.zst"
+    cut.write_bytes(data[: len(data) // 2])
+    rule = [parse_drop_rule("0.01%:10s")]
+    with pytest.raises(TruncatedInput):
+        backtest_recorded([cut], drop_rules=rule, thresholds=None)
+    result = backtest_recorded([cut], drop_rules=rule, thresholds=None, allow_truncated=True)
+    (line,) = result.truncated
+    assert line.startswith(f"{cut}: truncated") and "replayed" in line
+    buf = io.StringIO()
+    print_report(result, Console(file=buf, width=200))
+    assert "cut.zst: truncated" in buf.getvalue()
