@@ -58,9 +58,9 @@ def test_score_hand_made_case():
     assert s4.alerts == 0 and s4.false_alerts == 0 and len(s4.windows) == 3
 
 
-def test_lead_distribution_percentiles():
+def test_delay_distribution_percentiles():
     windows = [W("A", i * 100_000, i * 100_000 + 50_000, i * 100_000 + 90_000) for i in range(5)]
-    alerts = {"A": [i * 100_000 + 1000 * (i + 1) for i in range(5)]}  # leads 1..5 s
+    alerts = {"A": [i * 100_000 + 1000 * (i + 1) for i in range(5)]}  # delays 1..5 s
     s = score(alerts, windows, market_ms=DAY)
     assert s.detection_rate == 1.0 and s.median_delay_after_onset_s == 3.0
     p = s.delay_percentiles((0, 50, 100))
