@@ -95,6 +95,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as raw:
         head = raw.read(4)
         raw.seek(0)
+        if len(head) < 4 and head and (_ZSTD_MAGIC.startswith(head) or _GZIP_MAGIC.startswith(head[:2])):
+            raise Cut("the file stops inside its compression header")
         if head.startswith(_ZSTD_MAGIC):
             new: Callable[[], object] = zstandard.ZstdDecompressor().decompressobj
             errors: tuple[type[Exception], ...] = (zstandard.ZstdError,)

@@ -278,3 +278,27 @@ def test_backtest_of_a_truncated_file_says_how_far_it_got(tmp_path: Path) -> Non
     buf = io.StringIO()
     print_report(result, Console(file=buf, width=200))
     assert "cut.zst: truncated" in buf.getvalue()
+
+
+@pytest.mark.parametrize("how", ["zst", "gz"])
+def test_every_cut_point_is_an_error_or_a_prefix(tmp_path: Path, how: str) -> None:
+    """Cut a compressed capture anywhere: never a crash, never more than the whole file, and the
+    further the cut, the more is replayed."""
+    body = b"\n".join(raw_lines(1_000, 95, 3000, snapshot_after=8)) + b"\n"
+    data = write(tmp_path / f"whole.{how}", body, how).read_bytes()
+    full = replay_files([tmp_path / f"whole.{how}"]).markets[0].messages
+    seen = []
+    for i, size in enumerate(range(1, len(data), max(1, len(data) // 23))):
+        cut = tmp_path / f"cut{i}.{how}"
+        cut.write_bytes(data[:size])
+        with pytest.raises(TruncatedInput):
+            replay_files([cut])
+        try:
+            summary = replay_files([cut], allow_truncated=True)
+        except TruncatedInput as exc:  # cut before the first whole line: nothing to replay
+            assert "before its first line" in str(exc)
+            seen.append(0)
+            continue
+        assert len(summary.truncated) == 1
+        seen.append(sum(m.messages for m in summary.markets))
+    assert seen == sorted(seen) and seen[-1] <= full and seen[-1] > 0
