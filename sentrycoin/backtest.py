@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -713,7 +714,7 @@ def record_replay(paths: Sequence[str | Path], *, depth: int | None = None, sign
 
     recorder = SeriesRecorder(_signals_to_record(signals, depth or 50))
     summary = replay_files(paths, depth=depth, observer=recorder, allow_truncated=allow_truncated,
-                           show_progress=progress)
+                           show_progress=progress and sys.stderr.isatty())
     return recorder.series(), [cut.describe() for cut in summary.truncated]
 
 

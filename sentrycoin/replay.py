@@ -570,10 +570,12 @@ def replay_files(paths: Iterable[str | Path], *, detector: DetectorSettings | No
 
 
 def _progress():
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # On stderr: stdout carries the alerts and the summary.
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("lines"), TimeElapsedColumn(), transient=True)
+                   TextColumn("lines"), TimeElapsedColumn(), transient=True, console=Console(stderr=True))
     bar.start()
     task = bar.add_task("replay", total=None)
     return bar, task
