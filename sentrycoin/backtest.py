@@ -1,25 +1,38 @@
-"""Backtesting: score alerts against labelled crash windows; sweep thresholds.
+"""Backtesting: score alerts against crash windows, beside chance; sweep thresholds and signals.
 
-The pipeline is run once per input (simulated seed, later a recording) and
-the book's (event_ms, bid_volume, ask_volume, mid) after every applied
-message is kept (`SeriesRecorder`).  The detector only ever sees those
-three numbers, so re-running `ImbalanceDetector.evaluate_volumes` over the
-series gives exactly the alerts the full pipeline would give at another
-threshold: a sweep costs one cheap pass per threshold, not a re-run.
+The pipeline is run once per input (a simulated seed, or recorded files) and
+after every applied message of a valid book the recorder keeps the time, the
+mid price and each signal's (bid value, ask value) (`SeriesRecorder`).  The
+detector only ever sees those two numbers and the time, so re-running
+`ImbalanceDetector.evaluate_volumes` over the series gives exactly the
+alerts the full pipeline would give at another threshold: a sweep costs one
+cheap pass per (signal, threshold), not a re-run.
 
-Scoring (per symbol, per labelled `CrashWindow`):
+Signals (`--signals`): ``levels:N`` = ask/bid volume over the best N levels
+(the detector's default, N = the book depth); ``band:B`` = ask notional /
+bid notional within B basis points of the mid.  The detector's settings
+(danger ratio, persistence, cooldown) apply to whichever signal is scored.
 
-* detected: an alert in [start - early_ms, bottom) — before the price bottom;
-  lead time = first such alert - window start (how long after the first
-  precursor the alarm came), warning = bottom - that alert (how much
-  warning was left);
+Crash windows come from the scenario (simulated runs), a labels CSV, or
+the price path itself (`--label-drop`, sentrycoin/research/labels.py).
+
+Scoring (per symbol, per window):
+
+* detected: the first alert in [start - early_ms, bottom); an alert before
+  the start is an *early* detection; delay_after_onset = alert - start
+  (negative when early), warning_before_bottom = bottom - alert;
 * late: the first alert falls in [bottom, end] (counted as missed);
 * missed: no alert before the bottom;
 * false alert: an alert outside every window's [start - early_ms, end];
   `false_per_day` is per monitored market per day of data.
 
-`backtest_simulated(...)` runs a scenario over N seeds; `run_cli(...)` is what
-`sentrycoin backtest --simulate ...` calls.
+Chance baseline: beside each row, `draws` seeded sets of random alert times,
+per market the same number of alerts as the detector raised there, spread
+uniformly over that market's data with at least the cooldown between them
+(or the detector's own smallest gap there, when escalations re-alerted
+inside the cooldown), scored the same way: their mean detection rate, its 5-95 % range, and the
+share of draws that detect at least as many windows as the detector (the
+p-value of "the detector does better than chance").
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -34,25 +48,40 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from sentrycoin.market import DetectorSettings, Market
+from sentrycoin.research.charts import plot_runs, plot_series, plot_sweep
+from sentrycoin.research.labels import DropRule, label_drops, low_between, parse_drop_rule
+from sentrycoin.research.report import console as report_console
+from sentrycoin.research.report import maybe_progress, print_report
+# Re-exported: callers take the sweep table from here, beside the rows it shows.
+from sentrycoin.research.report import sweep_table as sweep_table
+from sentrycoin.research.signals import Signal, parse_signals, signal_values
 from sentrycoin.sim.scenarios import CrashWindow, ScenarioSpec, load_scenario
 
 DAY_MS = 86_400_000
 #: danger ratios for the default sweep: 1.5 .. 6.0 in steps of 0.25
 DEFAULT_THRESHOLDS = tuple(round(1.5 + 0.25 * i, 2) for i in range(19))
+#: Random draws of the chance baseline (>= 1,000: p-values to about +-0.015).
+DEFAULT_DRAWS = 1000
+DEFAULT_EARLY_S = 60.0
 
 
-# -- recording --------------------------------------------------------------------------
+# -- recording ------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class Series:
-    """One market's book numbers after every applied message (valid book only)."""
+    """One market's numbers after every applied message (valid book only).
+
+    `bid_volume` / `ask_volume` are what the detector is fed: the book's
+    top-N volumes, or one signal's values after `for_signal`."""
 
     symbol: str
     event_ms: np.ndarray  # int64
     bid_volume: np.ndarray  # float64
     ask_volume: np.ndarray
     mid: np.ndarray
+    signals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    depth: int = 0  # the book's N: "levels:<depth>" is bid_volume / ask_volume
 
     @property
     def ratio(self) -> np.ndarray:
@@ -63,26 +92,50 @@ class Series:
     def __len__(self) -> int:
         return len(self.event_ms)
 
+    def for_signal(self, signal: Signal | None) -> "Series":
+        if signal is None or (signal.kind == "levels" and int(signal.size) == self.depth):
+            return self
+        try:
+            bid, ask = self.signals[signal.name]
+        except KeyError:
+            raise ValueError(f"signal {signal.name} was not recorded for {self.symbol}") from None
+        return Series(self.symbol, self.event_ms, bid, ask, self.mid, self.signals, self.depth)
+
+    @property
+    def span_ms(self) -> int:
+        return int(self.event_ms[-1] - self.event_ms[0]) if len(self) else 0
+
 
 class SeriesRecorder:
-    """An observer for any frame source: `recorder(market)` after each applied message."""
+    """An observer for any frame source: `recorder(market)` after each applied message.
 
-    def __init__(self) -> None:
-        self._rows: dict[str, list[tuple[int, float, float, float]]] = {}
+    Records the book's own top-N volumes and, for each extra `signals` entry,
+    its (bid, ask) values computed from the book's levels."""
+
+    def __init__(self, signals: Sequence[Signal] = ()) -> None:
+        self.signals = list(signals)
+        self._rows: dict[str, list[tuple[float, ...]]] = {}
+        self._depth: dict[str, int] = {}
 
     def __call__(self, market: Market) -> None:
         if not market.valid or market.last_event_ms is None:
             return
         book = market.book
         mid = market.mid_price()
-        self._rows.setdefault(market.symbol, []).append(
-            (market.last_event_ms, book.bid_volume, book.ask_volume, math.nan if mid is None else mid))
+        row: list[float] = [market.last_event_ms, book.bid_volume, book.ask_volume, math.nan if mid is None else mid]
+        for sig in self.signals:
+            row.extend(signal_values(book, sig))
+        self._rows.setdefault(market.symbol, []).append(tuple(row))
+        self._depth[market.symbol] = book.depth
 
     def series(self) -> dict[str, Series]:
         out = {}
+        width = 4 + 2 * len(self.signals)
         for symbol, rows in self._rows.items():
-            a = np.array(rows, dtype=float).reshape(-1, 4)
-            out[symbol] = Series(symbol, a[:, 0].astype(np.int64), a[:, 1].copy(), a[:, 2].copy(), a[:, 3].copy())
+            a = np.array(rows, dtype=float).reshape(-1, width)
+            extra = {sig.name: (a[:, 4 + 2 * i].copy(), a[:, 5 + 2 * i].copy()) for i, sig in enumerate(self.signals)}
+            out[symbol] = Series(symbol, a[:, 0].astype(np.int64), a[:, 1].copy(), a[:, 2].copy(), a[:, 3].copy(),
+                                 extra, self._depth[symbol])
         return out
 
 
@@ -109,12 +162,17 @@ class WindowResult:
     run: str = ""  # which input (e.g. "seed 7")
 
     @property
-    def lead_ms(self) -> int | None:
+    def delay_after_onset_ms(self) -> int | None:
+        """First alert - window start (negative: an early detection)."""
         return None if self.outcome != "detected" else self.first_alert_ms - self.window.start_ms
 
     @property
-    def warning_ms(self) -> int | None:
+    def warning_before_bottom_ms(self) -> int | None:
         return None if self.outcome != "detected" else self.window.bottom_ms - self.first_alert_ms
+
+    @property
+    def early(self) -> bool:
+        return self.outcome == "detected" and self.first_alert_ms < self.window.start_ms
 
 
 @dataclass(slots=True)
@@ -135,6 +193,10 @@ class Score:
         return sum(1 for w in self.windows if w.outcome == "detected")
 
     @property
+    def early(self) -> int:
+        return sum(1 for w in self.windows if w.early)
+
+    @property
     def late(self) -> int:
         return sum(1 for w in self.windows if w.outcome == "late")
 
@@ -150,44 +212,49 @@ class Score:
     def false_per_day(self) -> float:
         return self.false_alerts / (self.market_ms / DAY_MS) if self.market_ms > 0 else math.nan
 
-    def lead_times_s(self) -> np.ndarray:
-        return np.array([w.lead_ms / 1000 for w in self.windows if w.lead_ms is not None], dtype=float)
+    def delays_s(self) -> np.ndarray:
+        return np.array([w.delay_after_onset_ms / 1000 for w in self.windows
+                         if w.delay_after_onset_ms is not None], dtype=float)
 
     def warnings_s(self) -> np.ndarray:
-        return np.array([w.warning_ms / 1000 for w in self.windows if w.warning_ms is not None], dtype=float)
+        return np.array([w.warning_before_bottom_ms / 1000 for w in self.windows
+                         if w.warning_before_bottom_ms is not None], dtype=float)
 
-    def lead_percentiles(self, qs: Sequence[float] = (10, 25, 50, 75, 90)) -> dict[str, float]:
-        lead = self.lead_times_s()
-        if not len(lead):
+    def delay_percentiles(self, qs: Sequence[float] = (10, 25, 50, 75, 90)) -> dict[str, float]:
+        delays = self.delays_s()
+        if not len(delays):
             return {f"p{int(q)}": math.nan for q in qs}
-        return {f"p{int(q)}": float(np.percentile(lead, q)) for q in qs}
+        return {f"p{int(q)}": float(np.percentile(delays, q)) for q in qs}
 
     @property
-    def median_lead_s(self) -> float:
-        lead = self.lead_times_s()
-        return float(np.median(lead)) if len(lead) else math.nan
+    def median_delay_after_onset_s(self) -> float:
+        d = self.delays_s()
+        return float(np.median(d)) if len(d) else math.nan
 
     @property
-    def median_warning_s(self) -> float:
+    def median_warning_before_bottom_s(self) -> float:
         w = self.warnings_s()
         return float(np.median(w)) if len(w) else math.nan
 
 
+def _by_symbol(windows: Iterable[CrashWindow]) -> dict[str, list[CrashWindow]]:
+    out: dict[str, list[CrashWindow]] = {}
+    for w in windows:
+        out.setdefault(w.symbol, []).append(w)
+    return out
+
+
 def score(alerts_ms: dict[str, Iterable[int]], windows: Iterable[CrashWindow], market_ms: int,
           *, early_ms: int = 0, run: str = "", unscored: Iterable[CrashWindow] = ()) -> Score:
-    """Score alert times (per symbol) against labelled windows.
+    """Score alert times (per symbol) against windows.
 
     `market_ms` is the monitored time summed over markets (for false alerts
-    per day); `early_ms` accepts alerts that slightly precede a window's start.
-    Alerts inside `unscored` windows (crashes the data cut off half way) count
-    neither way.
+    per day); `early_ms` accepts alerts that precede a window's start.
+    Alerts inside `unscored` windows (crashes the data cut off half way)
+    count neither way.
     """
-    by_symbol: dict[str, list[CrashWindow]] = {}
-    for w in windows:
-        by_symbol.setdefault(w.symbol, []).append(w)
-    skip: dict[str, list[CrashWindow]] = {}
-    for w in unscored:
-        skip.setdefault(w.symbol, []).append(w)
+    by_symbol = _by_symbol(windows)
+    skip = _by_symbol(unscored)
     result = Score(market_ms=market_ms)
     for symbol in sorted(set(by_symbol) | set(alerts_ms)):
         times = sorted(t for t in alerts_ms.get(symbol, ())
@@ -212,58 +279,184 @@ def score(alerts_ms: dict[str, Iterable[int]], windows: Iterable[CrashWindow], m
 
 @dataclass(slots=True)
 class Recording:
-    """What one run of the pipeline leaves for scoring."""
+    """What one run of the pipeline leaves for scoring, with one set of windows."""
 
     series: dict[str, Series]
     windows: list[CrashWindow]  # crashes wholly inside the data
     partial: list[CrashWindow] = field(default_factory=list)  # crashes the data cut off
 
-
-def score_series(rec: Recording, settings: DetectorSettings, *, early_ms: int = 0, run: str = "") -> Score:
-    alerts = {s: [t for t, _ in detect(ser, settings)] for s, ser in rec.series.items()}
-    market_ms = sum(int(ser.event_ms[-1] - ser.event_ms[0]) for ser in rec.series.values() if len(ser))
-    return score(alerts, rec.windows, market_ms, early_ms=early_ms, run=run, unscored=rec.partial)
+    @property
+    def market_ms(self) -> int:
+        return sum(ser.span_ms for ser in self.series.values())
 
 
-# -- threshold sweep ---------------------------------------------------------------------
+def alerts_of(rec: Recording, settings: DetectorSettings, signal: Signal | None = None) -> dict[str, list[int]]:
+    return {s: [t for t, _ in detect(ser.for_signal(signal), settings)] for s, ser in rec.series.items()}
+
+
+def score_series(rec: Recording, settings: DetectorSettings, *, early_ms: int = 0, run: str = "",
+                 signal: Signal | None = None) -> Score:
+    return score(alerts_of(rec, settings, signal), rec.windows, rec.market_ms, early_ms=early_ms, run=run,
+                 unscored=rec.partial)
+
+
+# -- chance baseline ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Chance:
+    """What random alert times at the detector's rate and cooldown achieve."""
+
+    detection_rate: float  # mean over draws
+    p05: float  # 5th and 95th percentile of the draws' detection rate
+    p95: float
+    p_value: float  # share of draws detecting at least as many windows as the detector
+    draws: int
+
+
+NO_CHANCE = Chance(math.nan, math.nan, math.nan, math.nan, 0)
+
+
+def random_alert_times(rng: np.random.Generator, t0: float, span: float, k: int, gap: float,
+                       draws: int) -> np.ndarray:
+    """(draws, k) sorted alert times in [t0, t0 + span], every two at least `gap` apart.
+
+    k sorted uniforms on the span shortened by the gaps, then the gaps put
+    back: uniform over all such placements."""
+    u = np.sort(rng.uniform(0.0, max(0.0, span - gap * (k - 1)), size=(draws, k)), axis=1)
+    return t0 + u + gap * np.arange(k)
+
+
+def chance_baseline(inputs: Sequence[Recording], alerts: Sequence[dict[str, list[int]]], detected: int,
+                    *, cooldown_s: float, early_ms: int = 0, draws: int = DEFAULT_DRAWS,
+                    seed: int = 0) -> Chance:
+    """Monte Carlo: per input and market, as many alerts as `alerts` holds there, uniform over
+    the market's data with at least `cooldown_s` between them (or the detector's own smallest
+    gap there, when escalations re-alerted sooner); scored like the detector."""
+    n_windows = sum(len(rec.windows) for rec in inputs)
+    if n_windows == 0 or draws <= 0:
+        return NO_CHANCE
+    rng = np.random.default_rng(seed)
+    hits = np.zeros(draws, dtype=np.int64)
+    cooldown_ms = cooldown_s * 1000.0
+    for rec, rec_alerts in zip(inputs, alerts):
+        wins = _by_symbol(rec.windows)
+        for symbol, ser in sorted(rec.series.items()):
+            k = len(rec_alerts.get(symbol, ()))
+            if not wins.get(symbol) or k == 0 or not len(ser):
+                continue
+            t0, span = float(ser.event_ms[0]), float(ser.span_ms)
+            # The spacing the detector kept: its cooldown, or less where escalations
+            # re-alerted inside it (never more than the span allows).
+            own = float(np.diff(sorted(rec_alerts[symbol])).min()) if k > 1 else 0.0
+            gap = min(cooldown_ms, own, span / (k - 1)) if k > 1 else 0.0
+            times = random_alert_times(rng, t0, span, k, gap, draws)
+            for w in wins[symbol]:
+                inside = (times >= w.start_ms - early_ms) & (times < w.bottom_ms)
+                hits += inside.any(axis=1)
+    rates = hits / n_windows
+    return Chance(float(rates.mean()), float(np.percentile(rates, 5)), float(np.percentile(rates, 95)),
+                  float(np.mean(hits >= detected)), draws)
+
+
+# -- sweep ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class LabelSet:
+    """One definition of what counts as a crash, and the windows it gives per input."""
+
+    name: str  # "scenario", "drop 0.5%:5m", "labels.csv"
+    description: str
+    inputs: tuple[Recording, ...]
 
 
 @dataclass(slots=True, frozen=True)
 class SweepRow:
+    labels: str
+    signal: str
     danger_ratio: float
     windows: int
     detected: int
+    early: int
     late: int
     missed: int
     detection_rate: float
     alerts: int
     false_alerts: int
     false_per_day: float
-    median_lead_s: float
-    median_warning_s: float
+    median_delay_after_onset_s: float
+    median_warning_before_bottom_s: float
+    chance_detection_rate: float
+    chance_p05: float
+    chance_p95: float
+    chance_p_value: float
 
 
-def sweep(inputs: Sequence[Recording],
-          thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
-          base: DetectorSettings | None = None, *, early_ms: int = 0) -> list[SweepRow]:
-    """Re-run only the detector per threshold over recorded series."""
+SWEEP_COLUMNS = [f.name for f in dataclasses.fields(SweepRow)]
+
+#: What each CSV column means (docs/research.md repeats this table).
+COLUMN_DOCS = {
+    "labels": "which crash definition the row is scored against",
+    "signal": "levels:N (top-N volumes) or band:BPS (notional within BPS of mid)",
+    "danger_ratio": "the detector's threshold on ask/bid of the signal",
+    "windows": "crash windows scored",
+    "detected": "windows with an alert in [start - early_s, bottom)",
+    "early": "of those, first alert before the window's start",
+    "late": "windows whose first alert came in [bottom, end]",
+    "missed": "windows not detected (late ones included)",
+    "detection_rate": "detected / windows",
+    "alerts": "alerts raised",
+    "false_alerts": "alerts outside every [start - early_s, end]",
+    "false_per_day": "false alerts per market per day of data",
+    "median_delay_after_onset_s": "median of first alert - window start, s (negative: early)",
+    "median_warning_before_bottom_s": "median of bottom - first alert, s",
+    "chance_detection_rate": "mean detection rate of random alerts at the same rate and cooldown",
+    "chance_p05": "5th percentile of the random draws' detection rate",
+    "chance_p95": "95th percentile of the random draws' detection rate",
+    "chance_p_value": "share of random draws detecting at least as many windows (small = better than chance)",
+}
+
+
+def evaluate(inputs: Sequence[Recording], settings: DetectorSettings, *, signal: Signal | None = None,
+             early_ms: int = 0, labels: str = "", draws: int = DEFAULT_DRAWS, seed: int = 0,
+             runs: Sequence[str] | None = None) -> tuple[Score, SweepRow]:
+    """Score `settings` on every input; the row carries the chance baseline."""
+    total = Score()
+    alerts = []
+    for i, rec in enumerate(inputs):
+        rec_alerts = alerts_of(rec, settings, signal)
+        alerts.append(rec_alerts)
+        total = total.merge(score(rec_alerts, rec.windows, rec.market_ms, early_ms=early_ms,
+                                  run=runs[i] if runs else "", unscored=rec.partial))
+    chance = chance_baseline(inputs, alerts, total.detected, cooldown_s=settings.cooldown_s, early_ms=early_ms,
+                             draws=draws, seed=seed)
+    name = signal.name if signal is not None else _default_signal_name(inputs)
+    return total, _row(labels, name, settings.danger_ratio, total, chance)
+
+
+def _default_signal_name(inputs: Sequence[Recording]) -> str:
+    depth = next((ser.depth for rec in inputs for ser in rec.series.values() if ser.depth), 0)
+    return f"levels:{depth}" if depth else "levels"
+
+
+def sweep(inputs: Sequence[Recording], thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
+          base: DetectorSettings | None = None, *, early_ms: int = 0, signal: Signal | None = None,
+          labels: str = "", draws: int = DEFAULT_DRAWS, seed: int = 0) -> list[SweepRow]:
+    """Re-run only the detector per threshold over recorded series (other settings carry over)."""
     base = base or DetectorSettings()
     rows = []
     for th in thresholds:
         settings = dataclasses.replace(base, danger_ratio=float(th), rearm_ratio=None)
-        total = Score()
-        for rec in inputs:
-            total = total.merge(score_series(rec, settings, early_ms=early_ms))
-        rows.append(_row(float(th), total))
+        rows.append(evaluate(inputs, settings, signal=signal, early_ms=early_ms, labels=labels, draws=draws,
+                             seed=seed)[1])
     return rows
 
 
-def _row(th: float, s: Score) -> SweepRow:
-    return SweepRow(th, len(s.windows), s.detected, s.late, s.missed, s.detection_rate, s.alerts,
-                    s.false_alerts, s.false_per_day, s.median_lead_s, s.median_warning_s)
-
-
-SWEEP_COLUMNS = [f.name for f in dataclasses.fields(SweepRow)]
+def _row(labels: str, signal: str, th: float, s: Score, c: Chance) -> SweepRow:
+    return SweepRow(labels, signal, th, len(s.windows), s.detected, s.early, s.late, s.missed, s.detection_rate,
+                    s.alerts, s.false_alerts, s.false_per_day, s.median_delay_after_onset_s,
+                    s.median_warning_before_bottom_s, c.detection_rate, c.p05, c.p95, c.p_value)
 
 
 def write_sweep_csv(rows: Sequence[SweepRow], path: str | Path) -> Path:
@@ -277,19 +470,24 @@ def write_sweep_csv(rows: Sequence[SweepRow], path: str | Path) -> Path:
     return path
 
 
-def write_windows_csv(s: Score, path: str | Path) -> Path:
+WINDOW_COLUMNS = ["labels", "signal", "run", "symbol", "kind", "start_ms", "fall_ms", "bottom_ms", "end_ms",
+                  "outcome", "early", "first_alert_ms", "delay_after_onset_s", "warning_before_bottom_s"]
+
+
+def write_windows_csv(s: Score, path: str | Path, *, labels: str = "", signal: str = "",
+                      append: bool = False) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
+    with path.open("a" if append else "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["run", "symbol", "kind", "start_ms", "fall_ms", "bottom_ms", "end_ms", "outcome",
-                    "first_alert_ms", "lead_s", "warning_s"])
+        if not append or fh.tell() == 0:
+            w.writerow(WINDOW_COLUMNS)
         for r in s.windows:
             win = r.window
-            w.writerow([r.run, win.symbol, win.kind, win.start_ms, win.fall_ms, win.bottom_ms, win.end_ms,
-                        r.outcome, "" if r.first_alert_ms is None else r.first_alert_ms,
-                        "" if r.lead_ms is None else r.lead_ms / 1000,
-                        "" if r.warning_ms is None else r.warning_ms / 1000])
+            w.writerow([labels, signal, r.run, win.symbol, win.kind, win.start_ms, win.fall_ms, win.bottom_ms,
+                        win.end_ms, r.outcome, int(r.early), "" if r.first_alert_ms is None else r.first_alert_ms,
+                        "" if r.delay_after_onset_ms is None else r.delay_after_onset_ms / 1000,
+                        "" if r.warning_before_bottom_ms is None else r.warning_before_bottom_ms / 1000])
     return path
 
 
@@ -299,86 +497,161 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def sweep_table(rows: Sequence[SweepRow], title: str = "Threshold sweep", mark: float | None = None):
-    """A rich Table of the sweep; `mark` highlights the configured threshold."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), caption_justify="left",
-                  caption="crash: labelled crashes; ok: alerted before the price bottom; late: only after it; "
-                          "f/day: false alerts per market-day; lead: median s from crash start to alert; "
-                          "warn: median s from alert to bottom")
-    # Short headers: the table must fit an 80-column terminal.
-    for name in ("danger", "crash", "ok", "late", "miss", "rate", "alerts", "false", "f/day", "lead", "warn"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for r in rows:
-        style = "bold" if mark is not None and abs(r.danger_ratio - mark) < 1e-9 else None
-        table.add_row(f"{r.danger_ratio:.2f}", str(r.windows), str(r.detected), str(r.late), str(r.missed),
-                      _pct(r.detection_rate), str(r.alerts), str(r.false_alerts), _num(r.false_per_day),
-                      _num(r.median_lead_s), _num(r.median_warning_s), style=style)
-    return table
+# -- one backtest --------------------------------------------------------------------------------
 
 
-def _pct(v: float) -> str:
-    return "-" if math.isnan(v) else f"{100 * v:.0f}%"
+@dataclass(slots=True)
+class Backtest:
+    kind: str  # "simulated" | "recorded"
+    scenario: str  # scenario name, or the files
+    seeds: list[int]
+    symbols: list[str]
+    settings: DetectorSettings
+    score: Score  # configured settings, first label set, first signal
+    sweep: list[SweepRow]
+    files: dict[str, Path] = field(default_factory=dict)
+    label_sets: list[LabelSet] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    at_settings: list[SweepRow] = field(default_factory=list)  # one per (label set, signal)
+    early_s: float = 0.0
+    market_ms: int = 0
+    draws: int = DEFAULT_DRAWS
+    chance_seed: int = 0
+    truncated: list[str] = field(default_factory=list)  # files used only up to a cut
+
+    @property
+    def title(self) -> str:
+        what = ", ".join(self.symbols)
+        if self.kind == "simulated":
+            return f"Simulated backtest: {self.scenario} x {len(self.seeds)} seeds ({what})"
+        days = self.market_ms / 60_000
+        return f"Recorded backtest: {self.scenario} ({what}; {days:,.1f} market-minutes)"
+
+    def summary(self) -> dict[str, float | int | str]:
+        s = self.score
+        out: dict[str, float | int | str] = {
+            "kind": self.kind, "scenario": self.scenario, "seeds": len(self.seeds), "symbols": ",".join(self.symbols),
+            "labels": self.label_sets[0].name if self.label_sets else "",
+            "signal": self.at_settings[0].signal if self.at_settings else "",
+            "danger_ratio": self.settings.danger_ratio, "early_s": self.early_s, "windows": len(s.windows),
+            "detected": s.detected, "early": s.early, "late": s.late, "missed": s.missed,
+            "detection_rate": s.detection_rate, "alerts": s.alerts, "false_alerts": s.false_alerts,
+            "false_per_day": s.false_per_day, "median_delay_after_onset_s": s.median_delay_after_onset_s,
+            "median_warning_before_bottom_s": s.median_warning_before_bottom_s,
+        }
+        out.update({f"delay_after_onset_{k}_s": v for k, v in s.delay_percentiles().items()})
+        if self.at_settings:
+            row = self.at_settings[0]
+            out.update(chance_detection_rate=row.chance_detection_rate, chance_p_value=row.chance_p_value)
+        return out
 
 
-def _num(v: float) -> str:
-    return "-" if math.isnan(v) else f"{v:.1f}"
+#: The name older callers know it by.
+SimBacktest = Backtest
 
 
-# -- chart --------------------------------------------------------------------------------
+def _run_backtest(kind: str, name: str, seeds: list[int], inputs: Sequence[dict[str, Series]],
+                  label_sets: list[LabelSet], settings: DetectorSettings, signals: list[Signal | None],
+                  thresholds: Iterable[float] | None, early_ms: int, draws: int, seed: int,
+                  runs: Sequence[str], out_dir: Path | None, progress: bool) -> Backtest:
+    thresholds = list(thresholds) if thresholds is not None else None
+    symbols = sorted({s for series in inputs for s in series})
+    at_settings: list[SweepRow] = []
+    rows: list[SweepRow] = []
+    first_score: Score | None = None
+    scores: list[tuple[LabelSet, str, Score]] = []
+    steps = len(label_sets) * len(signals) * (1 + len(thresholds or ()))
+    with maybe_progress(progress, "scoring", steps) as advance:
+        for ls in label_sets:
+            for sig in signals:
+                total, row = evaluate(ls.inputs, settings, signal=sig, early_ms=early_ms, labels=ls.name,
+                                      draws=draws, seed=seed, runs=runs)
+                advance(1)
+                at_settings.append(row)
+                scores.append((ls, row.signal, total))
+                if first_score is None:
+                    first_score = total
+                for th in thresholds or ():
+                    s = dataclasses.replace(settings, danger_ratio=float(th), rearm_ratio=None)
+                    rows.append(evaluate(ls.inputs, s, signal=sig, early_ms=early_ms, labels=ls.name, draws=draws,
+                                         seed=seed)[1])
+                    advance(1)
+    market_ms = sum(ser.span_ms for series in inputs for ser in series.values())
+    result = Backtest(kind, name, seeds, symbols, settings, first_score or Score(), rows,
+                      label_sets=label_sets, signals=[s for s in signals if s is not None],
+                      at_settings=at_settings, early_s=early_ms / 1000, market_ms=market_ms, draws=draws,
+                      chance_seed=seed)
+    if out_dir is not None:
+        _write_outputs(result, scores, inputs, runs, out_dir, signals[0])
+    return result
 
 
-def plot_series(series: Series, windows: Sequence[CrashWindow], alerts_ms: Sequence[int], danger_ratio: float,
-                path: str | Path, title: str = "") -> Path:
-    """PNG: mid price above, ratio (log scale) with the danger line below; alerts and windows marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _write_outputs(result: Backtest, scores: list[tuple[LabelSet, str, Score]], inputs: Sequence[dict[str, Series]],
+                   runs: Sequence[str], out: Path, signal: Signal | None) -> None:
+    """sweep.csv + sweep.png, windows.csv, summary.csv, chart.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    if result.sweep:
+        result.files["sweep_csv"] = write_sweep_csv(result.sweep, out / "sweep.csv")
+        result.files["sweep_png"] = plot_sweep(result.sweep, out / "sweep.png", title=result.title)
+    windows_csv = out / "windows.csv"
+    for i, (ls, sig, s) in enumerate(scores):
+        write_windows_csv(s, windows_csv, labels=ls.name, signal=sig, append=i > 0)
+    result.files["windows_csv"] = windows_csv
+    summary = result.summary()
+    with (out / "summary.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(summary))
+        w.writerow([_fmt(v) for v in summary.values()])
+    result.files["summary_csv"] = out / "summary.csv"
+    windows = result.label_sets[0].inputs if result.label_sets else ()
+    chart = out / "chart.png"
+    if result.kind == "simulated":
+        panels = []
+        for i, series in enumerate(inputs):
+            sym = next((s for s in result.symbols if s in series and len(series[s])), None)
+            if sym is None:
+                continue
+            ser = series[sym].for_signal(signal)
+            rec = windows[i] if i < len(windows) else None
+            panels.append((runs[i], ser, (rec.windows + rec.partial) if rec else [],
+                           [t for t, _ in detect(ser, result.settings)]))
+        if panels:
+            result.files["chart_png"] = plot_runs(panels, chart, title=result.title)
+    elif inputs:
+        series = inputs[0]
+        sym = next((s for s in result.symbols if s in series and len(series[s])), None)
+        if sym is not None:
+            ser = series[sym].for_signal(signal)
+            rec = windows[0] if windows else None
+            result.files["chart_png"] = plot_series(
+                ser, (rec.windows + rec.partial) if rec else [], [t for t, _ in detect(ser, result.settings)],
+                result.settings.danger_ratio, chart, title=f"{result.title}: {sym}")
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t0 = int(series.event_ms[0]) if len(series) else 0
-    t = (series.event_ms - t0) / 1000.0
-    fig = Figure(figsize=(11, 6.5), dpi=100)
-    FigureCanvasAgg(fig)  # Agg without touching the global backend
-    ax_p, ax_r = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1]})
-    ax_p.plot(t, series.mid, lw=0.8, color="tab:blue")
-    ax_p.set_ylabel(f"{series.symbol} mid")
-    ratio = np.clip(series.ratio, 1e-3, 1e4)
-    ax_r.plot(t, ratio, lw=0.7, color="tab:gray", label="ask/bid ratio (top N)")
-    ax_r.axhline(danger_ratio, color="tab:red", ls="--", lw=1, label=f"danger {danger_ratio:g}")
-    ax_r.set_yscale("log")
-    ax_r.set_ylabel("ratio")
-    ax_r.set_xlabel("seconds")
-    for w in windows:
-        if w.symbol != series.symbol:
-            continue
-        for ax in (ax_p, ax_r):
-            ax.axvspan((w.start_ms - t0) / 1000, (w.end_ms - t0) / 1000, color="tab:orange", alpha=0.12)
-            ax.axvline((w.bottom_ms - t0) / 1000, color="tab:orange", lw=0.8)
-    for i, a in enumerate(alerts_ms):
-        for ax in (ax_p, ax_r):
-            ax.axvline((a - t0) / 1000, color="tab:red", lw=0.9, alpha=0.8,
-                       label="alert" if (ax is ax_r and i == 0) else None)
-    ax_r.legend(loc="upper right", fontsize=8)
-    if title:
-        ax_p.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
+
+def _drop_label_sets(rules: Sequence[DropRule], inputs: Sequence[dict[str, Series]]) -> list[LabelSet]:
+    out = []
+    for rule in rules:
+        recs = tuple(Recording(series, [w for sym, ser in sorted(series.items())
+                                        for w in label_drops(sym, ser.event_ms, ser.mid, rule)])
+                     for series in inputs)
+        out.append(LabelSet(rule.name, rule.describe(), recs))
+    return out
+
+
+def _signals_to_record(signals: Sequence[Signal], depth: int) -> list[Signal]:
+    return [s for s in signals if not (s.kind == "levels" and int(s.size) == depth)]
 
 
 # -- simulated backtests ---------------------------------------------------------------------
 
 
 def record_simulated(scenario: str | ScenarioSpec, seed: int, symbols: Sequence[str], *, depth: int = 50,
-                     duration_s: float | None = None) -> Recording:
+                     duration_s: float | None = None, signals: Sequence[Signal] = ()) -> Recording:
     """Run a scenario once through the real pipeline (BinanceSpotHandler, books) and record the series."""
     from sentrycoin.sim.source import simulated_source
 
     spec = load_scenario(scenario) if isinstance(scenario, str) else scenario
-    recorder = SeriesRecorder()
+    recorder = SeriesRecorder(_signals_to_record(signals, depth))
     src = simulated_source(list(symbols), scenario=spec, seed=seed, depth=depth, realtime=False, observer=recorder)
     if duration_s is None and spec.duration_s is None:
         duration_s = 3600.0  # endless scenarios (mixed): one hour unless told
@@ -389,29 +662,6 @@ def record_simulated(scenario: str | ScenarioSpec, seed: int, symbols: Sequence[
     drawn = [w for w in src.generator.windows() if w.start_ms < end_ms]
     return Recording(recorder.series(), [w for w in drawn if w.end_ms <= end_ms],
                      [w for w in drawn if w.end_ms > end_ms])
-
-
-@dataclass(slots=True)
-class SimBacktest:
-    scenario: str
-    seeds: list[int]
-    symbols: list[str]
-    settings: DetectorSettings
-    score: Score
-    sweep: list[SweepRow]
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, float | int | str]:
-        s = self.score
-        out: dict[str, float | int | str] = {
-            "scenario": self.scenario, "seeds": len(self.seeds), "symbols": ",".join(self.symbols),
-            "danger_ratio": self.settings.danger_ratio, "windows": len(s.windows), "detected": s.detected,
-            "late": s.late, "missed": s.missed, "detection_rate": s.detection_rate, "alerts": s.alerts,
-            "false_alerts": s.false_alerts, "false_per_day": s.false_per_day,
-            "median_lead_s": s.median_lead_s, "median_warning_s": s.median_warning_s,
-        }
-        out.update({f"lead_{k}_s": v for k, v in s.lead_percentiles().items()})
-        return out
 
 
 def backtest_simulated(
@@ -425,85 +675,94 @@ def backtest_simulated(
     depth: int = 50,
     early_ms: int = 0,
     out_dir: str | Path | None = None,
-) -> SimBacktest:
-    """Run `scenario` for each seed (0..seeds-1, or the given list), score alerts at `settings`,
-    sweep `thresholds` (None: no sweep) and, with `out_dir`, write sweep.csv, windows.csv,
-    summary.csv and chart.png (the first seed's first symbol)."""
+    signals: Sequence[Signal] = (),
+    drop_rules: Sequence[DropRule] = (),
+    draws: int = DEFAULT_DRAWS,
+    chance_seed: int = 0,
+    progress: bool = False,
+) -> Backtest:
+    """Run `scenario` for each seed (0..seeds-1, or the given list), score alerts at `settings`
+    against the scenario's crash windows (and any `drop_rules`), sweep `thresholds` (None: no
+    sweep) per signal and, with `out_dir`, write sweep.csv/.png, windows.csv, summary.csv and
+    chart.png (every seed, small multiples)."""
     spec = load_scenario(scenario) if isinstance(scenario, str) else scenario
     settings = settings or DetectorSettings()
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise ValueError("need at least one seed")
-    inputs = []
-    total = Score()
-    for seed in seed_list:
-        rec = record_simulated(spec, seed, symbols, depth=depth, duration_s=duration_s)
-        inputs.append(rec)
-        total = total.merge(score_series(rec, settings, early_ms=early_ms, run=f"seed {seed}"))
-    rows = sweep(inputs, thresholds, settings, early_ms=early_ms) if thresholds is not None else []
-    result = SimBacktest(spec.name, seed_list, list(symbols), settings, total, rows)
-    if out_dir is not None:
-        _write_outputs(result, inputs[0], Path(out_dir), f"{spec.name}, seed {seed_list[0]}")
-    return result
-
-
-def _write_outputs(result: SimBacktest, first: Recording, out: Path, title: str) -> None:
-    """sweep.csv, windows.csv, summary.csv and chart.png (the first symbol of `first`)."""
-    if result.sweep:
-        result.files["sweep_csv"] = write_sweep_csv(result.sweep, out / "sweep.csv")
-    result.files["windows_csv"] = write_windows_csv(result.score, out / "windows.csv")
-    summary = result.summary()
-    with (out / "summary.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(list(summary))
-        w.writerow([_fmt(v) for v in summary.values()])
-    result.files["summary_csv"] = out / "summary.csv"
-    sym = next((s for s in result.symbols if s in first.series and len(first.series[s])), None)
-    if sym is not None:
-        alerts0 = [t for t, _ in detect(first.series[sym], result.settings)]
-        result.files["chart_png"] = plot_series(
-            first.series[sym], first.windows + first.partial, alerts0, result.settings.danger_ratio,
-            out / "chart.png", title=f"{title}: {sym}")
+    recs = []
+    with maybe_progress(progress, f"{spec.name}: seeds", len(seed_list)) as advance:
+        for seed in seed_list:
+            recs.append(record_simulated(spec, seed, symbols, depth=depth, duration_s=duration_s, signals=signals))
+            advance(1)
+    series = [rec.series for rec in recs]
+    label_sets = [LabelSet("scenario", f"labels: the crash windows the {spec.name} scenario drew", tuple(recs))]
+    label_sets += _drop_label_sets(drop_rules, series)
+    return _run_backtest("simulated", spec.name, seed_list, series, label_sets, settings, list(signals) or [None],
+                         thresholds, early_ms, draws, chance_seed, [f"seed {s}" for s in seed_list],
+                         Path(out_dir) if out_dir is not None else None, progress)
 
 
 # -- recorded data ------------------------------------------------------------------------------
 
 
-def record_replay(paths: Sequence[str | Path], *, depth: int | None = None) -> dict[str, Series]:
-    """Replay recordings / Tardis CSVs through the real pipeline and record each market's series."""
+def record_replay(paths: Sequence[str | Path], *, depth: int | None = None, signals: Sequence[Signal] = (),
+                  allow_truncated: bool = False, progress: bool = False) -> tuple[dict[str, Series], list[str]]:
+    """Replay files of any readable format through the real pipeline and record each market's
+    series; also returns one line per file replayed only up to a cut (`allow_truncated`)."""
     from sentrycoin.replay import replay_files
 
-    recorder = SeriesRecorder()
-    replay_files(paths, depth=depth, observer=recorder)
-    return recorder.series()
+    recorder = SeriesRecorder(_signals_to_record(signals, depth or 50))
+    summary = replay_files(paths, depth=depth, observer=recorder, allow_truncated=allow_truncated,
+                           show_progress=progress and sys.stderr.isatty())
+    return recorder.series(), [cut.describe() for cut in summary.truncated]
 
 
 def backtest_recorded(
     paths: Sequence[str | Path],
-    labels: Sequence[CrashWindow],
+    labels: Sequence[CrashWindow] = (),
     *,
     settings: DetectorSettings | None = None,
     thresholds: Iterable[float] | None = DEFAULT_THRESHOLDS,
     depth: int | None = None,
     early_ms: int = 0,
     out_dir: str | Path | None = None,
-) -> SimBacktest:
-    """Score the detector on recorded data against labelled crash windows (symbol, start, end)."""
+    signals: Sequence[Signal] = (),
+    drop_rules: Sequence[DropRule] = (),
+    labels_name: str = "labels",
+    labels_path: str | Path | None = None,
+    draws: int = DEFAULT_DRAWS,
+    chance_seed: int = 0,
+    allow_truncated: bool = False,
+    progress: bool = False,
+) -> Backtest:
+    """Score the detector on recorded data against labelled windows (`labels`, or a labels CSV at
+    `labels_path` whose missing bottoms are the price low) and/or windows from `drop_rules`."""
     settings = settings or DetectorSettings()
-    series = record_replay(paths, depth=depth)
-    if not series:
-        raise ValueError("the recordings produced no valid book updates")
-    first_ms = min(int(ser.event_ms[0]) for ser in series.values() if len(ser))
-    last_ms = max(int(ser.event_ms[-1]) for ser in series.values() if len(ser))
-    inside = [w for w in labels if first_ms <= w.start_ms and w.end_ms <= last_ms]
-    partial = [w for w in labels if w not in inside and w.start_ms <= last_ms and w.end_ms >= first_ms]
-    rec = Recording(series, inside, partial)
-    total = score_series(rec, settings, early_ms=early_ms, run="recording")
-    rows = sweep([rec], thresholds, settings, early_ms=early_ms) if thresholds is not None else []
+    series, truncated = record_replay(paths, depth=depth, signals=signals, allow_truncated=allow_truncated,
+                                      progress=progress)
+    if not any(len(ser) for ser in series.values()):
+        raise ValueError("the files produced no valid book updates (no book data, or no snapshot to start a book)")
+    label_sets: list[LabelSet] = []
+    if labels_path is not None:
+        labels = load_labels(labels_path, series)
+        labels_name = Path(labels_path).name
+    if labels or labels_path is not None:
+        first_ms = min(int(ser.event_ms[0]) for ser in series.values() if len(ser))
+        last_ms = max(int(ser.event_ms[-1]) for ser in series.values() if len(ser))
+        inside = [w for w in labels if first_ms <= w.start_ms and w.end_ms <= last_ms]
+        partial = [w for w in labels if w not in inside and w.start_ms <= last_ms and w.end_ms >= first_ms]
+        label_sets.append(LabelSet(labels_name, f"labels: {labels_name} ({len(labels)} windows given, "
+                                                f"{len(inside)} inside the data)",
+                                   (Recording(series, inside, partial),)))
+    label_sets += _drop_label_sets(drop_rules, [series])
+    if not label_sets:
+        raise ValueError("give crash labels: --labels FILE and/or --label-drop PERCENT%:DURATION")
     name = ", ".join(Path(p).name for p in paths)
-    result = SimBacktest(name, [], sorted(series), settings, total, rows)
-    if out_dir is not None:
-        _write_outputs(result, rec, Path(out_dir), "recording")
+    result = _run_backtest("recorded", name, [], [series], label_sets, settings, list(signals) or [None],
+                           thresholds, early_ms, draws, chance_seed, ["recording"],
+                           Path(out_dir) if out_dir is not None else None, progress)
+    result.truncated = truncated
     return result
 
 
@@ -529,9 +788,11 @@ def _time_ms(raw: str, where: str) -> int:
     return int(value)
 
 
-def load_labels(path: str | Path) -> list[CrashWindow]:
+def load_labels(path: str | Path, series: dict[str, Series] | None = None) -> list[CrashWindow]:
     """Crash labels: CSV with columns symbol, start, end (Unix s/ms/us or ISO-8601 UTC) and
-    optionally bottom (the low; defaults to end).  The windows.csv this module writes works too."""
+    optionally bottom.  A missing bottom is the time of the lowest mid between start and end in
+    `series` (the end when there is no price there, or no series).  The windows.csv this module
+    writes works too."""
     out = []
     with Path(path).open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -542,39 +803,22 @@ def load_labels(path: str | Path) -> list[CrashWindow]:
             raise ValueError(f"{path}: labels need columns symbol,start,end (optional bottom); got {sorted(cols)}")
         for i, row in enumerate(reader, start=2):
             where = f"{path}:{i}"
+            symbol = row["symbol"].strip().upper()
             start = _time_ms(row["start"], where)
             end = _time_ms(row["end"], where)
-            bottom = _time_ms(row["bottom"], where) if row.get("bottom") else end
+            if row.get("bottom"):
+                bottom = _time_ms(row["bottom"], where)
+            else:
+                ser = (series or {}).get(symbol)
+                low = low_between(ser.event_ms, ser.mid, start, end) if ser is not None else None
+                bottom = end if low is None else low
             if not start <= bottom <= end:
                 raise ValueError(f"{where}: need start <= bottom <= end")
-            out.append(CrashWindow(row["symbol"].strip().upper(), row.get("kind") or "labelled", start, start,
-                                   bottom, end))
+            out.append(CrashWindow(symbol, row.get("kind") or "labelled", start, start, bottom, end))
     return out
 
 
-def print_report(result: SimBacktest, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    s = result.score
-    t = Table(title=f"Simulated backtest: {result.scenario} x {len(result.seeds)} seeds "
-                    f"({', '.join(result.symbols)}), danger {result.settings.danger_ratio:g}")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    lead = s.lead_percentiles()
-    for k, v in (("crash windows", str(len(s.windows))), ("detected before bottom", str(s.detected)),
-                 ("late (after bottom)", str(s.late)), ("missed", str(s.missed)),
-                 ("detection rate", _pct(s.detection_rate)), ("alerts", str(s.alerts)),
-                 ("false alerts", str(s.false_alerts)), ("false alerts / market-day", _num(s.false_per_day)),
-                 ("lead time p10/p50/p90 s", f"{_num(lead['p10'])} / {_num(lead['p50'])} / {_num(lead['p90'])}"),
-                 ("warning before bottom p50 s", _num(s.median_warning_s))):
-        t.add_row(k, v)
-    console.print(t)
-    if result.sweep:
-        console.print(sweep_table(result.sweep, mark=result.settings.danger_ratio))
-    for name, path in result.files.items():
-        console.print(f"{name}: {path}")
+# -- command line -------------------------------------------------------------------------------
 
 
 def run_cli(
@@ -589,28 +833,31 @@ def run_cli(
     sweep_thresholds: bool = True,
     out_dir: str | Path | None = "backtest-out",
     console=None,
+    early_s: float = DEFAULT_EARLY_S,
+    signals: Sequence[Signal] = (),
+    drop_rules: Sequence[DropRule] = (),
+    draws: int = DEFAULT_DRAWS,
+    chance_seed: int = 0,
+    progress: bool = False,
 ) -> int:
     """`sentrycoin backtest --simulate --scenario NAME|FILE.toml --seeds N`: prints the report,
     writes the files; returns a process exit code (2 for a bad scenario)."""
-    from rich.console import Console
-
     from sentrycoin.sim.scenarios import ScenarioError
 
-    console = console or Console()
+    console = console or report_console()
     settings = DetectorSettings(danger_ratio=danger_ratio, min_persistence_ms=min_persistence_ms,
                                 cooldown_s=cooldown_s)
     try:
         result = backtest_simulated(scenario, seeds, symbols=symbols, settings=settings,
                                     thresholds=DEFAULT_THRESHOLDS if sweep_thresholds else None,
-                                    duration_s=duration_s, out_dir=out_dir)
+                                    duration_s=duration_s, out_dir=out_dir, early_ms=int(early_s * 1000),
+                                    signals=signals, drop_rules=drop_rules, draws=draws, chance_seed=chance_seed,
+                                    progress=progress)
     except (ScenarioError, ValueError) as exc:
         console.print(f"[red]backtest: {exc}[/red]")
         return 2
     print_report(result, console)
     return 0
-
-
-# -- labelled windows for recorded data -----------------------------------------------------
 
 
 def load_windows_csv(path: str | Path) -> list[CrashWindow]:
@@ -631,53 +878,90 @@ def load_windows_csv(path: str | Path) -> list[CrashWindow]:
     return out
 
 
-# -- argparse glue (the CLI may mount this as `sentrycoin backtest`) --------------------------------
-
-
 def register(sub) -> None:
-    p = sub.add_parser("backtest", help="score the detector against labelled crashes (recordings or simulated scenarios)")
-    p.add_argument("files", nargs="*", help="recordings (*.jsonl.zst) or Tardis CSVs to backtest (with --labels)")
-    p.add_argument("--labels", help="CSV of known crash windows: symbol,start,end[,bottom] (Unix time or ISO-8601)")
+    from sentrycoin.research.readers import READABLE
+
+    p = sub.add_parser("backtest", help="score the detector against crashes (recordings or simulated scenarios), "
+                                        "beside chance")
+    p.add_argument("files", nargs="*", help=f"recorded files, replayed in this order and chained: {READABLE}")
+    p.add_argument("--labels", help="CSV of known crash windows: symbol,start,end[,bottom] (Unix time or ISO-8601; "
+                                    "bottom defaults to the time of the price low)")
+    p.add_argument("--label-drop", action="append", default=[], metavar="PERCENT%:DURATION",
+                   help="label windows where the mid falls at least PERCENT within DURATION (peak to low), "
+                        "e.g. 0.5%%:5m; repeatable: each is scored on its own")
+    p.add_argument("--signals", help="signals scored side by side: levels:N (top-N volumes) and/or band:BPS "
+                                     "(notional within BPS of mid), e.g. levels:50,levels:10,band:25 "
+                                     "(default: levels at the book depth)")
+    p.add_argument("--early-s", type=float, default=DEFAULT_EARLY_S,
+                   help="an alert up to this many seconds before a window's start is an early detection "
+                        f"(default {DEFAULT_EARLY_S:g})")
+    p.add_argument("--chance-draws", type=int, default=DEFAULT_DRAWS,
+                   help=f"random alert sets drawn for the chance baseline (default {DEFAULT_DRAWS}, >= 1000)")
+    p.add_argument("--chance-seed", type=int, default=0, help="seed of the chance baseline's draws")
+    p.add_argument("--allow-truncated", action="store_true", help="use a file cut short up to the cut")
+    p.add_argument("--depth", type=int, help="levels per side of the book's own volumes (default: as recorded, 50)")
     p.add_argument("--simulate", action="store_true", help="run a simulated scenario over many seeds")
     p.add_argument("--scenario", default="flash_crash",
                    help="normal, flash_crash, whale_dump, spoof, recovery, mixed, or a .toml file")
     p.add_argument("--seeds", type=int, default=20, help="number of seeds (0..N-1)")
-    p.add_argument("--symbols", default="BTC-USDT", help="comma-separated BASE-QUOTE symbols")
+    p.add_argument("--symbols", default="BTC-USDT", help="comma-separated BASE-QUOTE symbols (simulated)")
     p.add_argument("--danger-ratio", type=float, default=2.5)
     p.add_argument("--min-persistence-ms", type=int, default=0)
     p.add_argument("--cooldown-s", type=float, default=300.0)
     p.add_argument("--duration-s", type=float, help="simulated seconds per seed (endless scenarios: 3600)")
     p.add_argument("--no-sweep", action="store_true", help="skip the threshold sweep")
-    p.add_argument("--out", default="backtest-out", help="folder for sweep.csv, windows.csv, summary.csv, chart.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", default="backtest-out",
+                   help="folder for sweep.csv, sweep.png, windows.csv, summary.csv, chart.png")
     p.set_defaults(func=cmd_backtest)
 
 
-def cmd_backtest(args) -> int:
-    if not args.simulate:
-        return _cmd_backtest_recorded(args)
-    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
-    return run_cli(args.scenario, args.seeds, symbols=symbols, danger_ratio=args.danger_ratio,
-                   min_persistence_ms=args.min_persistence_ms, cooldown_s=args.cooldown_s,
-                   duration_s=args.duration_s, sweep_thresholds=not args.no_sweep, out_dir=args.out)
-
-
-def _cmd_backtest_recorded(args) -> int:
+def _user_error(message: str) -> int:
     import sys
 
-    from rich.console import Console
+    print(f"sentrycoin backtest: {message}", file=sys.stderr)
+    return 2
 
-    if not args.files or not args.labels:
-        print("sentrycoin backtest: give recordings and --labels FILE, or --simulate --scenario NAME", file=sys.stderr)
-        return 2
-    console = Console()
+
+def cmd_backtest(args) -> int:
+    try:
+        signals = parse_signals(args.signals) if args.signals else []
+        rules = [parse_drop_rule(text) for text in args.label_drop]
+    except ValueError as exc:
+        return _user_error(str(exc))
+    if args.chance_draws < 1000:
+        return _user_error(f"--chance-draws {args.chance_draws}: at least 1000 draws")
+    if args.early_s < 0:
+        return _user_error(f"--early-s {args.early_s:g}: must be >= 0")
+    progress = not args.no_progress
+    if args.simulate:
+        symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+        return run_cli(args.scenario, args.seeds, symbols=symbols, danger_ratio=args.danger_ratio,
+                       min_persistence_ms=args.min_persistence_ms, cooldown_s=args.cooldown_s,
+                       duration_s=args.duration_s, sweep_thresholds=not args.no_sweep, out_dir=args.out,
+                       early_s=args.early_s, signals=signals, drop_rules=rules, draws=args.chance_draws,
+                       chance_seed=args.chance_seed, progress=progress)
+    return _cmd_backtest_recorded(args, signals, rules, progress)
+
+
+def _cmd_backtest_recorded(args, signals: list[Signal], rules: list[DropRule], progress: bool) -> int:
+    from sentrycoin.research.readers import InputError
+
+    if not args.files or not (args.labels or rules):
+        return _user_error("give recorded files and --labels FILE and/or --label-drop PERCENT%:DURATION, "
+                           "or --simulate --scenario NAME")
     settings = DetectorSettings(danger_ratio=args.danger_ratio, min_persistence_ms=args.min_persistence_ms,
                                 cooldown_s=args.cooldown_s)
     try:
-        labels = load_labels(args.labels)
-        result = backtest_recorded(args.files, labels, settings=settings,
-                                   thresholds=None if args.no_sweep else DEFAULT_THRESHOLDS, out_dir=args.out)
+        result = backtest_recorded(args.files, settings=settings,
+                                   thresholds=None if args.no_sweep else DEFAULT_THRESHOLDS, out_dir=args.out,
+                                   depth=args.depth, early_ms=int(args.early_s * 1000), signals=signals,
+                                   drop_rules=rules, labels_path=args.labels, draws=args.chance_draws,
+                                   chance_seed=args.chance_seed, allow_truncated=args.allow_truncated,
+                                   progress=progress)
+    except InputError as exc:
+        return _user_error(str(exc))
     except (OSError, ValueError) as exc:
-        print(f"sentrycoin backtest: {exc}", file=sys.stderr)
-        return 2
-    print_report(result, console)
+        return _user_error(str(exc))
+    print_report(result, report_console())
     return 0

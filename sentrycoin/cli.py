@@ -32,10 +32,38 @@ def run_async(coro) -> int:
 # -- run ------------------------------------------------------------------------
 
 
-async def _run_monitor(settings: Settings, serve_http: bool) -> int:
+async def _run_monitor(settings: Settings, serve_http: bool, record_dir: str | None = None) -> int:
     from sentrycoin.monitor import Monitor
 
     monitor = Monitor(settings, serve_http=serve_http)
+    if record_dir is not None:
+        return await _run_recording(monitor, record_dir)
+    return await _run_until_signal(monitor)
+
+
+async def _run_recording(monitor, record_dir: str) -> int:
+    """`run --record DIR`: every frame and snapshot the monitor's handlers are given
+    (live venues or the simulated market) is recorded, as `sentrycoin record` does."""
+    import time
+
+    from sentrycoin.record import close_writers, open_writers
+
+    started = time.monotonic()
+    writers = open_writers(monitor.handlers, record_dir, depth=monitor.settings.depth,
+                           source=monitor.mode)
+    try:
+        status = await _run_until_signal(monitor)
+    finally:
+        result = close_writers(writers, started)
+    log.info("recorded %d frames and %d snapshots into %s", result.frames, result.snapshots,
+             ", ".join(str(f) for f in result.files))
+    if not result.market_data:
+        print(f"sentrycoin: run --record: no market data recorded in {result.elapsed_s:.1f} s", file=sys.stderr)
+        return 1
+    return status
+
+
+async def _run_until_signal(monitor) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.speed is not None:
         settings.sim_speed = args.speed
     _setup_logging(settings)
-    return run_async(_run_monitor(settings, serve_http=not args.no_http))
+    return run_async(_run_monitor(settings, serve_http=not args.no_http, record_dir=args.record))
 
 
 # -- config check ---------------------------------------------------------------
@@ -114,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=float, help="simulated market speed factor (1 = real time)")
     run.add_argument("--port", type=int, help="HTTP port (default PORT or 8080)")
     run.add_argument("--no-http", action="store_true", help="do not serve the dashboard/status endpoints")
+    run.add_argument("--record", metavar="DIR",
+                     help="also record every frame and snapshot the monitor watches (the simulated market too) into DIR")
     run.set_defaults(func=cmd_run)
 
     config = sub.add_parser("config", help="configuration tools")

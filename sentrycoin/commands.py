@@ -8,7 +8,8 @@ import logging
 import signal
 import sys
 import time
-from pathlib import Path
+
+from sentrycoin.research.readers import READABLE
 
 log = logging.getLogger("sentrycoin")
 
@@ -23,12 +24,14 @@ def register(sub) -> None:
     record.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     record.set_defaults(func=cmd_record)
 
-    replay = sub.add_parser("replay", help="replay recordings (or Tardis incremental_book_L2 CSVs) through the pipeline")
-    replay.add_argument("files", nargs="+", help="recording files (*.jsonl.zst) or Tardis CSV (*.csv, *.csv.gz)")
+    replay = sub.add_parser("replay", help="replay recorded market data through the pipeline (format read from the content)")
+    replay.add_argument("files", nargs="+", help=f"files, replayed in this order and chained: {READABLE}")
     replay.add_argument("--config", help="TOML settings file (detector settings)")
     replay.add_argument("--danger-ratio", type=float, help="override the danger ratio")
     replay.add_argument("--depth", type=int, help="levels per side (default: as recorded)")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument("--allow-truncated", action="store_true",
+                        help="replay a file cut short up to the cut (default: a truncated file is an error)")
     replay.set_defaults(func=cmd_replay)
 
     try:
@@ -56,9 +59,14 @@ def cmd_record(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         if args.duration_s:
             loop.call_later(args.duration_s, stop.set)
-        files = await record_live(settings, args.out, stop, max_bytes=int(args.max_mb * 1024 * 1024))
-        for f in files:
+        result = await record_live(settings, args.out, stop, max_bytes=int(args.max_mb * 1024 * 1024))
+        for f in result.files:
             print(f)
+        if not result.market_data:
+            # Headers alone are no recording: say so, and fail, so scripts notice.
+            print(f"sentrycoin: record: no market data recorded in {result.elapsed_s:.1f} s (no frame or snapshot "
+                  f"arrived from {', '.join(result.venues)}; is the venue reachable?)", file=sys.stderr)
+            return 1
         return 0
 
     return run_async(main())
@@ -69,16 +77,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from sentrycoin.cli import _load, _setup_logging
     from sentrycoin.replay import replay_files
+    from sentrycoin.research.readers import InputError
 
     settings = _load(args)
     _setup_logging(settings)
     detector = settings.detector
     if args.danger_ratio is not None:
         detector = dataclasses.replace(detector, danger_ratio=args.danger_ratio, rearm_ratio=None)
-    for f in args.files:
-        if not Path(f).is_file():
-            print(f"sentrycoin: replay: no such file: {f}", file=sys.stderr)
-            return 2
 
     def print_alert(event) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.event_ms / 1000))
@@ -86,9 +91,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"{event.symbol} ratio {event.ratio:.2f} >= {event.danger_ratio:g} "
               f"(bid {event.bid_volume:.6g} / ask {event.ask_volume:.6g}, top {event.depth})")
 
-    summary = replay_files(args.files, detector=detector, depth=args.depth, on_alert=print_alert,
-                           show_progress=not args.no_progress and sys.stderr.isatty())
+    try:
+        summary = replay_files(args.files, detector=detector, depth=args.depth, on_alert=print_alert,
+                               show_progress=not args.no_progress and sys.stderr.isatty(),
+                               allow_truncated=args.allow_truncated)
+    except InputError as exc:
+        print(f"sentrycoin: replay: {exc}", file=sys.stderr)
+        return 2
     print_summary(summary)
+    for cut in summary.truncated:
+        print(f"sentrycoin: replay: {cut.describe()}", file=sys.stderr)
+    if summary.messages == 0:
+        print(f"sentrycoin: replay: no book messages in {', '.join(args.files)} "
+              "(nothing was replayed: no book data, or no snapshot to start a book from)", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -106,6 +122,8 @@ def print_summary(summary) -> None:
         table.add_row(m.exchange, m.symbol, f"{m.messages:,}", str(counts.get(m.key, 0)), str(m.resyncs),
                       str(m.rejected), "yes" if m.valid else "no")
     console = Console(file=sys.stdout)
+    for path, fmt in summary.formats.items():
+        console.print(f"{path}: {fmt}")
     console.print(table)
     console.print(
         f"{summary.files} files, {summary.records:,} records, {summary.frames:,} frames, "

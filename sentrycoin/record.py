@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sentrycoin.config import Settings
@@ -51,8 +52,50 @@ def tee_handler(handler: FeedHandler, writer: RecordingWriter) -> None:
     handler.on_disconnected = disconnected  # type: ignore[method-assign]
 
 
+@dataclass(slots=True)
+class RecordResult:
+    files: list[Path]
+    venues: list[str]
+    frames: int
+    snapshots: int
+    elapsed_s: float
+
+    @property
+    def market_data(self) -> bool:
+        """False when only headers (and connects) were written: nothing to replay."""
+        return self.frames + self.snapshots > 0
+
+
+def open_writers(handlers: list[FeedHandler], out_dir: str | Path, *, depth: int, source: str,
+                 max_bytes: int = 64 * 1024 * 1024) -> list[RecordingWriter]:
+    """One RecordingWriter per handler, teed in: from now on all it is told is recorded."""
+    writers = []
+    for handler in handlers:
+        writer = RecordingWriter(
+            out_dir,
+            Header(venue=handler.venue, symbols=list(handler.markets), depth=depth, source=source,
+                   started_ms=_wall_ms()),
+            max_bytes=max_bytes,
+        )
+        tee_handler(handler, writer)
+        writers.append(writer)
+    return writers
+
+
+def close_writers(writers: list[RecordingWriter], started_monotonic: float) -> RecordResult:
+    for writer in writers:
+        writer.close()
+    return RecordResult(
+        files=[f for w in writers for f in w.files],
+        venues=[w.header.venue for w in writers],
+        frames=sum(w.frames for w in writers),
+        snapshots=sum(w.snapshots for w in writers),
+        elapsed_s=time.monotonic() - started_monotonic,
+    )
+
+
 async def record_live(settings: Settings, out_dir: str | Path, stop: asyncio.Event,
-                      max_bytes: int = 64 * 1024 * 1024) -> list[Path]:
+                      max_bytes: int = 64 * 1024 * 1024) -> RecordResult:
     """Record the configured live markets into `out_dir` until `stop` is set."""
     from collections import defaultdict
 
@@ -64,19 +107,9 @@ async def record_live(settings: Settings, out_dir: str | Path, stop: asyncio.Eve
     by_venue: dict[str, list[Market]] = defaultdict(list)
     for mc in settings.markets:
         by_venue[mc.exchange].append(Market(mc.exchange, mc.symbol, depth=settings.depth, settings=mc.detector))
-    writers: list[RecordingWriter] = []
-    handlers: list[FeedHandler] = []
-    for venue, markets in by_venue.items():
-        handler = make_handler(venue, markets, depth=settings.depth)
-        writer = RecordingWriter(
-            out_dir,
-            Header(venue=venue, symbols=[m.symbol for m in markets], depth=settings.depth,
-                   source="live", started_ms=_wall_ms()),
-            max_bytes=max_bytes,
-        )
-        tee_handler(handler, writer)
-        writers.append(writer)
-        handlers.append(handler)
+    started = time.monotonic()
+    handlers = [make_handler(venue, markets, depth=settings.depth) for venue, markets in by_venue.items()]
+    writers = open_writers(handlers, out_dir, depth=settings.depth, source="live", max_bytes=max_bytes)
     runner = LiveRunner(handlers)
     run_task = asyncio.create_task(runner.run())
     log.info("recording %s into %s (Ctrl-C to stop)",
@@ -86,8 +119,6 @@ async def record_live(settings: Settings, out_dir: str | Path, stop: asyncio.Eve
     finally:
         await runner.stop()
         await asyncio.gather(run_task, return_exceptions=True)
-        for writer in writers:
-            writer.close()
-    files = [f for w in writers for f in w.files]
-    log.info("recorded %d records into %d files", sum(w.records for w in writers), len(files))
-    return files
+        result = close_writers(writers, started)
+    log.info("recorded %d frames and %d snapshots into %d files", result.frames, result.snapshots, len(result.files))
+    return result

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import msgspec
 import zstandard
@@ -61,7 +61,7 @@ class DisconnectRecord(msgspec.Struct, tag="disconnect", tag_field="t"):
 
 
 Record = Header | FrameRecord | SnapshotRecord | ConnectRecord | DisconnectRecord
-_decode_record = msgspec.json.Decoder(Record).decode
+decode_record = msgspec.json.Decoder(Record).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -89,6 +89,9 @@ class RecordingWriter:
         self._zst: zstandard.ZstdCompressionWriter | None = None
         self.files: list[Path] = []
         self.records = 0
+        # Market data written (headers and connects are not): `record` fails without any.
+        self.frames = 0
+        self.snapshots = 0
         self._open_next()
 
     def _open_next(self) -> None:
@@ -116,10 +119,12 @@ class RecordingWriter:
 
     def frame(self, venue: str, conn_id: int, recv_ms: int, data: bytes | str) -> None:
         self._write(FrameRecord(venue, conn_id, recv_ms, _text(data)))
+        self.frames += 1
         self._maybe_rotate()
 
     def snapshot(self, venue: str, symbol: str, recv_ms: int, body: bytes | str) -> None:
         self._write(SnapshotRecord(venue, symbol, recv_ms, _text(body)))
+        self.snapshots += 1
         # Flush so a snapshot is never stranded in the compressor on a crash.
         assert self._zst is not None
         self._zst.flush(zstandard.FLUSH_BLOCK)
@@ -154,29 +159,23 @@ class RecordingWriter:
         self.close()
 
 
-def read_records(path: str | Path) -> Iterator[Record]:
-    """Yield the records of one recording file (stops quietly at a truncated tail)."""
-    dctx = zstandard.ZstdDecompressor()
-    with open(path, "rb") as raw, dctx.stream_reader(raw, read_across_frames=True) as reader:
-        text = io.BufferedReader(reader, buffer_size=1 << 20)
-        while True:
+def read_records(path: str | Path, *, allow_truncated: bool = False) -> Iterator[Record]:
+    """Yield the records of one recording file.
+
+    A file cut short (the writer died mid-block, a torn last line) raises
+    `TruncatedInput` after its last whole record, or just stops there with
+    `allow_truncated`."""
+    from sentrycoin.research.readers import Cut, TruncatedInput, json_complete, lines
+
+    good = 0
+    try:
+        for line in lines(Path(path), json_complete):
             try:
-                line = text.readline()
-            except zstandard.ZstdError:
-                return  # the writer died mid-block: everything before is usable
-            if not line:
-                return
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield _decode_record(line)
+                record = decode_record(line)
             except msgspec.DecodeError:
-                return  # a torn last line
-
-
-def file_kind(path: str | Path) -> Literal["recording", "tardis"]:
-    name = str(path).lower()
-    if name.endswith((".csv", ".csv.gz")):
-        return "tardis"
-    return "recording"
+                raise Cut(f"line {good + 1} is not a recording record") from None
+            good += 1
+            yield record
+    except Cut as cut:
+        if not allow_truncated:
+            raise TruncatedInput(f"{path}: truncated ({cut.reason}) after {good:,} records") from None

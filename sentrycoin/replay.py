@@ -1,28 +1,45 @@
 """Replay: recorded frames through the same feed -> book -> detector path as live.
 
-Recordings (sentrycoin/recording.py) are replayed record by record into the
-venue's real feed handler: frames to `on_frame`, REST snapshots to
-`on_snapshot`, connects/disconnects as they happened.  Detector time is the
-venue's event time carried in the frames, so cooldowns and persistence behave
-as they did live, and a replay of a simulated run raises exactly the alerts
-that run raised.
+Every file is recognised by its content (sentrycoin/research/readers.py) and
+driven into the venue's real feed handler: frames to `on_frame`, REST
+snapshots to `on_snapshot`, each with its recorded *receive* time, exactly
+as a live source would call them; the handler's own requests (subscribe,
+fetch a snapshot) are dropped because the recording already holds their
+answers.  Formats:
 
-Tardis-style `incremental_book_L2` CSV files (columns exchange, symbol,
-timestamp, local_timestamp, is_snapshot, side, price, amount) are replayed
-into the same Market/book/detector objects: rows sharing a local timestamp
-form one message.
+* our recordings (sentrycoin/recording.py): record by record;
+* cryptofeed raw captures: the header's `l2_book` symbols; frames of the
+  connections that carried book data, and REST depth snapshots, ordered by
+  receive time (the recorder writes REST answers and frames from different
+  tasks, so the file is read whole and sorted: these captures are small);
+* Binance raw captures (`<receive ns> <frame JSON>`, the hftbacktest form):
+  symbols from the depth streams in the first lines, a snapshot line goes to
+  the first book still waiting for one;
+* Tardis `incremental_book_L2` CSV (rows sharing a local timestamp form one
+  message) and `book_snapshot_N` CSV (each row replaces the book): applied to
+  the same Market/book/detector objects directly.
+
+Files are replayed in the order given and chained: a file whose venue and
+symbols are already being replayed continues that stream (its handler and
+books carry on), so a capture split over several files replays as one; a
+file of other symbols starts its own stream beside the others.
+
+A file cut short stops the replay with `TruncatedInput` after what it held,
+unless `allow_truncated`: then the summary says how far it got.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import numpy as np
 
 from sentrycoin.feeds.base import FeedHandler
@@ -33,11 +50,27 @@ from sentrycoin.recording import (
     FrameRecord,
     Header,
     SnapshotRecord,
-    file_kind,
-    read_records,
+    decode_record,
+)
+from sentrycoin.research.readers import (
+    Cut,
+    CutReport,
+    Format,
+    InputError,
+    TruncatedInput,
+    json_complete,
+    line_batches,
+    lines,
+    sniff,
 )
 
 log = logging.getLogger("sentrycoin.replay")
+
+#: Lines of a Binance raw capture read to find its depth streams.
+RAW_SCAN_LINES = 20_000
+#: cryptofeed exchange names -> our venue names (the venues we have handlers for).
+CRYPTOFEED_VENUES = {"BINANCE": "binance", "BINANCE_FUTURES": "binance-futures", "COINBASE": "coinbase",
+                     "KRAKEN": "kraken"}
 
 
 @dataclass
@@ -51,6 +84,8 @@ class ReplaySummary:
     first_ms: int | None = None
     last_ms: int | None = None
     wall_s: float = 0.0
+    formats: dict[str, Format] = field(default_factory=dict)  # file -> format read
+    truncated: list[CutReport] = field(default_factory=list)  # files replayed up to a cut
 
     @property
     def messages(self) -> int:
@@ -66,25 +101,76 @@ class ReplaySummary:
     def messages_per_s(self) -> float:
         return self.messages / self.wall_s if self.wall_s > 0 else 0.0
 
+    def _seen(self, ms: int) -> None:
+        if self.first_ms is None:
+            self.first_ms = ms
+        self.last_ms = ms
+
+
+class _Stream:
+    """One handler being fed: what every reader calls, whatever the file format."""
+
+    __slots__ = ("handler", "summary", "observe")
+
+    def __init__(self, handler: FeedHandler, summary: ReplaySummary,
+                 observe: Callable[[FeedHandler], None] | None) -> None:
+        self.handler = handler
+        self.summary = summary
+        self.observe = observe
+
+    def frame(self, conn_id: int, recv_ms: int, data: bytes) -> None:
+        handler = self.handler
+        handler.on_frame(conn_id, data, recv_ms)
+        if self.observe is not None:
+            self.observe(handler)
+        s = self.summary
+        s.frames += 1
+        if s.first_ms is None:
+            s.first_ms = recv_ms
+        s.last_ms = recv_ms
+        if handler.actions:
+            # Sends, snapshot requests and reconnects were answered by the
+            # venue in the recording itself: what follows is their result.
+            handler.actions.clear()
+
+    def snapshot(self, symbol: str, recv_ms: int, body: bytes) -> None:
+        self.handler.on_snapshot(symbol, body, recv_ms)
+        self.summary.snapshots += 1
+        self.handler.actions.clear()
+
+    def connected(self, conn_id: int) -> None:
+        self.handler.on_connected(conn_id)
+        self.handler.actions.clear()
+
+    def disconnected(self, conn_id: int) -> None:
+        self.handler.on_disconnected(conn_id)
+        self.handler.actions.clear()
+
+
+Progress = Callable[[int], None] | None
+
 
 class Replayer:
-    """Holds one handler per venue and one Market per (venue, symbol) across files."""
+    """Holds the handlers and one Market per (venue, symbol) across files."""
 
     def __init__(self, detector: DetectorSettings | None = None, depth: int | None = None,
                  on_alert: Callable[[AlertEvent], None] | None = None,
-                 capacity: int = 5000, observer: Callable[[Market], None] | None = None) -> None:
+                 capacity: int = 5000, observer: Callable[[Market], None] | None = None,
+                 allow_truncated: bool = False) -> None:
         self.detector = detector or DetectorSettings()
         self.depth = depth
         self.capacity = capacity
+        self.allow_truncated = allow_truncated
         self.summary = ReplaySummary()
         self._user_on_alert = on_alert
         # observer(market) after every message applied to it (backtests record series here).
         self.observer = observer
         self._seen: dict[tuple[str, str], int] = {}
-        self._handlers: dict[str, FeedHandler] = {}
+        self._handlers: dict[str, list[FeedHandler]] = {}
         self._markets: dict[tuple[str, str], Market] = {}
+        self._lines = 0  # complete lines read from the current file
 
-    # -- alerts -------------------------------------------------------------
+    # -- alerts and markets -----------------------------------------------------
 
     def _on_alert(self, event: AlertEvent) -> None:
         self.summary.alerts.append(event)
@@ -101,66 +187,29 @@ class Replayer:
             self.summary.markets.append(market)
         return market
 
-    # -- recordings ---------------------------------------------------------
+    def open_stream(self, venue: str, symbols: list[str], depth: int,
+                    ws_url: str | None = None) -> _Stream:
+        """The handler already replaying `venue` for these symbols (a file continuing
+        a stream), or a new one whose connections open now."""
+        from sentrycoin.feeds.registry import make_handler, venue_info
 
-    def _handler_for(self, header: Header) -> tuple[FeedHandler, bool]:
-        from sentrycoin.feeds.registry import make_handler
-
-        handler = self._handlers.get(header.venue)
-        depth = self.depth or header.depth
-        markets = [self._market(header.venue, s, depth) for s in header.symbols]
-        if handler is not None and set(handler.markets) >= set(header.symbols):
-            return handler, False  # a rotated file continuing the same stream
-        # No I/O happens in replay: the handler's URLs are never used.
-        handler = make_handler(header.venue, markets, depth=depth, env={})
-        self._handlers[header.venue] = handler
-        return handler, True
-
-    def replay_recording(self, path: str | Path, progress: Callable[[int], None] | None = None) -> None:
-        handler: FeedHandler | None = None
-        handlers = self._handlers
-        s = self.summary
-        s.files += 1
-        for n, record in enumerate(read_records(path), 1):
-            s.records += 1
-            if progress is not None and n % 4096 == 0:
-                progress(4096)
-            if type(record) is FrameRecord:
-                handler = handlers.get(record.venue)
-                if handler is None:
-                    continue
-                handler.on_frame(record.conn, record.data.encode(), record.ms)
-                if self.observer is not None:
-                    self._observe(handler)
-                s.frames += 1
-                if s.first_ms is None:
-                    s.first_ms = record.ms
-                s.last_ms = record.ms
-            elif type(record) is SnapshotRecord:
-                handler = handlers.get(record.venue)
-                if handler is None:
-                    continue
-                handler.on_snapshot(record.symbol, record.body.encode(), record.ms)
-                s.snapshots += 1
-            elif type(record) is Header:
-                handler, is_new = self._handler_for(record)
-                if is_new:
-                    # A new stream: its connections open as the recording begins.
-                    # (A rotated file's header continues the stream: nothing reopens.)
-                    for spec in handler.connections():
-                        handler.on_connected(spec.conn_id)
-            elif type(record) is ConnectRecord:
-                handler = handlers.get(record.venue)
-                if handler is not None:
-                    handler.on_connected(record.conn)
-            elif type(record) is DisconnectRecord:
-                handler = handlers.get(record.venue)
-                if handler is not None:
-                    handler.on_disconnected(record.conn)
-            if handler is not None and handler.actions:
-                # Sends, snapshot requests and reconnects were answered by the
-                # venue in the recording itself: what follows is their result.
-                handler.actions.clear()
+        observe = self._observe if self.observer is not None else None
+        for handler in self._handlers.get(venue, ()):
+            if set(handler.markets) >= set(symbols):
+                return _Stream(handler, self.summary, observe)
+        try:
+            info = venue_info(venue)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        markets = [self._market(venue, s, depth) for s in symbols]
+        # No I/O happens in replay: URLs only select the protocol (Kraken v1 / v2).
+        env = {info.ws_env: ws_url} if ws_url else {}
+        handler = make_handler(venue, markets, depth=depth, env=env)
+        self._handlers.setdefault(venue, []).append(handler)
+        stream = _Stream(handler, self.summary, observe)
+        for spec in handler.connections():
+            stream.connected(spec.conn_id)
+        return stream
 
     def _observe(self, handler: FeedHandler) -> None:
         seen = self._seen
@@ -169,32 +218,280 @@ class Replayer:
                 seen[market.key] = market.messages
                 self.observer(market)  # type: ignore[misc]
 
-    # -- Tardis CSV ---------------------------------------------------------
+    # -- files ------------------------------------------------------------------
 
-    def replay_tardis_csv(self, path: str | Path, progress: Callable[[int], None] | None = None) -> None:
-        s = self.summary
-        s.files += 1
-        for market, event_ms, is_snapshot, bids, asks in _tardis_messages(path, self):
-            s.records += 1
-            if progress is not None and s.records % 4096 == 0:
-                progress(4096)
-            if s.first_ms is None:
-                s.first_ms = event_ms
-            s.last_ms = event_ms
-            try:
-                if is_snapshot:
-                    market.book.load_snapshot(bids, asks)
-                    market.mark_valid()
-                else:
-                    market.book.apply_bids(bids[:, 0].copy(), bids[:, 1].copy())
-                    market.book.apply_asks(asks[:, 0].copy(), asks[:, 1].copy())
-            except ValueError as exc:
-                market.rejected += 1
-                market.invalidate(f"bad values in CSV: {exc}")
+    def replay_file(self, path: str | Path, progress: Progress = None) -> None:
+        """Replay one file of any readable format; InputError when it cannot be read."""
+        path = Path(path)
+        fmt = sniff(path)
+        self.summary.files += 1
+        self.summary.formats[str(path)] = fmt
+        self._lines = 0
+        reader = {
+            "sentrycoin": self._read_sentrycoin,
+            "cryptofeed": self._read_cryptofeed,
+            "binance-raw": self._read_binance_raw,
+            "tardis-incremental": self._read_tardis_incremental,
+            "tardis-snapshot": self._read_tardis_snapshot,
+        }[fmt]
+        try:
+            reader(path, progress)
+        except Cut as cut:
+            report = CutReport(path, cut.reason, self._lines, self.summary.last_ms)
+            if not self.allow_truncated:
+                raise TruncatedInput(report.describe() + "; to use what it holds, pass --allow-truncated") from None
+            log.warning("%s", report.describe())
+            self.summary.truncated.append(report)
+
+    def _counted(self, path: Path, progress: Progress, complete=json_complete) -> Iterator[bytes]:
+        """The file's non-blank lines, counted (for cut reports, the summary and progress)."""
+        n = 0
+        try:
+            for batch in line_batches(path, complete):
+                for line in batch:
+                    if line.strip():
+                        n += 1
+                        self._lines = n
+                        yield line
+                if progress is not None:
+                    progress(len(batch))
+        finally:
+            self.summary.records += n
+
+    # -- our recordings ------------------------------------------------------------
+
+    def _read_sentrycoin(self, path: Path, progress: Progress) -> None:
+        # The hot loop of `bench_replay.py`: batches of lines, no generator step per line.
+        stream: _Stream | None = None
+        decode = decode_record
+        n = 0
+        try:
+            for batch in line_batches(path, json_complete):
+                for line in batch:
+                    if not line:
+                        continue
+                    n += 1
+                    try:
+                        record = decode(line)
+                    except msgspec.DecodeError:
+                        raise Cut(f"line {n} is not a recording record") from None
+                    kind = type(record)
+                    if kind is FrameRecord:
+                        if stream is not None:
+                            stream.frame(record.conn, record.ms, record.data.encode())
+                    elif kind is SnapshotRecord:
+                        if stream is not None:
+                            stream.snapshot(record.symbol, record.ms, record.body.encode())
+                    elif kind is Header:
+                        stream = self.open_stream(record.venue, record.symbols, self.depth or record.depth)
+                    elif kind is ConnectRecord:
+                        if stream is not None:
+                            stream.connected(record.conn)
+                    elif kind is DisconnectRecord:
+                        if stream is not None:
+                            stream.disconnected(record.conn)
+                if progress is not None:
+                    progress(len(batch))
+        finally:
+            self._lines = n
+            self.summary.records += n
+
+    # -- cryptofeed captures ---------------------------------------------------------
+
+    def _read_cryptofeed(self, path: Path, progress: Progress) -> None:
+        records: list[_CfRecord] = []
+        cut: Cut | None = None
+        try:
+            for n, line in enumerate(self._counted(path, progress), 1):
+                try:
+                    records.append(_decode_cf(line))
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    raise Cut(f"line {n} is not a cryptofeed record") from None
+        except Cut as exc:
+            cut = exc  # replay what came before, then report the cut
+        header = records[0]
+        venue = CRYPTOFEED_VENUES.get(header.exchange)
+        if venue is None:
+            raise InputError(f"{path}: cryptofeed capture of {header.exchange}: no feed handler for it "
+                             f"(replay reads {', '.join(sorted(CRYPTOFEED_VENUES))})")
+        books = header.config.get("l2_book")
+        symbols = [s for s in books if isinstance(s, str)] if isinstance(books, list) else []
+        if not symbols:
+            raise InputError(f"{path}: cryptofeed capture without an l2_book subscription: no book to replay")
+        book_conns: list[str] = []
+        ws_url = None
+        for r in records:
+            if r.conn in book_conns:
                 continue
-            market.after_message(event_ms)
-            if self.observer is not None:
-                self.observer(market)
+            if (r.t == "connect" and "@depth" in r.addr) or (r.t == "send" and _BOOK_SUBSCRIPTION(r.data)):
+                book_conns.append(r.conn)
+                ws_url = ws_url or r.addr
+        if not book_conns:
+            raise InputError(f"{path}: no connection in this cryptofeed capture subscribed to a book channel")
+        stream = self.open_stream(venue, symbols, self.depth or 50, ws_url=ws_url)
+        specs = [spec.conn_id for spec in stream.handler.connections()]
+        conn_of = {c: specs[min(i, len(specs) - 1)] for i, c in enumerate(book_conns)}
+        timeline = sorted((r for r in records if r.t in ("recv", "http")), key=lambda r: r.ts)
+        for r in timeline:
+            ms = int(r.ts * 1000)
+            if r.t == "recv":
+                conn = conn_of.get(r.conn)
+                if conn is not None:
+                    stream.frame(conn, ms, r.data.encode())
+            else:
+                symbol = _snapshot_symbol(venue, r.url)
+                if symbol is not None:
+                    stream.snapshot(symbol, ms, r.data.encode())
+        if cut is not None:
+            raise cut
+
+    # -- Binance raw captures ----------------------------------------------------------
+
+    def _read_binance_raw(self, path: Path, progress: Progress) -> None:
+        venue, symbols = _raw_streams(path)
+        stream = self.open_stream(venue, symbols, self.depth or 50)
+        markets = [stream.handler.markets[s] for s in symbols]
+        for n, line in enumerate(self._counted(path, progress), 1):
+            stamp, _, body = line.partition(b" ")
+            try:
+                recv_ms = int(stamp) // 1_000_000
+            except ValueError:
+                raise Cut(f"line {n} is not '<receive ns> <frame JSON>'") from None
+            if body.startswith(b'{"stream"') or b'"lastUpdateId"' not in body[:40]:
+                stream.frame(0, recv_ms, body)
+            else:
+                # A REST snapshot line names no symbol: it answers the book still waiting.
+                waiting = next((m for m in markets if not m.valid), markets[0])
+                stream.snapshot(waiting.symbol, recv_ms, body)
+
+    # -- Tardis CSV ---------------------------------------------------------------------
+
+    def _csv_rows(self, path: Path, progress: Progress) -> Iterator[dict[str, str]]:
+        text = (line.decode("utf-8", "replace") for line in self._counted(path, progress, complete=None))
+        yield from csv.DictReader(text)
+
+    def _apply_csv_message(self, market: Market, event_ms: int, is_snapshot: bool,
+                           bids: np.ndarray, asks: np.ndarray) -> None:
+        s = self.summary
+        s._seen(event_ms)
+        try:
+            if is_snapshot:
+                market.book.load_snapshot(bids, asks)
+                market.mark_valid()
+            else:
+                market.book.apply(bids[:, 0].copy(), bids[:, 1].copy(), asks[:, 0].copy(), asks[:, 1].copy())
+        except ValueError as exc:
+            market.rejected += 1
+            market.invalidate(f"bad values in CSV: {exc}")
+            return
+        market.after_message(event_ms)
+        if self.observer is not None:
+            self.observer(market)
+
+    def _read_tardis_incremental(self, path: Path, progress: Progress) -> None:
+        depth = self.depth or 50
+        key = None
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
+        event_ms = 0
+        snap = False
+        market: Market | None = None
+        for row in self._csv_rows(path, progress):
+            mkey = (row["exchange"], tardis_symbol(row["symbol"]))
+            row_key = (mkey, row["local_timestamp"])
+            is_snap = row["is_snapshot"].strip().lower() == "true"
+            # Rows sharing a local timestamp form one message; a snapshot block
+            # after updates replaces the book (Tardis marks reconnects this way).
+            if row_key != key or is_snap != snap:
+                if market is not None:
+                    self._apply_csv_message(market, event_ms, snap, _levels(bids), _levels(asks))
+                market = self._market(mkey[0], mkey[1], depth)
+                key, snap, bids, asks = row_key, is_snap, [], []
+                event_ms = _tardis_ms(row["timestamp"])
+            (bids if row["side"].strip().lower() == "bid" else asks).append(_level(row["price"], row["amount"]))
+        if market is not None:
+            self._apply_csv_message(market, event_ms, snap, _levels(bids), _levels(asks))
+
+    def _read_tardis_snapshot(self, path: Path, progress: Progress) -> None:
+        depth = self.depth or 50
+        sides: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+        for row in self._csv_rows(path, progress):
+            if sides is None:
+                sides = (_snapshot_columns(row, "bids"), _snapshot_columns(row, "asks"))
+            market = self._market(row["exchange"], tardis_symbol(row["symbol"]), depth)
+            levels = [[_level(row[p], row[q]) for p, q in cols if row[p] and row[q]] for cols in sides]
+            self._apply_csv_message(market, _tardis_ms(row["timestamp"]), True, _levels(levels[0]),
+                                    _levels(levels[1]))
+
+
+# -- cryptofeed records ---------------------------------------------------------------------
+
+
+class _CfRecord(msgspec.Struct, gc=False):
+    t: str
+    conn: str = ""
+    ts: float = 0.0
+    url: str = ""
+    addr: str = ""
+    data: str = ""
+    exchange: str = ""
+    config: dict[str, object] = {}
+
+
+_decode_cf = msgspec.json.Decoder(_CfRecord).decode
+
+
+def _BOOK_SUBSCRIPTION(data: str) -> bool:
+    """A subscribe frame for a book channel (Coinbase level2, Kraken book, Binance/Bybit/OKX depth)."""
+    return any(word in data for word in ('"level2"', '"book"', "depth", "orderbook", '"books'))
+
+
+def _snapshot_symbol(venue: str, url: str) -> str | None:
+    """The symbol of a REST depth snapshot request (Binance), else None (not a book snapshot)."""
+    if "/depth" not in url:
+        return None
+    from sentrycoin.feeds.symbols import from_venue
+
+    native = parse_qs(urlsplit(url).query).get("symbol", [None])[0]
+    if native is None:
+        return None
+    try:
+        return from_venue(venue, native)
+    except ValueError:
+        return None
+
+
+def _raw_streams(path: Path) -> tuple[str, list[str]]:
+    """(venue, symbols) of a Binance raw capture, from the depth frames in its first lines."""
+    from sentrycoin.feeds.symbols import from_venue
+
+    symbols: list[str] = []
+    futures = False
+    try:
+        for n, line in enumerate(lines(path)):
+            if n >= RAW_SCAN_LINES:
+                break
+            body = line.partition(b" ")[2]
+            if b"@depth" not in body[:60]:
+                continue
+            try:
+                data = msgspec.json.decode(body).get("data") or {}
+            except (msgspec.DecodeError, AttributeError):
+                continue
+            futures = futures or "pu" in data
+            native = data.get("s")
+            if isinstance(native, str):
+                symbol = from_venue("binance", native)
+                if symbol not in symbols:
+                    symbols.append(symbol)
+    except Cut:
+        pass  # the replay itself reports the cut
+    if not symbols:
+        raise InputError(f"{path}: a Binance raw capture without depth frames in its first {RAW_SCAN_LINES:,} lines")
+    return ("binance-futures" if futures else "binance"), symbols
+
+
+# -- Tardis helpers ---------------------------------------------------------------------------
 
 
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "EUR", "GBP", "BTC", "ETH", "BNB", "TRY", "JPY")
@@ -214,46 +511,24 @@ def tardis_symbol(raw: str) -> str:
     return sym
 
 
-def _open_text(path: str | Path):
-    return gzip.open(path, "rt", newline="") if str(path).endswith(".gz") else open(path, newline="")
+def _tardis_ms(raw: str) -> int:
+    return int(raw) // 1000  # Tardis times are Unix microseconds
 
 
-def _tardis_messages(path: str | Path, replayer: Replayer) -> Iterator[tuple[Market, int, bool, np.ndarray, np.ndarray]]:
-    depth = replayer.depth or 50
-    with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        required = {"exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot", "side", "price", "amount"}
-        missing = required - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: not a Tardis incremental_book_L2 CSV, missing columns {sorted(missing)}")
-        key = None
-        bids: list[tuple[float, float]] = []
-        asks: list[tuple[float, float]] = []
-        event_ms = 0
-        snap = False
-        market: Market | None = None
-        in_snapshot: dict[tuple[str, str], bool] = {}
-        for row in reader:
-            mkey = (row["exchange"], tardis_symbol(row["symbol"]))
-            row_key = (mkey, row["local_timestamp"])
-            is_snap = row["is_snapshot"].strip().lower() == "true"
-            if row_key != key or is_snap != snap:
-                if market is not None:
-                    yield market, event_ms, snap, _levels(bids), _levels(asks)
-                market = replayer._market(mkey[0], mkey[1], depth)
-                key, snap, bids, asks = row_key, is_snap, [], []
-                event_ms = int(row["timestamp"]) // 1000
-                # A snapshot block following updates replaces the book
-                # (Tardis marks reconnects this way); consecutive snapshot rows
-                # sharing a timestamp belong to one snapshot.
-                in_snapshot[mkey] = is_snap
-            try:
-                level = (float(row["price"]), float(row["amount"]))
-            except ValueError:
-                level = (float("nan"), float("nan"))
-            (bids if row["side"].strip().lower() == "bid" else asks).append(level)
-        if market is not None:
-            yield market, event_ms, snap, _levels(bids), _levels(asks)
+def _level(price: str, amount: str) -> tuple[float, float]:
+    try:
+        return float(price), float(amount)
+    except ValueError:
+        return math.nan, math.nan  # the book rejects it: counted, book invalidated
+
+
+def _snapshot_columns(row: dict[str, str], side: str) -> list[tuple[str, str]]:
+    cols = []
+    i = 0
+    while f"{side}[{i}].price" in row:
+        cols.append((f"{side}[{i}].price", f"{side}[{i}].amount"))
+        i += 1
+    return cols
 
 
 def _levels(levels: list[tuple[float, float]]) -> np.ndarray:
@@ -262,14 +537,23 @@ def _levels(levels: list[tuple[float, float]]) -> np.ndarray:
     return np.asarray(levels, dtype=np.float64)
 
 
+# -- entry point --------------------------------------------------------------------------------
+
+
 def replay_files(paths: Iterable[str | Path], *, detector: DetectorSettings | None = None,
                  depth: int | None = None, on_alert: Callable[[AlertEvent], None] | None = None,
-                 show_progress: bool = False, observer: Callable[[Market], None] | None = None) -> ReplaySummary:
-    """Replay recordings and/or Tardis CSVs in the order given; returns the summary."""
-    replayer = Replayer(detector=detector, depth=depth, on_alert=on_alert, observer=observer)
+                 show_progress: bool = False, observer: Callable[[Market], None] | None = None,
+                 allow_truncated: bool = False) -> ReplaySummary:
+    """Replay files of any readable format in the order given; returns the summary.
+
+    Raises InputError (TruncatedInput for a cut file without `allow_truncated`)."""
+    replayer = Replayer(detector=detector, depth=depth, on_alert=on_alert, observer=observer,
+                        allow_truncated=allow_truncated)
     paths = [Path(p) for p in paths]
+    for path in paths:
+        sniff(path)  # an unreadable file fails before any work
     started = time.perf_counter()
-    progress_ctx = _progress(paths) if show_progress else None
+    progress_ctx = _progress() if show_progress else None
     try:
         for path in paths:
             advance = None
@@ -277,10 +561,7 @@ def replay_files(paths: Iterable[str | Path], *, detector: DetectorSettings | No
                 bar, task = progress_ctx
                 bar.update(task, description=path.name)
                 advance = lambda n, bar=bar, task=task: bar.advance(task, n)  # noqa: E731
-            if file_kind(path) == "tardis":
-                replayer.replay_tardis_csv(path, advance)
-            else:
-                replayer.replay_recording(path, advance)
+            replayer.replay_file(path, advance)
     finally:
         if progress_ctx is not None:
             progress_ctx[0].stop()
@@ -288,11 +569,13 @@ def replay_files(paths: Iterable[str | Path], *, detector: DetectorSettings | No
     return replayer.summary
 
 
-def _progress(paths: list[Path]):
+def _progress():
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # On stderr: stdout carries the alerts and the summary.
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("records"), TimeElapsedColumn(), transient=True)
+                   TextColumn("lines"), TimeElapsedColumn(), transient=True, console=Console(stderr=True))
     bar.start()
     task = bar.add_task("replay", total=None)
     return bar, task

@@ -33,7 +33,7 @@ async def test_record_then_replay_rebuilds_the_venue_books(tmp_path: Path) -> No
             await asyncio.sleep(0.4)  # in-flight frames land
             truth = {s: emu.books[s].top_key(20) for s in SYMBOLS}
             stop.set()
-            files = await asyncio.wait_for(task, 20)
+            files = (await asyncio.wait_for(task, 20)).files
         finally:
             os.environ.pop("BINANCE_WS_URL", None)
             os.environ.pop("BINANCE_REST_URL", None)

@@ -8,6 +8,7 @@ import pytest
 from sentrycoin.market import DetectorSettings
 from sentrycoin.recording import FrameRecord, Header, RecordingWriter, SnapshotRecord, read_records
 from sentrycoin.replay import replay_files, tardis_symbol
+from sentrycoin.research.readers import InputError, TruncatedInput
 
 enc = msgspec.json.encode
 
@@ -33,7 +34,7 @@ def test_writer_rotates_and_every_file_replays_its_records(tmp_path) -> None:
     assert seen == [1_000 + i for i in range(400)]
 
 
-def test_reader_survives_a_torn_tail(tmp_path) -> None:
+def test_a_torn_tail_is_an_error_unless_truncation_is_allowed(tmp_path) -> None:
     header = Header(venue="binance", symbols=["BTC-USDT"], depth=50)
     with RecordingWriter(tmp_path, header, prefix="torn") as writer:
         for i in range(50):
@@ -44,8 +45,10 @@ def test_reader_survives_a_torn_tail(tmp_path) -> None:
     path = writer.files[0]
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 7])
-    records = list(read_records(path))
-    # Everything up to the flushed snapshot is there; the torn end is dropped quietly.
+    with pytest.raises(TruncatedInput, match=r"torn-0000.jsonl.zst: truncated \(the zstd stream ends mid-frame\)"):
+        list(read_records(path))
+    records = list(read_records(path, allow_truncated=True))
+    # Everything up to the flushed snapshot is there; the torn end is dropped.
     assert sum(isinstance(r, SnapshotRecord) for r in records) == 1
     assert len([r for r in records if isinstance(r, FrameRecord)]) >= 50
 
@@ -116,5 +119,5 @@ def test_tardis_incremental_book_csv(tmp_path) -> None:
 def test_tardis_csv_with_wrong_columns_is_a_clear_error(tmp_path) -> None:
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="missing columns"):
+    with pytest.raises(InputError, match="x.csv: not a format replay reads"):
         replay_files([path])

@@ -44,13 +44,13 @@ def test_score_hand_made_case():
     assert s.alerts == 6
     assert s.false_alerts == 3 and sorted(s.false_alert_ms) == [100, 8000, 30_000]
     assert s.false_per_day == pytest.approx(1.5)
-    assert s.lead_times_s().tolist() == [0.5]
+    assert s.delays_s().tolist() == [0.5]
     assert s.warnings_s().tolist() == [1.5]
-    assert s.median_lead_s == 0.5 and s.median_warning_s == 1.5
+    assert s.median_delay_after_onset_s == 0.5 and s.median_warning_before_bottom_s == 1.5
     # An alert 500 ms before a window counts with early_ms=600 (negative lead), not otherwise.
     s2 = score({"A": [9500]}, windows, market_ms=DAY, early_ms=600)
     assert [w.outcome for w in s2.windows] == ["missed", "detected", "missed"]
-    assert s2.lead_times_s().tolist() == [-0.5] and s2.false_alerts == 0
+    assert s2.delays_s().tolist() == [-0.5] and s2.false_alerts == 0
     s3 = score({"A": [9500]}, windows, market_ms=DAY)
     assert s3.false_alerts == 1 and s3.detected == 0
     # Alerts inside a crash the data cut off count neither way.
@@ -58,15 +58,15 @@ def test_score_hand_made_case():
     assert s4.alerts == 0 and s4.false_alerts == 0 and len(s4.windows) == 3
 
 
-def test_lead_distribution_percentiles():
+def test_delay_distribution_percentiles():
     windows = [W("A", i * 100_000, i * 100_000 + 50_000, i * 100_000 + 90_000) for i in range(5)]
-    alerts = {"A": [i * 100_000 + 1000 * (i + 1) for i in range(5)]}  # leads 1..5 s
+    alerts = {"A": [i * 100_000 + 1000 * (i + 1) for i in range(5)]}  # delays 1..5 s
     s = score(alerts, windows, market_ms=DAY)
-    assert s.detection_rate == 1.0 and s.median_lead_s == 3.0
-    p = s.lead_percentiles((0, 50, 100))
+    assert s.detection_rate == 1.0 and s.median_delay_after_onset_s == 3.0
+    p = s.delay_percentiles((0, 50, 100))
     assert p == {"p0": 1.0, "p50": 3.0, "p100": 5.0}
     empty = score({}, windows, market_ms=DAY)
-    assert math.isnan(empty.median_lead_s) and empty.missed == 5
+    assert math.isnan(empty.median_delay_after_onset_s) and empty.missed == 5
 
 
 def _series(ratios, bid=1.0):
@@ -81,7 +81,7 @@ def test_detect_and_sweep_known_answer():
     assert detect(ser, settings) == [(1000, 1), (5000, 1), (7000, 2)]  # 5 >= 2 x 2.5: critical
     rec = Recording({"A": ser}, [W("A", 6500, 8000, 8500)])
     s = score_series(rec, settings)
-    assert (s.detected, s.false_alerts) == (1, 2) and s.lead_times_s().tolist() == [0.5]
+    assert (s.detected, s.false_alerts) == (1, 2) and s.delays_s().tolist() == [0.5]
     rows = sweep([rec], [2.0, 4.0, 6.0], settings)
     assert [(r.danger_ratio, r.detected, r.false_alerts, r.alerts) for r in rows] == [
         (2.0, 1, 2, 3), (4.0, 1, 0, 1), (6.0, 0, 0, 0)]
@@ -123,7 +123,7 @@ def test_backtest_simulated_writes_png_and_csv(tmp_path):
     result = backtest_simulated("flash_crash", 3, out_dir=tmp_path, thresholds=[2.0, 2.5, 3.0])
     s = result.score
     assert len(s.windows) == 3 and s.detection_rate == 1.0 and s.false_alerts == 0
-    assert all(lead > 0 for lead in s.lead_times_s())  # the alert comes after the first precursor...
+    assert all(lead > 0 for lead in s.delays_s())  # the alert comes after the first precursor...
     assert all(w > 0 for w in s.warnings_s())  # ...and before the bottom
     png = result.files["chart_png"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

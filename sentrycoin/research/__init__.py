@@ -1,0 +1,1 @@
+"""Research inputs: readers for recordings replay and backtest take (see readers.py)."""
