@@ -3,14 +3,18 @@
 Recordings (sentrycoin/recording.py) are replayed record by record into the
 venue's real feed handler: frames to `on_frame`, REST snapshots to
 `on_snapshot`, connects/disconnects as they happened.  Detector time is the
-venue's event time carried in the frames, so cooldowns and persistence behave
-as they did live, and a replay of a simulated run raises exactly the alerts
-that run raised.
+recorded receive time: every replayed market shares one `SourceClock`, set to
+each record's `ms` before the handler sees it, so cooldowns and persistence
+run on the clock the live run decided on (its local clock, not the venue's
+event times), however fast the replay goes, and a replay of a simulated run
+raises exactly the alerts that run raised.  Event times more than the
+settings' clock_skew_s from the recorded receive time are counted in each
+market's `clock_skew`, as live.
 
 Tardis-style `incremental_book_L2` CSV files (columns exchange, symbol,
 timestamp, local_timestamp, is_snapshot, side, price, amount) are replayed
 into the same Market/book/detector objects: rows sharing a local timestamp
-form one message.
+form one message, and `local_timestamp` is the clock.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
 from sentrycoin.recording import (
@@ -83,6 +88,8 @@ class Replayer:
         self._seen: dict[tuple[str, str], int] = {}
         self._handlers: dict[str, FeedHandler] = {}
         self._markets: dict[tuple[str, str], Market] = {}
+        # The recorded receive time: every replayed market's local clock.
+        self.clock = SourceClock()
 
     # -- alerts -------------------------------------------------------------
 
@@ -97,6 +104,7 @@ class Replayer:
         if market is None:
             market = Market(venue, symbol, depth=depth, capacity=self.capacity, settings=self.detector,
                             on_alert=self._on_alert, source="replay")
+            market.clock = self.clock
             self._markets[key] = market
             self.summary.markets.append(market)
         return market
@@ -119,6 +127,7 @@ class Replayer:
     def replay_recording(self, path: str | Path, progress: Callable[[int], None] | None = None) -> None:
         handler: FeedHandler | None = None
         handlers = self._handlers
+        clock = self.clock
         s = self.summary
         s.files += 1
         for n, record in enumerate(read_records(path), 1):
@@ -129,6 +138,7 @@ class Replayer:
                 handler = handlers.get(record.venue)
                 if handler is None:
                     continue
+                clock.now_ms = record.ms
                 handler.on_frame(record.conn, record.data.encode(), record.ms)
                 if self.observer is not None:
                     self._observe(handler)
@@ -140,6 +150,7 @@ class Replayer:
                 handler = handlers.get(record.venue)
                 if handler is None:
                     continue
+                clock.now_ms = record.ms
                 handler.on_snapshot(record.symbol, record.body.encode(), record.ms)
                 s.snapshots += 1
             elif type(record) is Header:
@@ -174,7 +185,8 @@ class Replayer:
     def replay_tardis_csv(self, path: str | Path, progress: Callable[[int], None] | None = None) -> None:
         s = self.summary
         s.files += 1
-        for market, event_ms, is_snapshot, bids, asks in _tardis_messages(path, self):
+        for market, event_ms, local_ms, is_snapshot, bids, asks in _tardis_messages(path, self):
+            self.clock.now_ms = local_ms
             s.records += 1
             if progress is not None and s.records % 4096 == 0:
                 progress(4096)
@@ -218,7 +230,8 @@ def _open_text(path: str | Path):
     return gzip.open(path, "rt", newline="") if str(path).endswith(".gz") else open(path, newline="")
 
 
-def _tardis_messages(path: str | Path, replayer: Replayer) -> Iterator[tuple[Market, int, bool, np.ndarray, np.ndarray]]:
+def _tardis_messages(path: str | Path, replayer: Replayer) -> Iterator[tuple[Market, int, int, bool, np.ndarray, np.ndarray]]:
+    """(market, event ms, local receive ms, is_snapshot, bids, asks) per message."""
     depth = replayer.depth or 50
     with _open_text(path) as fh:
         reader = csv.DictReader(fh)
@@ -230,6 +243,7 @@ def _tardis_messages(path: str | Path, replayer: Replayer) -> Iterator[tuple[Mar
         bids: list[tuple[float, float]] = []
         asks: list[tuple[float, float]] = []
         event_ms = 0
+        local_ms = 0
         snap = False
         market: Market | None = None
         in_snapshot: dict[tuple[str, str], bool] = {}
@@ -239,10 +253,11 @@ def _tardis_messages(path: str | Path, replayer: Replayer) -> Iterator[tuple[Mar
             is_snap = row["is_snapshot"].strip().lower() == "true"
             if row_key != key or is_snap != snap:
                 if market is not None:
-                    yield market, event_ms, snap, _levels(bids), _levels(asks)
+                    yield market, event_ms, local_ms, snap, _levels(bids), _levels(asks)
                 market = replayer._market(mkey[0], mkey[1], depth)
                 key, snap, bids, asks = row_key, is_snap, [], []
                 event_ms = int(row["timestamp"]) // 1000
+                local_ms = int(row["local_timestamp"]) // 1000
                 # A snapshot block following updates replaces the book
                 # (Tardis marks reconnects this way); consecutive snapshot rows
                 # sharing a timestamp belong to one snapshot.
@@ -253,7 +268,7 @@ def _tardis_messages(path: str | Path, replayer: Replayer) -> Iterator[tuple[Mar
                 level = (float("nan"), float("nan"))
             (bids if row["side"].strip().lower() == "bid" else asks).append(level)
         if market is not None:
-            yield market, event_ms, snap, _levels(bids), _levels(asks)
+            yield market, event_ms, local_ms, snap, _levels(bids), _levels(asks)
 
 
 def _levels(levels: list[tuple[float, float]]) -> np.ndarray:
