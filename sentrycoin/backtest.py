@@ -1,11 +1,13 @@
 """Backtesting: score alerts against labelled crash windows; sweep thresholds.
 
 The pipeline is run once per input (simulated seed, later a recording) and
-the book's (event_ms, bid_volume, ask_volume, mid) after every applied
-message is kept (`SeriesRecorder`).  The detector only ever sees those
-three numbers, so re-running `ImbalanceDetector.evaluate_volumes` over the
-series gives exactly the alerts the full pipeline would give at another
-threshold: a sweep costs one cheap pass per threshold, not a re-run.
+the book's (event_ms, bid_volume, ask_volume, mid, clock_ms) after every
+applied message is kept (`SeriesRecorder`).  The detector only ever sees
+the two volumes and the market's local clock (`Market.clock_ms()`: the
+simulated or recorded receive time, not the venue's event time), so
+re-running `ImbalanceDetector.evaluate_volumes` over the series gives
+exactly the alerts the full pipeline would give at another threshold: a
+sweep costs one cheap pass per threshold, not a re-run.
 
 Scoring (per symbol, per labelled `CrashWindow`):
 
@@ -53,6 +55,8 @@ class Series:
     bid_volume: np.ndarray  # float64
     ask_volume: np.ndarray
     mid: np.ndarray
+    # int64, the detector's clock at each row; None: the same as event_ms.
+    clock_ms: np.ndarray | None = None
 
     @property
     def ratio(self) -> np.ndarray:
@@ -68,7 +72,7 @@ class SeriesRecorder:
     """An observer for any frame source: `recorder(market)` after each applied message."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, list[tuple[int, float, float, float]]] = {}
+        self._rows: dict[str, list[tuple[int, float, float, float, int]]] = {}
 
     def __call__(self, market: Market) -> None:
         if not market.valid or market.last_event_ms is None:
@@ -76,23 +80,29 @@ class SeriesRecorder:
         book = market.book
         mid = market.mid_price()
         self._rows.setdefault(market.symbol, []).append(
-            (market.last_event_ms, book.bid_volume, book.ask_volume, math.nan if mid is None else mid))
+            (market.last_event_ms, book.bid_volume, book.ask_volume, math.nan if mid is None else mid,
+             market.clock_ms()))
 
     def series(self) -> dict[str, Series]:
         out = {}
         for symbol, rows in self._rows.items():
-            a = np.array(rows, dtype=float).reshape(-1, 4)
-            out[symbol] = Series(symbol, a[:, 0].astype(np.int64), a[:, 1].copy(), a[:, 2].copy(), a[:, 3].copy())
+            times = np.array([(r[0], r[4]) for r in rows], dtype=np.int64).reshape(-1, 2)
+            a = np.array([r[1:4] for r in rows], dtype=float).reshape(-1, 3)
+            out[symbol] = Series(symbol, times[:, 0].copy(), a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy(),
+                                 times[:, 1].copy())
         return out
 
 
 def detect(series: Series, settings: DetectorSettings) -> list[tuple[int, int]]:
-    """(event_ms, severity) of every alert a fresh detector raises over the series."""
+    """(event_ms, severity) of every alert a fresh detector raises over the series
+    (deciding on the series' clock_ms, as the pipeline did)."""
     det = settings.build()
     evaluate = det.evaluate_volumes
+    clock = series.event_ms if series.clock_ms is None else series.clock_ms
     out = []
-    for t, b, a in zip(series.event_ms.tolist(), series.bid_volume.tolist(), series.ask_volume.tolist()):
-        sev = evaluate(b, a, t)
+    for t, now, b, a in zip(series.event_ms.tolist(), clock.tolist(), series.bid_volume.tolist(),
+                            series.ask_volume.tolist()):
+        sev = evaluate(b, a, now)
         if sev:
             out.append((t, sev))
     return out

@@ -155,7 +155,11 @@ def test_source_clock_decides_and_skew_is_measured_against_it() -> None:
     assert m.clock_skew == 2
 
 
-def test_replay_decides_on_recorded_receive_time_and_counts_skew(tmp_path) -> None:
+T0 = 1_700_000_000_000
+
+
+def skewed_recording(tmp_path) -> list:
+    """A recording whose event times jump a day ahead, then a day back."""
     enc = msgspec.json.encode
 
     def frame(U: int, E: int, bids: list, asks: list) -> bytes:
@@ -163,7 +167,7 @@ def test_replay_decides_on_recorded_receive_time_and_counts_skew(tmp_path) -> No
             "e": "depthUpdate", "E": E, "s": "BTCUSDT", "U": U, "u": U,
             "b": [[str(p), str(q)] for p, q in bids], "a": [[str(p), str(q)] for p, q in asks]}})
 
-    t0 = 1_700_000_000_000
+    t0 = T0
     header = Header(venue="binance", symbols=["BTC-USDT"], depth=5)
     with RecordingWriter(tmp_path, header, prefix="skew") as w:
         w.snapshot("binance", "BTC-USDT", t0, enc({"lastUpdateId": 9, "bids": [["100.0", "10"]], "asks": [["101.0", "10"]]}))
@@ -172,11 +176,29 @@ def test_replay_decides_on_recorded_receive_time_and_counts_skew(tmp_path) -> No
         w.frame("binance", 0, t0 + 300, frame(12, t0 + 300 - DAY_MS, [(100.0, 1)], []))              # -1 day, in cooldown
         w.frame("binance", 0, t0 + 400, frame(13, t0 + 400, [(100.0, 10)], []))
         w.frame("binance", 0, t0 + 300_100, frame(14, t0 + 300_100, [(100.0, 1)], []))              # cooldown over
-    summary = replay_files(w.files, detector=DetectorSettings(cooldown_s=300))
+    return w.files
+
+
+def test_replay_decides_on_recorded_receive_time_and_counts_skew(tmp_path) -> None:
+    t0 = T0
+    summary = replay_files(skewed_recording(tmp_path), detector=DetectorSettings(cooldown_s=300))
     (m,) = summary.markets
     assert m.clock is not None and m.clock.now_ms == t0 + 300_100
     assert [(a.event_ms - t0, a.severity) for a in summary.alerts] == [(100 + DAY_MS, "extreme"), (300_100, "extreme")]
     assert m.clock_skew == 2 and m.messages == 5
+
+
+def test_backtest_of_a_recording_decides_as_its_replay(tmp_path) -> None:
+    # The backtest re-runs the detector over the recorded series: on the
+    # clock the replay decided on, so its alerts are the replay's.
+    from sentrycoin.backtest import detect, record_replay
+
+    files = skewed_recording(tmp_path)
+    settings = DetectorSettings(cooldown_s=300)
+    replayed = replay_files(files, detector=settings).alerts
+    series = record_replay(files)["BTC-USDT"]
+    assert series.clock_ms is not None and series.clock_ms[-1] == T0 + 300_100
+    assert detect(series, settings) == [(a.event_ms, 3) for a in replayed] and len(replayed) == 2
 
 
 def test_tardis_replay_runs_on_local_timestamp(tmp_path) -> None:
