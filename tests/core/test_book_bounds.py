@@ -85,33 +85,50 @@ finite = st.one_of(
     st.floats(min_value=1e14, max_value=1e20),
 )
 level = st.tuples(st.sampled_from([99.0, 99.5, 100.0, 101.0, 101.5, 102.0, 1e15, 1e16]) | finite, finite)
-message = st.tuples(st.lists(level, max_size=6), st.lists(level, max_size=6))
+# (how it is written: one incremental message, a snapshot, or level by level; bids; asks)
+message = st.tuples(st.sampled_from(["apply", "snapshot", "update"]),
+                    st.lists(level, max_size=6), st.lists(level, max_size=6))
+
+
+def accepted(levels: list) -> bool:
+    return all(0 < p <= MAX_PRICE and 0 <= q <= MAX_QTY for p, q in levels)
+
+
+def writes(book: OrderBook, how: str, bids: list, asks: list):
+    """(the levels one write carries, the write) for each all-or-nothing write of the message."""
+    if how == "snapshot":
+        yield bids + asks, lambda: book.load_snapshot(bids, asks)
+    elif how == "apply":
+        yield bids + asks, lambda: book.apply(
+            np.array([p for p, _ in bids], dtype=np.float64), np.array([q for _, q in bids], dtype=np.float64),
+            np.array([p for p, _ in asks], dtype=np.float64), np.array([q for _, q in asks], dtype=np.float64))
+    else:
+        for p, q in bids:
+            yield [(p, q)], lambda p=p, q=q: book.update_bid(p, q)
+        for p, q in asks:
+            yield [(p, q)], lambda p=p, q=q: book.update_ask(p, q)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(message, min_size=1, max_size=40))
 def test_sums_are_never_nan_or_inf_for_any_finite_input(messages: list) -> None:
     book = OrderBook(depth=3, capacity=8)
-    for bids, asks in messages:
-        before = state(book)
-        bp = np.array([p for p, _ in bids], dtype=np.float64)
-        bq = np.array([q for _, q in bids], dtype=np.float64)
-        ap = np.array([p for p, _ in asks], dtype=np.float64)
-        aq = np.array([q for _, q in asks], dtype=np.float64)
-        in_bounds = all(0 < p <= MAX_PRICE and 0 <= q <= MAX_QTY for p, q in bids + asks)
-        try:
-            book.apply(bp, bq, ap, aq)
-        except ValueError:
-            assert not in_bounds
-            assert state(book) == before  # rejected whole
-            continue
-        assert in_bounds
-        bid_volume, ask_volume = book.volumes
-        assert math.isfinite(bid_volume) and math.isfinite(ask_volume)
-        assert bid_volume >= 0.0 and ask_volume >= 0.0
-        assert not math.isnan(book.ratio) or (bid_volume == 0.0 and ask_volume == 0.0)
-        if book.bid_levels and book.ask_levels:
-            assert math.isfinite(book.best_bid + book.best_ask)
+    for how, bids, asks in messages:
+        for levels, write in writes(book, how, bids, asks):
+            before = state(book)
+            try:
+                write()
+            except ValueError:
+                assert not accepted(levels)
+                assert state(book) == before  # rejected whole
+                continue
+            assert accepted(levels)
+            bid_volume, ask_volume = book.volumes
+            assert math.isfinite(bid_volume) and math.isfinite(ask_volume)
+            assert bid_volume >= 0.0 and ask_volume >= 0.0
+            assert not math.isnan(book.ratio) or (bid_volume == 0.0 and ask_volume == 0.0)
+            if book.bid_levels and book.ask_levels:
+                assert math.isfinite(book.best_bid + book.best_ask)
 
 
 # -- the Cython Binance parser path ----------------------------------------------------------
