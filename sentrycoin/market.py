@@ -23,6 +23,8 @@ log = logging.getLogger("sentrycoin.market")
 
 #: Where a market's frames come from; shown in /status and in every alert.
 SOURCES = ("live", "simulated", "replay")
+#: At most one clock-skew warning per market per this many seconds.
+CLOCK_SKEW_LOG_EVERY_S = 60.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -106,6 +108,7 @@ class Market(MarketCore):
         "connected", "resyncs", "reconnects", "rejected",
         "last_alert", "invalid_reason", "created_monotonic",
         "invalid_since_ms", "invalid_since_monotonic", "last_error",
+        "_skew_logged_monotonic",
     )
 
     def __init__(
@@ -142,6 +145,7 @@ class Market(MarketCore):
         # Why the book last went invalid; kept after it heals, so /status can
         # say what happened (None until the first failure).
         self.last_error: str | None = None
+        self._skew_logged_monotonic: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -169,6 +173,17 @@ class Market(MarketCore):
         self.invalid_reason = None
         self.invalid_since_ms = None
         self.invalid_since_monotonic = None
+
+    def _on_clock_skew(self, event_ms: int, recv_ms: int) -> None:
+        # Called from C only when a run of skewed events starts; a clock that
+        # keeps flapping is still logged at most once a minute per market.
+        now = time.monotonic()
+        if self._skew_logged_monotonic is not None and now - self._skew_logged_monotonic < CLOCK_SKEW_LOG_EVERY_S:
+            return
+        self._skew_logged_monotonic = now
+        log.warning("%s %s: event time %+.3f s from receive time (CLOCK_SKEW_S %.3g s): counted in clock_skew "
+                    "(%d so far), never used for timing", self.exchange, self.symbol, (event_ms - recv_ms) / 1000.0,
+                    self.clock_skew_ms / 1000.0, self.clock_skew)
 
     def invalid_for_s(self, now_monotonic: float | None = None) -> float:
         """Seconds this book has been invalid (0.0 while valid)."""

@@ -29,6 +29,9 @@ cdef class MarketCore:
     # None: live (decisions on the monotonic clock, receive time from the
     # wall clock); else the source's clock for both.
     cdef public SourceClock clock
+    # The last message was skewed: `_on_clock_skew` is called only when a run
+    # of skewed messages starts, so a venue whose clock is off stays in C.
+    cdef bint _skewed
     cdef int64_t _last_event_ms
     cdef bint _has_event
     # NaN until the first message.

@@ -56,3 +56,6 @@ class MarketCore:
         """The detector's now: `clock.now_ms`, or time.monotonic() in ms when live.
         Pass it to `detector.state()`; compare it with `detector.last_alert_ms`."""
     def _emit(self, severity: int, event_ms: int) -> None: ...
+    def _on_clock_skew(self, event_ms: int, recv_ms: int) -> None:
+        """Called (from C) for the first message of each run of skewed ones,
+        after counting it; the base class does nothing, Market logs."""

@@ -20,8 +20,10 @@ the local clock, which is one of two:
 Clock skew: an event time more than `clock_skew_ms` away from the message's
 receive time (live: the wall clock when the message is finished, which is the
 receive time up to processing delay; otherwise the source clock) adds one to
-`clock_skew`.  The live wall clock is derived from the monotonic reading with
-an offset re-read at most once a second, so checking costs no clock read.
+`clock_skew`, and the first of a run of such messages calls
+`_on_clock_skew(event_ms, recv_ms)` (Market logs it).  The live wall clock is
+derived from the monotonic reading with an offset re-read at most once a
+second, so checking costs no clock read.
 """
 
 import time
@@ -110,6 +112,7 @@ cdef class MarketCore:
         self.clock_skew = 0
         self.clock_skew_ms = clock_skew_ms
         self.clock = clock
+        self._skewed = False
         self._has_event = False
         self._last_event_ms = 0
         self._last_update_monotonic = NAN
@@ -130,6 +133,11 @@ cdef class MarketCore:
         # Written so that no subtraction can overflow, whatever event_ms is.
         if event_ms > recv_ms + self.clock_skew_ms or event_ms < recv_ms - self.clock_skew_ms:
             self.clock_skew += 1
+            if not self._skewed:
+                self._skewed = True
+                self._on_clock_skew(event_ms, recv_ms)
+        elif self._skewed:
+            self._skewed = False
         if not self.valid:
             return 0
         return self.detector.c_evaluate(self.book.c_bid_volume(), self.book.c_ask_volume(), now_ms)
@@ -152,6 +160,10 @@ cdef class MarketCore:
 
     def _emit(self, int severity, int64_t event_ms):
         raise NotImplementedError("a MarketCore subclass raises the alert")
+
+    def _on_clock_skew(self, int64_t event_ms, int64_t recv_ms):
+        """The first of a run of skewed messages (already counted); a
+        subclass reports it.  Must not raise."""
 
     def clock_ms(self):
         """The detector's "now" in ms: `clock.now_ms`, or monotonic ms when live."""
