@@ -1,9 +1,11 @@
 """Backtesting: score alerts against crash windows, beside chance; sweep thresholds and signals.
 
 The pipeline is run once per input (a simulated seed, or recorded files) and
-after every applied message of a valid book the recorder keeps the time, the
-mid price and each signal's (bid value, ask value) (`SeriesRecorder`).  The
-detector only ever sees those two numbers and the time, so re-running
+after every applied message of a valid book the recorder keeps the event
+time, the market's local clock (`Market.clock_ms()`: the simulated or
+recorded receive time), the mid price and each signal's (bid value, ask
+value) (`SeriesRecorder`).  The detector only ever sees those two numbers
+and the local clock, so re-running
 `ImbalanceDetector.evaluate_volumes` over the series gives exactly the
 alerts the full pipeline would give at another threshold: a sweep costs one
 cheap pass per (signal, threshold), not a re-run.
@@ -82,6 +84,9 @@ class Series:
     mid: np.ndarray
     signals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     depth: int = 0  # the book's N: "levels:<depth>" is bid_volume / ask_volume
+    # int64, the detector's clock at each row (the market's local clock: the
+    # simulated or recorded receive time); None: the same as event_ms.
+    clock_ms: np.ndarray | None = None
 
     @property
     def ratio(self) -> np.ndarray:
@@ -99,7 +104,7 @@ class Series:
             bid, ask = self.signals[signal.name]
         except KeyError:
             raise ValueError(f"signal {signal.name} was not recorded for {self.symbol}") from None
-        return Series(self.symbol, self.event_ms, bid, ask, self.mid, self.signals, self.depth)
+        return Series(self.symbol, self.event_ms, bid, ask, self.mid, self.signals, self.depth, self.clock_ms)
 
     @property
     def span_ms(self) -> int:
@@ -115,6 +120,7 @@ class SeriesRecorder:
     def __init__(self, signals: Sequence[Signal] = ()) -> None:
         self.signals = list(signals)
         self._rows: dict[str, list[tuple[float, ...]]] = {}
+        self._times: dict[str, list[tuple[int, int]]] = {}  # exact ints: (event_ms, clock_ms)
         self._depth: dict[str, int] = {}
 
     def __call__(self, market: Market) -> None:
@@ -122,30 +128,35 @@ class SeriesRecorder:
             return
         book = market.book
         mid = market.mid_price()
-        row: list[float] = [market.last_event_ms, book.bid_volume, book.ask_volume, math.nan if mid is None else mid]
+        row: list[float] = [book.bid_volume, book.ask_volume, math.nan if mid is None else mid]
         for sig in self.signals:
             row.extend(signal_values(book, sig))
         self._rows.setdefault(market.symbol, []).append(tuple(row))
+        self._times.setdefault(market.symbol, []).append((market.last_event_ms, market.clock_ms()))
         self._depth[market.symbol] = book.depth
 
     def series(self) -> dict[str, Series]:
         out = {}
-        width = 4 + 2 * len(self.signals)
+        width = 3 + 2 * len(self.signals)
         for symbol, rows in self._rows.items():
             a = np.array(rows, dtype=float).reshape(-1, width)
-            extra = {sig.name: (a[:, 4 + 2 * i].copy(), a[:, 5 + 2 * i].copy()) for i, sig in enumerate(self.signals)}
-            out[symbol] = Series(symbol, a[:, 0].astype(np.int64), a[:, 1].copy(), a[:, 2].copy(), a[:, 3].copy(),
-                                 extra, self._depth[symbol])
+            times = np.array(self._times[symbol], dtype=np.int64).reshape(-1, 2)
+            extra = {sig.name: (a[:, 3 + 2 * i].copy(), a[:, 4 + 2 * i].copy()) for i, sig in enumerate(self.signals)}
+            out[symbol] = Series(symbol, times[:, 0].copy(), a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy(),
+                                 extra, self._depth[symbol], times[:, 1].copy())
         return out
 
 
 def detect(series: Series, settings: DetectorSettings) -> list[tuple[int, int]]:
-    """(event_ms, severity) of every alert a fresh detector raises over the series."""
+    """(event_ms, severity) of every alert a fresh detector raises over the series
+    (deciding on the series' clock_ms, as the pipeline did)."""
     det = settings.build()
     evaluate = det.evaluate_volumes
+    clock = series.event_ms if series.clock_ms is None else series.clock_ms
     out = []
-    for t, b, a in zip(series.event_ms.tolist(), series.bid_volume.tolist(), series.ask_volume.tolist()):
-        sev = evaluate(b, a, t)
+    for t, now, b, a in zip(series.event_ms.tolist(), clock.tolist(), series.bid_volume.tolist(),
+                            series.ask_volume.tolist(), strict=True):
+        sev = evaluate(b, a, now)
         if sev:
             out.append((t, sev))
     return out

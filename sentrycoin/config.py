@@ -6,7 +6,7 @@ CLI prints it and exits 2 (never a traceback).
 
 Environment variables (names users already know from the original monitor):
     EXCHANGE, SYMBOL, SYMBOLS, DANGER_RATIO, ORDER_BOOK_DEPTH, COOLDOWN_MINUTES,
-    REARM_RATIO, MIN_PERSISTENCE_MS, MIN_VOLUME, LOG_LEVEL, LOG_FORMAT,
+    REARM_RATIO, MIN_PERSISTENCE_MS, MIN_VOLUME, CLOCK_SKEW_S, LOG_LEVEL, LOG_FORMAT,
     TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, TELEGRAM_API_URL, WEBHOOK_URL,
     PUBLIC_URL, SENTRY_DB, HOST, PORT, STATUS_TOKEN, STALE_AFTER_S, SNAPSHOT_TIMEOUT_S,
     MOCK_FALLBACK, MOCK_FALLBACK_AFTER_S, SIM_SCENARIO, SIM_SYMBOLS, SIM_SEED, SIM_SPEED,
@@ -57,6 +57,9 @@ DETECTOR_KEYS = {
     "extreme_multiple": float,
     "realert_on_escalation": bool,
     "min_volume": float,
+    # Seconds an event time may differ from its receive time before it is
+    # counted in the market's clock_skew (CLOCK_SKEW_S).
+    "clock_skew_s": float,
 }
 
 
@@ -148,6 +151,7 @@ def _detector_dict(d: DetectorSettings) -> dict[str, Any]:
         "extreme_multiple": d.extreme_multiple,
         "realert_on_escalation": d.realert_on_escalation,
         "min_volume": d.min_volume,
+        "clock_skew_s": d.clock_skew_s,
     }
 
 
@@ -403,6 +407,7 @@ _ENV_DETECTOR = {
     "COOLDOWN_MINUTES": "cooldown_minutes",
     "MIN_PERSISTENCE_MS": "min_persistence_ms",
     "MIN_VOLUME": "min_volume",
+    "CLOCK_SKEW_S": "clock_skew_s",
 }
 
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sentrycore import SEVERITY_NAMES, ImbalanceDetector, OrderBook
-from sentrycore.marketcore import MarketCore
+from sentrycore.marketcore import DEFAULT_CLOCK_SKEW_MS, MarketCore
 
 log = logging.getLogger("sentrycoin.market")
 
 #: Where a market's frames come from; shown in /status and in every alert.
 SOURCES = ("live", "simulated", "replay")
+#: At most one clock-skew warning per market per this many seconds.
+CLOCK_SKEW_LOG_EVERY_S = 60.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -35,8 +37,18 @@ class DetectorSettings:
     extreme_multiple: float = 4.0
     realert_on_escalation: bool = True
     min_volume: float = 0.0
+    # An event time further than this from its receive time is counted in
+    # Market.clock_skew (CLOCK_SKEW_S); timing never uses event times anyway.
+    clock_skew_s: float = DEFAULT_CLOCK_SKEW_MS / 1000.0
+
+    @property
+    def clock_skew_ms(self) -> int:
+        return max(1, round(self.clock_skew_s * 1000.0))
 
     def build(self) -> ImbalanceDetector:
+        """The detector; ValueError (naming the field) on an out-of-range value."""
+        if not 0.0 < self.clock_skew_s < math.inf:
+            raise ValueError(f"clock_skew_s must be finite and > 0, got {self.clock_skew_s!r}")
         return ImbalanceDetector(
             danger_ratio=self.danger_ratio,
             rearm_ratio=self.rearm_ratio,
@@ -64,7 +76,9 @@ class AlertEvent:
     best_bid: float
     best_ask: float
     depth: int
-    event_ms: int  # venue event time (or simulated / recorded time), Unix ms
+    # Venue event time (or simulated / recorded time), Unix ms: for display
+    # and latency only; the detector decided on the local clock.
+    event_ms: int
     size_unit: str = "coins"  # what bid_volume / ask_volume count: "coins" or "contracts" (okx-swap)
 
     @property
@@ -83,9 +97,11 @@ class Market(MarketCore):
     """State of one (exchange, symbol) book.
 
     The per-message part (book, detector, `valid`, `messages`,
-    `last_event_ms`, `last_update_monotonic` and `after_message`) lives in
-    the Cython base class, so a Cython feed path finishes a message without
-    a Python call.
+    `clock_skew`, `last_event_ms`, `last_update_monotonic`, `clock` and
+    `after_message`) lives in the Cython base class, so a Cython feed path
+    finishes a message without a Python call.  The detector runs on the
+    local clock (`clock_ms()`: monotonic live, the source's `SourceClock`
+    in replay and simulation), never on the venue's event times.
     """
 
     __slots__ = (
@@ -93,6 +109,7 @@ class Market(MarketCore):
         "connected", "resyncs", "reconnects", "rejected",
         "last_alert", "invalid_reason", "created_monotonic",
         "invalid_since_ms", "invalid_since_monotonic", "last_error", "checksum_mismatches", "size_unit",
+        "_skew_logged_monotonic",
     )
 
     def __init__(
@@ -113,7 +130,8 @@ class Market(MarketCore):
         self.symbol = symbol
         self.source = source
         self.settings = settings or DetectorSettings()
-        MarketCore.__init__(self, OrderBook(depth=depth, capacity=capacity), self.settings.build())
+        MarketCore.__init__(self, OrderBook(depth=depth, capacity=capacity), self.settings.build(),
+                            self.settings.clock_skew_ms)
         self.on_alert: AlertSink = on_alert or _drop_alert
         self.connected = False
         self.resyncs = 0
@@ -137,6 +155,7 @@ class Market(MarketCore):
         # What the book's sizes count ("coins" of the base asset, or "contracts"):
         # bid_volume / ask_volume and MIN_VOLUME are in this unit.
         self.size_unit = size_unit
+        self._skew_logged_monotonic: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -165,6 +184,17 @@ class Market(MarketCore):
         self.invalid_reason = None
         self.invalid_since_ms = None
         self.invalid_since_monotonic = None
+
+    def _on_clock_skew(self, event_ms: int, recv_ms: int) -> None:
+        # Called from C only when a run of skewed events starts; a clock that
+        # keeps flapping is still logged at most once a minute per market.
+        now = time.monotonic()
+        if self._skew_logged_monotonic is not None and now - self._skew_logged_monotonic < CLOCK_SKEW_LOG_EVERY_S:
+            return
+        self._skew_logged_monotonic = now
+        log.warning("%s %s: event time %+.3f s from receive time (CLOCK_SKEW_S %.3g s): counted in clock_skew "
+                    "(%d so far), never used for timing", self.exchange, self.symbol, (event_ms - recv_ms) / 1000.0,
+                    self.clock_skew_ms / 1000.0, self.clock_skew)
 
     def invalid_for_s(self, now_monotonic: float | None = None) -> float:
         """Seconds this book has been invalid (0.0 while valid)."""
@@ -196,8 +226,10 @@ class Market(MarketCore):
     # -- read by status / metrics -----------------------------------------
 
     def state(self, now_ms: int | None = None) -> str:
+        """armed | alerting | cooldown, at `now_ms` on the detector's clock
+        (default: now, `clock_ms()`; never pass a wall or venue time)."""
         if now_ms is None:
-            now_ms = self.last_event_ms or 0
+            now_ms = self.clock_ms()
         return self.detector.state(now_ms)
 
     def mid_price(self) -> float | None:

@@ -24,6 +24,12 @@ symbols are already being replayed continues that stream (its handler and
 books carry on), so a capture split over several files replays as one; a
 file of other symbols starts its own stream beside the others.
 
+The detector's clock is the recorded receive time (Tardis: `local_timestamp`):
+every replayed market shares one `SourceClock`, set before each frame or
+snapshot, so cooldowns and persistence run on the clock the live run decided
+on, not the venue's event times, however fast the replay goes.  Event times
+further than clock_skew_s from it are counted in each market's `clock_skew`.
+
 A file cut short stops the replay with `TruncatedInput` after what it held,
 unless `allow_truncated`: then the summary says how far it got.
 """
@@ -42,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import numpy as np
 
+from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
 from sentrycoin.recording import (
@@ -108,18 +115,23 @@ class ReplaySummary:
 
 
 class _Stream:
-    """One handler being fed: what every reader calls, whatever the file format."""
+    """One handler being fed: what every reader calls, whatever the file format.
 
-    __slots__ = ("handler", "summary", "observe")
+    The recorded receive time of each frame and snapshot is the replayed
+    markets' local clock (`SourceClock`), set before the handler sees it."""
+
+    __slots__ = ("handler", "summary", "observe", "clock")
 
     def __init__(self, handler: FeedHandler, summary: ReplaySummary,
-                 observe: Callable[[FeedHandler], None] | None) -> None:
+                 observe: Callable[[FeedHandler], None] | None, clock: SourceClock) -> None:
         self.handler = handler
         self.summary = summary
         self.observe = observe
+        self.clock = clock
 
     def frame(self, conn_id: int, recv_ms: int, data: bytes) -> None:
         handler = self.handler
+        self.clock.now_ms = recv_ms
         handler.on_frame(conn_id, data, recv_ms)
         if self.observe is not None:
             self.observe(handler)
@@ -134,6 +146,7 @@ class _Stream:
             handler.actions.clear()
 
     def snapshot(self, symbol: str, recv_ms: int, body: bytes) -> None:
+        self.clock.now_ms = recv_ms
         self.handler.on_snapshot(symbol, body, recv_ms)
         self.summary.snapshots += 1
         self.handler.actions.clear()
@@ -169,6 +182,9 @@ class Replayer:
         self._handlers: dict[str, list[FeedHandler]] = {}
         self._markets: dict[tuple[str, str], Market] = {}
         self._lines = 0  # complete lines read from the current file
+        # The recorded receive time: every replayed market's local clock, so cooldowns
+        # and persistence run as they did live however fast the replay goes.
+        self.clock = SourceClock()
 
     # -- alerts and markets -----------------------------------------------------
 
@@ -183,6 +199,7 @@ class Replayer:
         if market is None:
             market = Market(venue, symbol, depth=depth, capacity=self.capacity, settings=self.detector,
                             on_alert=self._on_alert, source="replay")
+            market.clock = self.clock
             self._markets[key] = market
             self.summary.markets.append(market)
         return market
@@ -196,7 +213,7 @@ class Replayer:
         observe = self._observe if self.observer is not None else None
         for handler in self._handlers.get(venue, ()):
             if set(handler.markets) >= set(symbols):
-                return _Stream(handler, self.summary, observe)
+                return _Stream(handler, self.summary, observe, self.clock)
         try:
             info = venue_info(venue)
         except ValueError as exc:
@@ -206,7 +223,7 @@ class Replayer:
         env = {info.ws_env: ws_url} if ws_url else {}
         handler = make_handler(venue, markets, depth=depth, env=env)
         self._handlers.setdefault(venue, []).append(handler)
-        stream = _Stream(handler, self.summary, observe)
+        stream = _Stream(handler, self.summary, observe, self.clock)
         for spec in handler.connections():
             stream.connected(spec.conn_id)
         return stream
@@ -370,8 +387,9 @@ class Replayer:
         text = (line.decode("utf-8", "replace") for line in self._counted(path, progress, complete=None))
         yield from csv.DictReader(text)
 
-    def _apply_csv_message(self, market: Market, event_ms: int, is_snapshot: bool,
+    def _apply_csv_message(self, market: Market, event_ms: int, local_ms: int, is_snapshot: bool,
                            bids: np.ndarray, asks: np.ndarray) -> None:
+        self.clock.now_ms = local_ms
         s = self.summary
         s._seen(event_ms)
         try:
@@ -393,7 +411,7 @@ class Replayer:
         key = None
         bids: list[tuple[float, float]] = []
         asks: list[tuple[float, float]] = []
-        event_ms = 0
+        event_ms = local_ms = 0
         snap = False
         market: Market | None = None
         for row in self._csv_rows(path, progress):
@@ -404,13 +422,14 @@ class Replayer:
             # after updates replaces the book (Tardis marks reconnects this way).
             if row_key != key or is_snap != snap:
                 if market is not None:
-                    self._apply_csv_message(market, event_ms, snap, _levels(bids), _levels(asks))
+                    self._apply_csv_message(market, event_ms, local_ms, snap, _levels(bids), _levels(asks))
                 market = self._market(mkey[0], mkey[1], depth)
                 key, snap, bids, asks = row_key, is_snap, [], []
                 event_ms = _tardis_ms(row["timestamp"])
+                local_ms = _tardis_ms(row["local_timestamp"])
             (bids if row["side"].strip().lower() == "bid" else asks).append(_level(row["price"], row["amount"]))
         if market is not None:
-            self._apply_csv_message(market, event_ms, snap, _levels(bids), _levels(asks))
+            self._apply_csv_message(market, event_ms, local_ms, snap, _levels(bids), _levels(asks))
 
     def _read_tardis_snapshot(self, path: Path, progress: Progress) -> None:
         depth = self.depth or 50
@@ -420,8 +439,9 @@ class Replayer:
                 sides = (_snapshot_columns(row, "bids"), _snapshot_columns(row, "asks"))
             market = self._market(row["exchange"], tardis_symbol(row["symbol"]), depth)
             levels = [[_level(row[p], row[q]) for p, q in cols if row[p] and row[q]] for cols in sides]
-            self._apply_csv_message(market, _tardis_ms(row["timestamp"]), True, _levels(levels[0]),
-                                    _levels(levels[1]))
+            event_ms = _tardis_ms(row["timestamp"])
+            local_ms = _tardis_ms(row["local_timestamp"]) if row.get("local_timestamp") else event_ms
+            self._apply_csv_message(market, event_ms, local_ms, True, _levels(levels[0]), _levels(levels[1]))
 
 
 # -- cryptofeed records ---------------------------------------------------------------------

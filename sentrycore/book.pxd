@@ -12,6 +12,26 @@ cdef enum:
     BOOK_OK = 0
     BOOK_BAD_VALUE = -1
 
+# Largest price and quantity a book accepts (see "Value bounds" in book.pyx):
+# with these, no sum the book or its readers form can overflow.
+cdef extern from *:
+    """
+    #define SENTRY_MAX_PRICE 1e15
+    #define SENTRY_MAX_QTY 1e18
+    """
+    const double SENTRY_MAX_PRICE
+    const double SENTRY_MAX_QTY
+
+
+# The value checks every write to a book makes, shared with the parser so
+# both agree by construction.  The comparisons are False for NaN.
+cdef inline bint valid_price(double price) noexcept nogil:
+    return price > 0.0 and price <= SENTRY_MAX_PRICE
+
+
+cdef inline bint valid_qty(double qty) noexcept nogil:
+    return qty >= 0.0 and qty <= SENTRY_MAX_QTY
+
 # One side of the book: n slots, keys[i] and qtys[i], where key = sign * price
 # in ascending order, so the best level is always the last one (bids: sign
 # +1, asks: sign -1).  Updates near the top therefore move only a few slots.

@@ -5,12 +5,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+MAX_PRICE: float
+"""1e15: the largest accepted price."""
+MAX_QTY: float
+"""1e18: the largest accepted quantity."""
+
 class OrderBook:
     """L2 order book in fixed-capacity numpy buffers, best price at the end of
     each side, with the best-`depth` bid and ask volumes kept incrementally.
 
     When a side is full, inserting a level drops that side's worst level (or
     the new level itself when it would be the worst) and sets `truncated`.
+
+    Value bounds: every write accepts a price in (0, MAX_PRICE] and a
+    quantity in [0, MAX_QTY]; anything else (NaN, inf, negative, beyond a
+    bound) raises ValueError with the book unchanged (a message is validated
+    whole first).  With these bounds the volumes, their running sums and
+    best_bid + best_ask are always finite: at most depth + 1 quantities of
+    <= 1e18 are ever summed (< 1e37), far from the double range.
     """
 
     depth: int
@@ -20,10 +32,11 @@ class OrderBook:
     def load_snapshot(self, bids: npt.ArrayLike, asks: npt.ArrayLike) -> None:
         """Replace the book.  Each side is an (n, 2) array-like of (price, qty)
         in any order; zero quantities are skipped, a repeated price keeps its
-        last quantity.  Raises ValueError (book unchanged) on a bad value."""
+        last quantity.  Raises ValueError (book unchanged) on a bad value
+        (outside the bounds above)."""
     def update_bid(self, price: float, qty: float) -> None:
-        """Set one bid level; qty == 0 deletes it.  ValueError on NaN/inf,
-        price <= 0 or qty < 0."""
+        """Set one bid level; qty == 0 deletes it.  ValueError (book unchanged)
+        unless 0 < price <= MAX_PRICE and 0 <= qty <= MAX_QTY (NaN fails both)."""
     def update_ask(self, price: float, qty: float) -> None: ...
     def apply_bids(self, prices: npt.NDArray[np.float64], qtys: npt.NDArray[np.float64]) -> None:
         """Apply one message's bid levels (contiguous float64 arrays).  The

@@ -28,6 +28,20 @@ Search (_lower_bound): an index is guessed -- from the top levels' price
 density, or, for a side whose levels a message lists best first, from the
 previous level's neighbourhood -- then checked by counting the keys below the
 target in a small window around the guess; only a miss gallops and bisects.
+
+Value bounds: a price must be in (0, MAX_PRICE] = (0, 1e15] and a quantity in
+[0, MAX_QTY] = [0, 1e18]; anything else (NaN, inf, negative, or beyond a
+bound) is rejected with the book unchanged -- a message is validated whole
+before any level is applied.  The bounds are what keeps every sum finite:
+the running top-`depth` sums, and every intermediate value of their
+incremental, compensated updates, are sums of at most `depth` + 1 terms of
+magnitude <= MAX_QTY (plus a relative rounding error near 1e-16), and
+`depth` is a Py_ssize_t, so they stay below 2**63 * 1e18 ~ 9.2e36, far from
+the double range (1.8e308); a best bid plus best ask (the mid price) stays
+below 2e15.  Without them two levels of
+quantity 1e308 overflow the sum to inf and a later removal turns it into
+NaN.  The limits are far beyond real markets: 1e15 in any quote currency,
+1e18 units (more than the supply of nearly any token) in one level.
 """
 
 import numpy as np
@@ -49,13 +63,9 @@ cdef enum:
     FINGER_SPAN = 16
 
 
-cdef inline bint _valid_price(double price) noexcept nogil:
-    # `price > 0` is False for NaN, so this rejects NaN, -inf and <= 0.
-    return price > 0.0 and price < INFINITY
-
-
-cdef inline bint _valid_qty(double qty) noexcept nogil:
-    return qty >= 0.0 and qty < INFINITY
+#: Upper bounds on accepted prices and quantities (see "Value bounds" above).
+MAX_PRICE = SENTRY_MAX_PRICE
+MAX_QTY = SENTRY_MAX_QTY
 
 
 cdef inline void _acc(BookSide* s, double x) noexcept nogil:
@@ -343,7 +353,7 @@ cdef inline Py_ssize_t _side_update(BookSide* s, double price, double qty, Py_ss
 cdef inline bint _all_valid(const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     for j in range(n):
-        if not (_valid_price(prices[j]) and _valid_qty(qtys[j])):
+        if not (valid_price(prices[j]) and valid_qty(qtys[j])):
             return False
     return True
 
@@ -405,14 +415,14 @@ cdef class OrderBook:
     # ---- C level ---------------------------------------------------------
 
     cdef int c_update_bid(self, double price, double qty) noexcept nogil:
-        if not (_valid_price(price) and _valid_qty(qty)):
+        if not (valid_price(price) and valid_qty(qty)):
             return BOOK_BAD_VALUE
         _side_update(&self._bids, price, qty, self.depth, self.capacity, &self._truncated,
                      _density(&self._bids), -1)
         return BOOK_OK
 
     cdef int c_update_ask(self, double price, double qty) noexcept nogil:
-        if not (_valid_price(price) and _valid_qty(qty)):
+        if not (valid_price(price) and valid_qty(qty)):
             return BOOK_BAD_VALUE
         _side_update(&self._asks, price, qty, self.depth, self.capacity, &self._truncated,
                      _density(&self._asks), -1)
@@ -613,15 +623,15 @@ cdef Py_ssize_t _pair_length(object prices, object qtys) except -1:
 
 
 cdef void _raise_bad(double price, double qty) except *:
-    if not _valid_price(price):
-        raise ValueError(f"invalid price {price!r}: must be finite and > 0")
-    raise ValueError(f"invalid quantity {qty!r} at price {price!r}: must be finite and >= 0")
+    if not valid_price(price):
+        raise ValueError(f"invalid price {price!r}: must be > 0 and <= {SENTRY_MAX_PRICE:g}")
+    raise ValueError(f"invalid quantity {qty!r} at price {price!r}: must be >= 0 and <= {SENTRY_MAX_QTY:g}")
 
 
 cdef void _raise_first_bad(const double* prices, const double* qtys, Py_ssize_t n) except *:
     cdef Py_ssize_t j
     for j in range(n):
-        if not (_valid_price(prices[j]) and _valid_qty(qtys[j])):
+        if not (valid_price(prices[j]) and valid_qty(qtys[j])):
             _raise_bad(prices[j], qtys[j])
     raise ValueError("invalid level in batch")
 
@@ -635,7 +645,7 @@ cdef tuple _prepare_side(levels, double sign, Py_ssize_t capacity):
     prices = np.ascontiguousarray(arr[:, 0])
     qtys = np.ascontiguousarray(arr[:, 1])
     if prices.shape[0]:
-        bad = ~((prices > 0) & np.isfinite(prices) & (qtys >= 0) & np.isfinite(qtys))
+        bad = ~((prices > 0) & (prices <= SENTRY_MAX_PRICE) & (qtys >= 0) & (qtys <= SENTRY_MAX_QTY))
         if bad.any():
             j = int(np.argmax(bad))
             _raise_bad(prices[j], qtys[j])

@@ -4,6 +4,9 @@
 #     from sentrycore.detector cimport ImbalanceDetector
 #     severity = detector.c_evaluate(bid_volume, ask_volume, now_ms)   # nogil
 #
+# now_ms is the caller's local clock (MarketCore: monotonic live, the
+# recorded receive time in a replay), never the venue's event time.
+#
 # Severity codes: 0 = no alert, 1 = warning, 2 = critical, 3 = extreme.
 
 from libc.stdint cimport int64_t
@@ -44,3 +47,4 @@ cdef class ImbalanceDetector:
     cdef int c_evaluate(self, double bid_volume, double ask_volume, int64_t now_ms) noexcept nogil
     cdef void c_reset_signal(self) noexcept nogil
     cdef int _fire(self, int severity, int64_t now_ms) noexcept nogil
+    cdef bint _in_cooldown(self, int64_t now_ms) noexcept nogil

@@ -2,8 +2,11 @@
 """Imbalance detector: turns a stream of (bid volume, ask volume, time) into alerts.
 
 One detector watches one book.  Each evaluation is O(1) and allocates nothing
-unless it fires.  Time is always passed in by the caller (event time in ms), so
-a replay of recorded data makes exactly the decisions the live run made.
+unless it fires.  Time is always passed in by the caller, in ms on the
+caller's local clock: `MarketCore` passes the machine's monotonic clock live
+and the recorded (or simulated) receive time in a replay, never the venue's
+event time, so one badly stamped event cannot start a day-long cooldown, and
+a replay makes exactly the decisions the live run made.
 
 Rules, in order:
   * liquidity floor: when both volumes are at or below `min_volume` there is no
@@ -12,10 +15,17 @@ Rules, in order:
     min_persistence_ms before an alert fires;
   * after an alert the detector is disarmed until the ratio falls below
     rearm_ratio (hysteresis: one crash gives one alert, not a flicker);
-  * no alert within cooldown_s of the previous one, even when re-armed;
-  * while disarmed, a rise to a higher severity may alert again
-    (realert_on_escalation), after the same persistence, even inside the
-    cooldown.
+  * no alert within cooldown_s of the previous one, even when re-armed...
+  * ...except an escalation (realert_on_escalation): while disarmed or
+    inside the cooldown, a reading of a higher severity tier than the last
+    alert's alerts again, after the same persistence; each tier at most once
+    per episode, since the alert raises the tier to beat.  (Before, only a
+    disarmed detector checked for escalation: one that had re-armed inside
+    the cooldown suppressed everything, which hid a ratio of 79.6 three
+    minutes after a 2.6 warning.)
+  * a clock that steps back (a replay's recorded receive times) restarts a
+    running cooldown or persistence from the new time instead of stretching
+    it by the step.
 """
 
 from libc.math cimport isnan, INFINITY, NAN
@@ -92,22 +102,21 @@ cdef class ImbalanceDetector:
             if not self._armed and ratio < self.rearm_ratio:
                 self._armed = True
             return SEVERITY_NONE
-        if not self._above:
+        if not self._above or now_ms < self._above_since_ms:
             self._above = True
             self._above_since_ms = now_ms
-        if self._armed:
+        if self._armed and not self._in_cooldown(now_ms):
             if now_ms - self._above_since_ms < self.min_persistence_ms:
                 return SEVERITY_NONE
-            if self._has_alerted and now_ms - self._last_alert_ms < self._cooldown_ms:
-                return SEVERITY_NONE
             return self._fire(severity, now_ms)
-        # Disarmed: only an escalation can alert again.
+        # Disarmed, or re-armed inside the cooldown: only an escalation past
+        # the last alert's tier can alert.
         if not self.realert_on_escalation or severity <= self._last_severity:
             self._pending_severity = SEVERITY_NONE
             return SEVERITY_NONE
         # _pending_severity is the lowest severity seen since the rise began:
         # the level that has actually persisted.
-        if self._pending_severity == SEVERITY_NONE:
+        if self._pending_severity == SEVERITY_NONE or now_ms < self._pending_since_ms:
             self._pending_severity = severity
             self._pending_since_ms = now_ms
         elif severity < self._pending_severity:
@@ -115,6 +124,15 @@ cdef class ImbalanceDetector:
         if now_ms - self._pending_since_ms < self.min_persistence_ms:
             return SEVERITY_NONE
         return self._fire(self._pending_severity, now_ms)
+
+    cdef bint _in_cooldown(self, int64_t now_ms) noexcept nogil:
+        if not self._has_alerted:
+            return False
+        if now_ms < self._last_alert_ms:
+            # The clock stepped back: the cooldown runs from now, so a step
+            # can never silence the market for longer than one cooldown.
+            self._last_alert_ms = now_ms
+        return now_ms - self._last_alert_ms < self._cooldown_ms
 
     cdef int _fire(self, int severity, int64_t now_ms) noexcept nogil:
         self._armed = False
@@ -128,7 +146,7 @@ cdef class ImbalanceDetector:
     # ---- Python level ----------------------------------------------------
 
     def evaluate(self, OrderBook book not None, int64_t now_ms):
-        """Evaluate `book` at event time `now_ms`; returns a severity code (0 = no alert)."""
+        """Evaluate `book` at `now_ms` (the caller's clock); returns a severity code (0 = no alert)."""
         return self.c_evaluate(book.c_bid_volume(), book.c_ask_volume(), now_ms)
 
     def evaluate_volumes(self, double bid_volume, double ask_volume, int64_t now_ms):

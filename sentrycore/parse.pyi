@@ -52,9 +52,9 @@ class DepthParser:
         """Parse one frame; returns `kind`.  Never raises."""
     def apply_to(self, book: OrderBook) -> bool:
         """Apply the parsed bids and asks to `book` with one `OrderBook.c_apply`
-        call, which validates both sides first (price finite and > 0, quantity
-        finite and >= 0): on a bad value returns False and leaves the book
-        untouched.  False too after a failed parse."""
+        call, which validates both sides first (0 < price <= MAX_PRICE,
+        0 <= quantity <= MAX_QTY, see sentrycore.book): on a bad value returns
+        False and leaves the book untouched.  False too after a failed parse."""
     def apply_next(self, book: OrderBook, last_u: int, pu_chain: bool) -> bool:
         """`apply_to` only when the event continues a chain ending at `last_u`:
         `U == last_u + 1` (spot), or with `pu_chain`, `pu == last_u` (futures)."""

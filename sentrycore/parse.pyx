@@ -38,7 +38,7 @@ from libc.string cimport memcmp, memcpy
 cdef extern from *:
     int __builtin_ctzll(unsigned long long x) nogil
 
-from sentrycore.book cimport OrderBook, BOOK_OK
+from sentrycore.book cimport OrderBook, BOOK_OK, valid_price, valid_qty
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.counters cimport FeedCounters
 
@@ -611,12 +611,10 @@ cdef class DepthParser:
         cdef Py_ssize_t j
         # The checks OrderBook.c_apply makes (for the `valid` property).
         for j in range(self.nb):
-            if not (self._bp[j] > 0.0 and self._bp[j] < INFINITY and
-                    self._bq[j] >= 0.0 and self._bq[j] < INFINITY):
+            if not (valid_price(self._bp[j]) and valid_qty(self._bq[j])):
                 return False
         for j in range(self.na):
-            if not (self._ap[j] > 0.0 and self._ap[j] < INFINITY and
-                    self._aq[j] >= 0.0 and self._aq[j] < INFINITY):
+            if not (valid_price(self._ap[j]) and valid_qty(self._aq[j])):
                 return False
         return True
 

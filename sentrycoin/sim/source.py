@@ -17,6 +17,11 @@ Two ways to run it:
 body)` every snapshot delivered, for recording.  `observer(market)` is called
 after each frame the handler applied to a market (backtests read the book
 there).
+
+The markets' local clock is simulated time: the source's `SourceClock` is set
+to each frame's (and snapshot's) simulated receive time before the handler
+sees it, so cooldown and persistence run in scenario time at any speed, and
+a replay of the recording (same receive times) decides the same.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import time
 from typing import Callable
 
+from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler, FetchSnapshot, Reconnect, Send
 from sentrycoin.market import AlertSink, DetectorSettings, Market
 from sentrycoin.sim.generator import DEFAULT_START_MS, MarketGenerator
@@ -72,6 +78,10 @@ class SimSource:
         if missing:
             raise ValueError(f"the handler does not subscribe {missing}")
         self.markets: list[Market] = [handler.markets[s] for s in generator.symbols]
+        # Simulated receive time: the local clock of every market driven here.
+        self.clock = SourceClock(generator.now_ms)
+        for market in self.markets:
+            market.clock = self.clock
         # (deliver_ms, seq, symbol, body): snapshots in flight
         self._pending: list[tuple[int, int, str, bytes]] = []
         self._seq = 0
@@ -89,6 +99,7 @@ class SimSource:
             return
         self._started = True
         now = self.generator.now_ms
+        self.clock.now_ms = now
         for spec in self.handler.connections():
             self.handler.on_connected(spec.conn_id)
         self._drain(now)
@@ -120,6 +131,7 @@ class SimSource:
             self.snapshots += 1
             if self.snapshot_tee is not None:
                 self.snapshot_tee(symbol, at_ms, body)
+            self.clock.now_ms = at_ms
             self.handler.on_snapshot(symbol, body, at_ms)
             self._drain(at_ms)
 
@@ -135,6 +147,7 @@ class SimSource:
             self.tee(frame.recv_ms, frame.data)
         market = self.handler.markets[frame.symbol]
         before = market.messages
+        self.clock.now_ms = frame.recv_ms
         self.handler.on_frame(self.conn_of[frame.symbol], frame.data, frame.recv_ms)
         self.frames += 1
         self._drain(frame.recv_ms)

@@ -86,6 +86,64 @@ def test_escalation_inside_cooldown_alerts_again_when_enabled() -> None:
     assert run(off, seq) == [(0, WARNING)]
 
 
+def test_escalation_after_rearming_inside_the_cooldown_alerts_once_per_tier() -> None:
+    # The real Binance case (BTCUSDT 2024-08-08): a 2.6 warning, the ratio
+    # back under the re-arm level, then 79.6 three minutes later.  The
+    # detector had re-armed, and an armed detector inside its cooldown
+    # suppressed everything: the extreme reading was never sent.
+    d = ImbalanceDetector(danger_ratio=2.5, cooldown_s=300)
+    assert run(d, [(0, 2.6), (10_000, 1.0)]) == [(0, WARNING)]
+    assert d.armed and d.state(10_000) == "cooldown"
+    assert run(d, [(180_000, 79.6)]) == [(180_000, EXTREME)]
+    # Tier by tier, each at most once: warning and critical re-arm and rise
+    # again, extreme repeats -- nothing more inside the cooldown.
+    seq = [(181_000, 1.0), (182_000, 2.6), (183_000, 6.0), (184_000, 1.0), (185_000, 80.0), (186_000, 1.0), (187_000, 11.0)]
+    assert run(d, seq) == []
+    assert d.alerts == 2
+
+
+def test_escalation_inside_the_cooldown_climbs_each_tier_once() -> None:
+    d = ImbalanceDetector(danger_ratio=2.5, rearm_ratio=2.0, cooldown_s=300)
+    seq = [
+        (0, 3.0),                              # warning
+        (1_000, 1.0), (2_000, 3.0),            # re-armed, warning again: inside the cooldown, no
+        (3_000, 5.5),                          # critical: a higher tier, sent
+        (4_000, 1.0), (5_000, 5.5), (6_000, 3.0), (7_000, 6.0),  # critical again (re-armed or not): no
+        (8_000, 11.0),                         # extreme: sent
+        (9_000, 1.0), (10_000, 12.0), (11_000, 3.0), (12_000, 20.0),  # nothing above extreme
+    ]
+    assert run(d, seq) == [(0, WARNING), (3_000, CRITICAL), (8_000, EXTREME)]
+    # The escalation restarted the cooldown: a new episode begins 300 s after it.
+    assert run(d, [(307_999, 1.0), (307_999, 3.0)]) == []
+    assert run(d, [(308_000, 3.0)]) == [(308_000, WARNING)]
+    off = ImbalanceDetector(danger_ratio=2.5, rearm_ratio=2.0, cooldown_s=300, realert_on_escalation=False)
+    assert run(off, seq) == [(0, WARNING)]
+
+
+def test_escalation_after_rearming_respects_persistence() -> None:
+    d = ImbalanceDetector(danger_ratio=2.5, min_persistence_ms=100, cooldown_s=300)
+    assert run(d, [(0, 3.0), (100, 3.0), (200, 1.0)]) == [(100, WARNING)]
+    assert d.armed
+    # A one-tick spike to critical is not persistence; a sustained one is.
+    assert run(d, [(300, 6.0), (350, 1.0), (400, 6.0), (499, 6.0)]) == []
+    assert run(d, [(500, 6.0)]) == [(500, CRITICAL)]
+
+
+def test_a_clock_stepping_back_silences_for_at_most_one_cooldown() -> None:
+    # A replay's recorded receive times can step back (a corrected wall
+    # clock, files out of order): the cooldown restarts from the new time
+    # instead of lasting as long as the step.
+    day_ms = 86_400_000
+    d = ImbalanceDetector(danger_ratio=2.5, cooldown_s=300)
+    assert run(d, [(day_ms, 3.0), (day_ms + 1, 1.0)]) == [(day_ms, WARNING)]
+    assert run(d, [(1_000, 3.0), (300_999, 3.0)]) == []
+    assert run(d, [(301_000, 3.0)]) == [(301_000, WARNING)]
+    # Persistence likewise: measured from the step, not from the future.
+    p = ImbalanceDetector(danger_ratio=2.5, min_persistence_ms=1_000)
+    assert run(p, [(day_ms, 3.0), (5_000, 3.0), (5_999, 3.0)]) == []
+    assert run(p, [(6_000, 3.0)]) == [(6_000, WARNING)]
+
+
 def test_escalation_respects_persistence() -> None:
     d = ImbalanceDetector(danger_ratio=2.5, min_persistence_ms=100, cooldown_s=300)
     seq = [(0, 3.0), (100, 3.0), (150, 6.0), (200, 3.0), (210, 6.0), (309, 6.0), (310, 6.0)]

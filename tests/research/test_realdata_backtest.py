@@ -64,10 +64,10 @@ def test_the_worked_example_in_docs_research_md() -> None:
     small = {r.signal: r for r in result.at_settings if r.labels == "drop 0.1%:60s"}
     got = {s: (r.windows, r.detected, r.early, r.alerts, r.false_alerts, round(r.chance_detection_rate, 2),
                round(r.chance_p_value, 3)) for s, r in small.items()}
-    assert got == {"levels:50": (10, 5, 3, 4, 0, 0.37, 0.138), "levels:10": (10, 6, 5, 9, 3, 0.60, 0.692),
+    assert got == {"levels:50": (10, 5, 3, 7, 0, 0.53, 0.796), "levels:10": (10, 6, 3, 13, 3, 0.71, 0.939),
                    "band:25": (10, 2, 0, 2, 0, 0.19, 0.790)}
     crash = [r for r in result.at_settings if r.labels == "drop 0.5%:5m"]
-    assert [(r.windows, r.alerts, r.false_alerts) for r in crash][0] == (0, 4, 4)
+    assert [(r.windows, r.alerts, r.false_alerts) for r in crash][0] == (0, 7, 7)
     rows = [r for r in result.sweep if r.labels == "drop 0.1%:60s"]
     best = min(rows, key=lambda r: r.chance_p_value)
-    assert (round(best.chance_p_value, 3), best.signal, best.danger_ratio, best.detected) == (0.03, "levels:50", 1.5, 6)
+    assert (round(best.chance_p_value, 3), best.signal, best.danger_ratio, best.detected) == (0.715, "band:25", 1.75, 4)
