@@ -10,6 +10,7 @@ Routes (all GET):
     /health         200 {"status": "ok", ...} while a book is valid and fresh, else 503
     /status         the status document (docs/status.md)
     /alerts         ?limit=1..1000 &symbol=BASE-QUOTE &since=<unix ms | ISO-8601>
+                    &cursor=<next_cursor of the previous page> (newest first, paged)
     /metrics        Prometheus text exposition
     /live           Server-Sent Events for the dashboard (see live.py)
     /               the dashboard; /static/* its assets
@@ -20,8 +21,18 @@ or as `?token=<token>`.  A browser opens `/?token=<token>` once: the server
 answers with an HttpOnly SameSite=Strict cookie and a redirect to `/`, so the
 token leaves the address bar and the page's own requests (fetch, EventSource)
 carry the cookie.  Opening `/` without it shows a small form asking for the
-token.  Comparisons are constant-time; the token is never logged (the access
-log drops query strings' `token` values).
+token.  Comparisons are constant-time; the token is never logged: every
+logged URL goes through `sentrycoin.logs.redact_url_secrets`, and aiohttp's
+own request errors become one redacted, rate-limited line (logs.py).
+
+Every response carries `X-Content-Type-Options: nosniff`, `X-Frame-Options:
+DENY`, a CSP with `frame-ancestors 'none'`, and `Server: sentrycoin` (no
+version).
+
+/alerts never touches SQLite on the event loop: it reads through the alert
+manager's `StoreWorker` (reader thread), one keyset page at a time, and the
+outcome summary (a whole-table aggregate) is cached for
+`SUMMARY_CACHE_S`.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +51,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from sentrycoin.logs import install_server_log_filter, redact_url_secrets, register_secret
 from sentrycoin.market import Market
 from sentrycoin.server.live import LiveHub
 from sentrycoin.server.metrics import build_registry
@@ -49,7 +62,16 @@ log = logging.getLogger("sentrycoin.server")
 STATIC_DIR = Path(__file__).with_name("static")
 TOKEN_COOKIE = "sentrycoin_token"
 MAX_ALERTS_LIMIT = 1000
+#: How long /alerts reuses the outcome summary (it aggregates the whole table).
+SUMMARY_CACHE_S = 10.0
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
+_CURSOR_RE = re.compile(r"^(\d{1,16})_(\d{1,19})$")
+#: The Server header: no version (it would tell a scanner which CVEs to try).
+SERVER_HEADER = "sentrycoin"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
 
 
 
@@ -72,15 +94,15 @@ class FeedCountersLike(Protocol):
 
 
 class AlertStoreLike(Protocol):
-    def recent(self, limit: int = 100, symbol: str | None = None,
-               since_ms: int | None = None) -> list[dict[str, Any]]: ...
+    """sentrycoin.alerts.outbox.StoreWorker: `read(op)` runs op(AlertStore) off the loop."""
 
-    def outcome_summary(self) -> dict[str, Any]: ...
+    async def read(self, op: Callable[[Any], Any]) -> Any: ...
 
 
 class AlertManagerLike(Protocol):
     # `.stats` fields read by /metrics: submitted, queue_dropped, by_severity (dict),
     # delivered / failed (dicts per notifier), queue_depth; attributes or dict keys.
+    # Optional: store_problem() / delivery_problem() -> str | None, read by /health.
     store: AlertStoreLike | None
     stats: Any
 
@@ -109,6 +131,7 @@ class MonitorLike(Protocol):
 MONITOR_KEY = web.AppKey("monitor", MonitorLike)
 HUB_KEY = web.AppKey("live_hub", LiveHub)
 REGISTRY_KEY = web.AppKey("metrics_registry", CollectorRegistry)
+SUMMARY_KEY = web.AppKey("outcome_summary_cache", tuple)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -175,8 +198,44 @@ h1{margin:0;font-size:1.3rem}input,button{font:inherit;padding:.5rem;border-radi
 
 
 async def _health(request: web.Request) -> web.Response:
-    status, body = health(request.app[MONITOR_KEY])
+    monitor = request.app[MONITOR_KEY]
+    status, body = health(monitor)
+    status, body = with_delivery_health(status, body, getattr(monitor, "alert_manager", None))
     return _json(body, status=status)
+
+
+def with_delivery_health(status: int, body: dict[str, Any], manager: Any) -> tuple[int, dict[str, Any]]:
+    """Add the alert pipeline to a /health answer.
+
+    A store problem (alerts still delivered from memory) keeps the status
+    code and says `degraded` with the reason in `alerts`; a delivery problem
+    (alerts can no longer be delivered at all) answers 503."""
+    if manager is None:
+        return status, body
+    store_problem = _call(manager, "store_problem")
+    delivery_problem = _call(manager, "delivery_problem")
+    if store_problem is None and delivery_problem is None:
+        return status, body
+    body = dict(body)
+    body["alerts"] = {"store_problem": store_problem, "delivery_problem": delivery_problem}
+    reason = delivery_problem or store_problem
+    if body.get("status") == "ok":
+        body["status"] = f"degraded: {reason}"
+    if delivery_problem is not None:
+        status = 503
+    return status, body
+
+
+def _call(obj: Any, name: str) -> str | None:
+    fn = getattr(obj, name, None)
+    if not callable(fn):
+        return None
+    try:
+        value = fn()
+    except Exception:  # a health probe must answer
+        log.exception("%s() failed", name)
+        return f"{name} failed"
+    return value if isinstance(value, str) else None
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -200,9 +259,9 @@ def _parse_since(raw: str) -> int:
 
 def parse_alert_query(query: Mapping[str, str]) -> tuple[int, str | None, int | None]:
     """(limit, symbol, since_ms) from /alerts' query; ValueError with a clear message."""
-    unknown = sorted(set(query) - {"limit", "symbol", "since", "token"})
+    unknown = sorted(set(query) - {"limit", "symbol", "since", "token", "cursor"})
     if unknown:
-        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)} (use limit, symbol, since)")
+        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)} (use limit, symbol, since, cursor)")
     limit = 100
     if "limit" in query:
         raw = query["limit"].strip()
@@ -218,21 +277,48 @@ def parse_alert_query(query: Mapping[str, str]) -> tuple[int, str | None, int | 
     return limit, symbol, since_ms
 
 
+def parse_cursor(raw: str | None) -> tuple[int, int] | None:
+    """/alerts `cursor` (the `next_cursor` of the previous page): '<event_ms>_<id>'."""
+    if raw is None:
+        return None
+    match = _CURSOR_RE.match(raw.strip())
+    if match is None:
+        raise ValueError(f"cursor must be the next_cursor of a previous page, got {raw!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 async def _alerts(request: web.Request) -> web.Response:
     try:
         limit, symbol, since_ms = parse_alert_query(request.query)
+        cursor = parse_cursor(request.query.get("cursor"))
     except ValueError as exc:
         return _error(400, str(exc))
     manager = request.app[MONITOR_KEY].alert_manager
     store = getattr(manager, "store", None) if manager is not None else None
     if store is None:
-        return _json({"alerts": [], "count": 0, "outcomes": None, "store": False,
+        return _json({"alerts": [], "count": 0, "outcomes": None, "store": False, "next_cursor": None,
                       "limit": limit, "symbol": symbol, "since_ms": since_ms})
-    # SQLite reads with a LIMIT on an indexed table take well under a millisecond:
-    # not worth a thread hop (and the store's connection belongs to this thread).
-    alerts = store.recent(limit=limit, symbol=symbol, since_ms=since_ms)
-    return _json({"alerts": alerts, "count": len(alerts), "outcomes": store.outcome_summary(),
-                  "store": True, "limit": limit, "symbol": symbol, "since_ms": since_ms})
+    try:
+        rows, next_cursor = await store.read(
+            lambda s: s.recent_page(limit=limit, symbol=symbol, since_ms=since_ms, before=cursor))
+        summary = await _outcome_summary(request.app, store)
+    except Exception as exc:
+        problem = _call(manager, "store_problem") or f"alert store: {type(exc).__name__}"
+        log.warning("/alerts: reading the alert store failed (%s)", type(exc).__name__)
+        return _error(503, f"{problem}; alerts are still delivered")
+    return _json({"alerts": rows, "count": len(rows), "outcomes": summary, "store": True,
+                  "next_cursor": f"{next_cursor[0]}_{next_cursor[1]}" if next_cursor else None,
+                  "limit": limit, "symbol": symbol, "since_ms": since_ms})
+
+
+async def _outcome_summary(app: web.Application, store: AlertStoreLike) -> dict[str, Any]:
+    now = time.monotonic()
+    cached = app[SUMMARY_KEY]
+    if cached and now - cached[0] < SUMMARY_CACHE_S:
+        return cached[1]
+    summary = await store.read(lambda s: s.outcome_summary())
+    app[SUMMARY_KEY] = (now, summary)
+    return summary
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -263,9 +349,13 @@ def create_app(
     history_s: float = 300.0,
 ) -> web.Application:
     """Build the app.  `status_token` (env STATUS_TOKEN) guards all but /health."""
+    register_secret(status_token)
+    install_server_log_filter()
     middlewares = [_auth_middleware(status_token)] if status_token else []
     app = web.Application(middlewares=middlewares)
+    app.on_response_prepare.append(_security_headers)
     app[MONITOR_KEY] = monitor
+    app[SUMMARY_KEY] = ()
     app[HUB_KEY] = LiveHub(monitor, tick_s=tick_s, history_s=history_s)
     app[REGISTRY_KEY] = build_registry(monitor)
 
@@ -288,14 +378,22 @@ def create_app(
     return app
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response (handlers, static files, errors): no sniffing, no framing, no version."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers["Server"] = SERVER_HEADER
+
+
 class RedactingAccessLogger(AbstractAccessLogger):
-    """Access log without secrets: query values of `token` are masked."""
+    """Access log without secrets (`redact_url_secrets`: token values, bearer credentials)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = request.path
         if request.query_string:
-            path += "?" + re.sub(r"(^|&)token=[^&]*", r"\1token=***", request.query_string)
-        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, path,
+            path += "?" + request.query_string
+        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, redact_url_secrets(path),
                          response.status, response.body_length, time * 1000.0)
 
 
