@@ -62,7 +62,8 @@ log = logging.getLogger("sentrycoin.server")
 STATIC_DIR = Path(__file__).with_name("static")
 TOKEN_COOKIE = "sentrycoin_token"
 MAX_ALERTS_LIMIT = 1000
-#: How long /alerts reuses the outcome summary (it aggregates the whole table).
+#: /alerts reuses the outcome summary (a whole-table aggregate) until the store has
+#: written something since, and at most this long.
 SUMMARY_CACHE_S = 10.0
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 _CURSOR_RE = re.compile(r"^(\d{1,16})_(\d{1,19})$")
@@ -313,11 +314,12 @@ async def _alerts(request: web.Request) -> web.Response:
 
 async def _outcome_summary(app: web.Application, store: AlertStoreLike) -> dict[str, Any]:
     now = time.monotonic()
+    generation = getattr(store, "writes_total", None)
     cached = app[SUMMARY_KEY]
-    if cached and now - cached[0] < SUMMARY_CACHE_S:
-        return cached[1]
+    if cached and now - cached[0] < SUMMARY_CACHE_S and cached[1] == generation:
+        return cached[2]
     summary = await store.read(lambda s: s.outcome_summary())
-    app[SUMMARY_KEY] = (now, summary)
+    app[SUMMARY_KEY] = (now, generation, summary)
     return summary
 
 

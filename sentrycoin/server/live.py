@@ -263,8 +263,7 @@ class LiveHub:
         self._subscribers.add(queue)
         try:
             # Lost alerts between ticks show up in the log via the snapshot on reconnect.
-            if self._last_outcomes is None:
-                await self.outcomes()
+            await self.outcomes()  # fresh for a (re)connecting page; the store's reader thread
             await response.write(b"retry: 2000\n\n" + _sse("snapshot", _encode(self.snapshot())))
             while True:
                 data = await queue.get()
