@@ -405,7 +405,8 @@ class AlertStore:
             db.execute("PRAGMA user_version=3")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLITE_FULL and friends already rolled back
+                db.execute("ROLLBACK")
             raise
         log.info("alert database %s upgraded to schema v3 (episode ids, delivered_by)", self.path)
 
@@ -427,7 +428,8 @@ class AlertStore:
             db.execute("PRAGMA user_version=2")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLITE_FULL and friends already rolled back
+                db.execute("ROLLBACK")
             raise
         log.info("alert database %s upgraded to schema v2 (delivery state 'suppressed')", self.path)
 
@@ -488,7 +490,8 @@ class AlertStore:
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLITE_FULL and friends already rolled back
+                    db.execute("ROLLBACK")
                 raise
         return alert_id
 

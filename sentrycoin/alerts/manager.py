@@ -304,7 +304,7 @@ class AlertManager:
         """Memory full: let the oldest alert already written go (the outbox reload reads it
         back when there is room).  False if every alert in memory is unwritten."""
         for key, tracked in self._alerts.items():
-            if tracked.saved:
+            if tracked.saved and not tracked.queued:  # written, and no worker holds it
                 del self._alerts[key]
                 self._needs_reload = True
                 self._reload_after_id = 0
@@ -549,13 +549,7 @@ class AlertManager:
                     await n.wait_ready()
                     while len(keys) < n.max_batch and not queue.empty():
                         keys.append(queue.get_nowait())
-                batch = []
-                for key in keys:
-                    tracked = self._alerts.get(key)
-                    if tracked is None:  # let go while memory was full: the reload brings it back
-                        continue
-                    tracked.queued.discard(name)
-                    batch.append(tracked)
+                batch = [t for t in (self._alerts.get(key) for key in keys) if t is not None]
                 await self._deliver(n, batch)
             except asyncio.CancelledError:
                 raise
@@ -563,8 +557,11 @@ class AlertManager:
                 log.exception("%s worker: unexpected error (delivery continues)", name)
             finally:
                 self._busy[name] = False
-                for _ in keys:
+                for key in keys:
                     queue.task_done()
+                    tracked = self._alerts.get(key)
+                    if tracked is not None:
+                        self._handled(name, tracked)
 
     async def _sweep(self, n: Notifier) -> None:
         """Send what is pending for this notifier in memory but in no queue (after an overflow)."""
@@ -574,9 +571,22 @@ class AlertManager:
                 if name not in t.queued and t.rows.get(name) is not None and t.rows[name].state == "pending"]
         step = max(1, n.max_batch)
         for i in range(0, len(todo), step):
-            await self._deliver(n, todo[i:i + step])
+            chunk = todo[i:i + step]
+            for t in chunk:
+                t.queued.add(name)
+            try:
+                await self._deliver(n, chunk)
+            finally:
+                for t in chunk:
+                    self._handled(name, t)
         if todo:
             log.info("%s: swept %d alert(s) that did not fit its queue", name, len(todo))
+
+    def _handled(self, name: str, tracked: _Tracked) -> None:
+        """A worker is done with the alert (unless it waits for the gate again)."""
+        if (name, tracked.rec.alert_key) not in self._deferred:
+            tracked.queued.discard(name)
+        self._forget_if_done(tracked)
 
     def _outgoing(self, tracked: _Tracked, name: str) -> AlertRecord:
         """The record handed to the notifier: flagged when an earlier attempt's outcome is unknown."""
@@ -593,43 +603,38 @@ class AlertManager:
         """
         name = n.name
         attempt = 0
-        everything = list(batch)
-        try:
-            while True:
-                batch = [t for t in batch if t.rows[name].state == "pending"]
-                if batch and name in self._gated:
-                    batch = await self._claimed(name, batch)
-                if not batch or self._stopping:
-                    return
-                attempt += 1
-                records = [self._outgoing(t, name) for t in batch]
-                self._sending[name] = True
-                try:
-                    if len(records) == 1:
-                        await n.send(records[0])
-                    else:
-                        await n.send_batch(records)
-                except asyncio.CancelledError:
-                    for t in batch:  # cut off mid-send: the far end may have it
-                        self._change(t, name, attempts=t.rows[name].attempts + 1,
-                                     error=f"{OUTCOME_UNKNOWN}: stopped during the send")
-                    raise
-                except DeliveryError as exc:
-                    err = exc
-                except Exception as exc:  # notifier bug: treat as transient, keep secrets out
-                    err = DeliveryError(f"unexpected {type(exc).__name__}: {n.redact(str(exc))}")
+        while True:
+            batch = [t for t in batch if t.rows[name].state == "pending"]
+            if batch and name in self._gated:
+                batch = await self._claimed(name, batch)
+            if not batch or self._stopping:
+                return
+            attempt += 1
+            records = [self._outgoing(t, name) for t in batch]
+            self._sending[name] = True
+            try:
+                if len(records) == 1:
+                    await n.send(records[0])
                 else:
-                    await self._delivered(n, batch)
-                    return
-                finally:
-                    self._sending[name] = False
-                delay_s = await self._failed_attempt(n, batch, err, attempt)
-                if delay_s is None:
-                    return
-                await asyncio.sleep(delay_s)
-        finally:
-            for t in everything:
-                self._forget_if_done(t)
+                    await n.send_batch(records)
+            except asyncio.CancelledError:
+                for t in batch:  # cut off mid-send: the far end may have it
+                    self._change(t, name, attempts=t.rows[name].attempts + 1,
+                                 error=f"{OUTCOME_UNKNOWN}: stopped during the send")
+                raise
+            except DeliveryError as exc:
+                err = exc
+            except Exception as exc:  # notifier bug: treat as transient, keep secrets out
+                err = DeliveryError(f"unexpected {type(exc).__name__}: {n.redact(str(exc))}")
+            else:
+                await self._delivered(n, batch)
+                return
+            finally:
+                self._sending[name] = False
+            delay_s = await self._failed_attempt(n, batch, err, attempt)
+            if delay_s is None:
+                return
+            await asyncio.sleep(delay_s)
 
     async def _delivered(self, n: Notifier, batch: list[_Tracked]) -> None:
         name = n.name
@@ -712,6 +717,8 @@ class AlertManager:
             tracked.queued.discard(name)
             if self._alerts.get(key) is tracked and tracked.rows[name].state == "pending":
                 self._enqueue(name, tracked)
+            else:
+                self._forget_if_done(tracked)
 
         self._deferred[(name, key)] = asyncio.get_running_loop().call_later(delay_s, again)
 
