@@ -132,7 +132,7 @@ class MonitorLike(Protocol):
 MONITOR_KEY = web.AppKey("monitor", MonitorLike)
 HUB_KEY = web.AppKey("live_hub", LiveHub)
 REGISTRY_KEY = web.AppKey("metrics_registry", CollectorRegistry)
-SUMMARY_KEY = web.AppKey("outcome_summary_cache", tuple)
+SUMMARY_KEY = web.AppKey("outcome_summary_cache", dict)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -315,11 +315,11 @@ async def _alerts(request: web.Request) -> web.Response:
 async def _outcome_summary(app: web.Application, store: AlertStoreLike) -> dict[str, Any]:
     now = time.monotonic()
     generation = getattr(store, "writes_total", None)
-    cached = app[SUMMARY_KEY]
-    if cached and now - cached[0] < SUMMARY_CACHE_S and cached[1] == generation:
-        return cached[2]
+    cache = app[SUMMARY_KEY]
+    if cache and now - cache["at"] < SUMMARY_CACHE_S and cache["generation"] == generation:
+        return cache["summary"]
     summary = await store.read(lambda s: s.outcome_summary())
-    app[SUMMARY_KEY] = (now, generation, summary)
+    cache.update(at=now, generation=generation, summary=summary)
     return summary
 
 
@@ -357,7 +357,7 @@ def create_app(
     app = web.Application(middlewares=middlewares)
     app.on_response_prepare.append(_security_headers)
     app[MONITOR_KEY] = monitor
-    app[SUMMARY_KEY] = ()
+    app[SUMMARY_KEY] = {}
     app[HUB_KEY] = LiveHub(monitor, tick_s=tick_s, history_s=history_s)
     app[REGISTRY_KEY] = build_registry(monitor)
 

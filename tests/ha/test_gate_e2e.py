@@ -93,6 +93,13 @@ class ReplicaUnderTest:
         market.after_message(event_ms)
 
 
+async def settled(*replicas: ReplicaUnderTest, timeout_s: float = 5.0) -> None:
+    """Every alert final on every replica and written to its database."""
+    assert await wait_until(lambda: all(r.manager.in_flight() == 0 for r in replicas), timeout_s)
+    for r in replicas:
+        await r.manager.store.flush()
+
+
 def recorders(sent: list, replica: str, names: tuple[str, ...] = ("telegram",), fail_first: int = 0) -> list[Notifier]:
     return [Recorder(n, sent, replica, fail_first=fail_first) for n in names]
 
@@ -113,8 +120,7 @@ async def test_two_replicas_one_crash_one_message_same_episode_id(redis_server: 
         a.feed_book(10.0, 30.0, T0_MS + 1_000)
         b.feed_book(10.0, 30.0, T0_MS + 1_300)
         assert a.manager.stats.submitted == b.manager.stats.submitted == 1  # both detectors fired
-        await asyncio.gather(a.manager.drain(), b.manager.drain())
-        await wait_until(lambda: a.manager.in_flight() == b.manager.in_flight() == 0)
+        await settled(a, b)
         assert len(sent) == 1
         winner, loser = (a, b) if sent[0][0] == "a" else (b, a)
         assert loser.manager.stats.suppressed["telegram"] == 1
@@ -150,17 +156,18 @@ async def test_bad_token_replica_does_not_silence_the_fleet(redis_server: RedisS
         good = await ReplicaUnderTest("good", redis_server.url, tmp_path / "good.db", [telegram(tg)],
                                       symbols=symbols, lease_ttl_s=1.0).start()
         try:
-            for i, s in enumerate(symbols):
-                for r in (bad, good):
-                    r.feed_book(10.0, 10.0, T0_MS, symbol=s)
-                # The bad replica sees every crash first, so it claims first.
+            for i, s in enumerate(symbols):  # the bad replica sees every crash first and claims it
+                bad.feed_book(10.0, 10.0, T0_MS, symbol=s)
                 bad.feed_book(10.0, 30.0, T0_MS + 1_000 + i, symbol=s)
+            assert await wait_until(lambda: bad.gate.sent >= 1, 5)
+            for i, s in enumerate(symbols):
+                good.feed_book(10.0, 10.0, T0_MS, symbol=s)
                 good.feed_book(10.0, 30.0, T0_MS + 1_100 + i, symbol=s)
             def delivered() -> list[str]:  # Telegram batches alerts that queued up: count symbols
                 return sorted(s for s in symbols for m in tg.messages for _ in range(m["text"].count(f"{s}</b>")))
 
             assert await wait_until(lambda: len(delivered()) >= len(symbols), timeout_s=15), delivered()
-            assert await wait_until(lambda: bad.manager.in_flight() == good.manager.in_flight() == 0, 10)
+            await settled(bad, good, timeout_s=10)
             await asyncio.sleep(0.3)  # nothing more arrives
             assert delivered() == sorted(symbols)  # every episode, each exactly once
             assert bad.manager.stats.failed["telegram"] >= 1 and bad.gate.released >= 1
@@ -207,7 +214,7 @@ async def test_claimer_killed_mid_retry_is_taken_over_within_one_lease_ttl(
             # The lease was renewed at most TTL/3 before the kill, so it expires within one TTL;
             # B asks again at least every TTL/4.
             assert took_s <= ttl_s * 1.25 + 0.3, took_s
-            assert await wait_until(lambda: b.manager.in_flight() == 0, 5)
+            await settled(b)
             row = b.store.recent()[0]
             assert row["deliveries"]["telegram"]["state"] == "delivered"
             assert row["deliveries"]["telegram"]["delivered_by"] == "b"
@@ -234,8 +241,7 @@ async def test_restarted_replica_does_not_resend_the_episode(redis_server: Redis
     try:
         a2.feed_book(10.0, 30.0, T0_MS + 5_000)
         assert a2.manager.stats.submitted == 1
-        await a2.manager.drain()
-        await wait_until(lambda: a2.manager.in_flight() == 0)
+        await settled(a2)
         assert len(sent) == 1
         assert a2.store.recent()[0]["deliveries"]["telegram"]["delivered_by"] == "a"
     finally:
@@ -305,10 +311,9 @@ async def test_redis_down_every_replica_still_delivers(redis_server: RedisServer
             r.feed_book(10.0, 30.0, T0_MS + 500)
             r.feed_book(10.0, 10.0, T0_MS + 600)  # re-arms the detector
             r.feed_book(10.0, 30.0, T0_MS + 700)  # inside its cooldown: no alert
-        await asyncio.gather(a.manager.drain(), b.manager.drain())
+        await settled(a, b)
         assert sorted(rep for rep, _, _ in sent) == ["a", "b"]
         assert a.coord.degraded and b.coord.degraded
-        await wait_until(lambda: a.store.pending_count() == b.store.pending_count() == 0)
         assert a.store.pending_count() == b.store.pending_count() == 0
     finally:
         await a.stop()
