@@ -47,8 +47,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+from http import HTTPStatus
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from sentrycoin.logs import install_server_log_filter, redact_url_secrets, register_secret
@@ -380,12 +383,42 @@ def create_app(
     return app
 
 
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """On every response (handlers, static files, errors): no sniffing, no framing, no version."""
+def _harden(headers: Any) -> None:
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-    response.headers["Server"] = SERVER_HEADER
+        headers.setdefault(name, value)
+    headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    headers["Server"] = SERVER_HEADER
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response the app makes (handlers, static files, 404s): no sniffing, no framing, no version."""
+    _harden(response.headers)
+
+
+class _HardenedHandler(RequestHandler):
+    """Requests aiohttp rejects before the app sees them (oversized, malformed): the same
+    headers, and a body that does not echo the raw request back (it may carry a token)."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status != 500:
+            message = f"{status} {HTTPStatus(status).phrase}" if status in HTTPStatus._value2member_map_ else "error"
+        response = super().handle_error(request, status, exc, message)
+        _harden(response.headers)
+        return response
+
+
+class _HardenedServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _HardenedHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _HardenedRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # Same server, with our protocol handler for requests that never reach the app.
+        server.__class__ = _HardenedServer
+        return server
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
@@ -403,7 +436,7 @@ async def start_server(app: web.Application, host: str = "0.0.0.0",
                        port: int = 8080) -> tuple[web.AppRunner, web.TCPSite]:
     """Start serving; stop with `await runner.cleanup()`.  port=0 picks a free port
     (read it back with `bound_port(runner)`)."""
-    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger,
+    runner = _HardenedRunner(app, access_log_class=RedactingAccessLogger,
                            access_log=logging.getLogger("sentrycoin.server.access"),
                            shutdown_timeout=2.0)
     await runner.setup()
