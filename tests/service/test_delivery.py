@@ -268,3 +268,39 @@ async def test_permanent_failure_releases_the_channel_per_channel(tmp_path: Path
     assert [c for c in gate.claims if c[1] == "webhook"].__len__() == 2
     assert len(hook.sent) == 1 and bad_tg.sent == []
     store.close()
+
+
+# -- retention -------------------------------------------------------------------------------
+
+
+def test_alert_retention_days_setting() -> None:
+    from sentrycoin.config import ConfigError, load_settings
+
+    assert load_settings(env={}).alert_retention_days == 90.0
+    assert load_settings(env={"ALERT_RETENTION_DAYS": "7"}).alert_retention_days == 7.0
+    assert load_settings(env={"ALERT_RETENTION_DAYS": "0"}).alert_retention_days == 0.0  # keep everything
+    with pytest.raises(ConfigError, match="ALERT_RETENTION_DAYS"):
+        load_settings(env={"ALERT_RETENTION_DAYS": "-1"})
+    assert load_settings(env={"ACCESS_LOG": "true"}).access_log is True
+
+
+async def test_store_worker_prunes_by_retention_in_its_thread(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    store = AlertStore(path)
+    day_ms = 86_400_000
+    now_ms = 1_800_000_000_000
+    old = store.insert_alert(make_event(event_ms=1), ["t"], created_ms=now_ms - 10 * day_ms)
+    store.mark_delivered(old.id, "t")
+    old_pending = store.insert_alert(make_event(event_ms=2), ["t"], created_ms=now_ms - 10 * day_ms)
+    recent = store.insert_alert(make_event(event_ms=3), ["t"], created_ms=now_ms - 1 * day_ms)
+    store.mark_delivered(recent.id, "t")
+    store.close()
+    worker = StoreWorker(path, retention_days=7, prune_every_s=0.05, retry_s=0.05, clock_ms=lambda: now_ms)
+    worker._next_prune_s = 0.0
+    worker.start()
+    try:
+        await _until(lambda: worker.pruned_total == 1, 5)
+        rows = await worker.read(lambda s: s.recent())
+        assert sorted(r["id"] for r in rows) == [old_pending.id, recent.id]  # pending alerts are kept
+    finally:
+        await worker.close()
