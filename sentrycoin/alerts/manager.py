@@ -33,7 +33,8 @@ retried only after at least one request timeout, with the row's error saying
 "outcome unknown" and the resent message flagged `possible_duplicate`; every
 send carries the stable `episode_id` (webhook `Idempotency-Key`) so a
 receiver can drop the repeat.  On stop (SIGTERM/SIGHUP/SIGINT) sends already
-in flight are awaited (up to their timeout) rather than cut off.
+in flight are awaited, up to `STOP_SEND_GRACE_S` (8 s) after the stop began,
+rather than cut off; one cut off later is recorded "outcome unknown".
 
 High availability: with a `gate` (sentrycoin/ha/gate.py `DeliveryGate`),
 every notifier named in `gated` asks `gate.claim(alert, channel)` before each
@@ -67,6 +68,8 @@ SUPPRESSED_REASON = "sent by another replica"
 COVERED_REASON = "covered by a higher-severity alert of the same episode"
 #: Prefix of the `error` of a row whose last attempt may have reached the far end.
 OUTCOME_UNKNOWN = "outcome unknown"
+#: How long after stop() began a send still in flight is waited for (then cut: outcome unknown).
+STOP_SEND_GRACE_S = 8.0
 
 
 class _OutcomeSink(Protocol):
@@ -204,9 +207,9 @@ class AlertManager:
         self._sweep_batch = sweep_batch
         self.max_in_memory = max_in_memory
         self.flush_interval_s = flush_interval_s
-        # How long stop() waits for sends already in flight (their request timeout).
-        self.send_grace_s = send_grace_s if send_grace_s is not None else 1.0 + max(
-            [float(getattr(n, "request_timeout_s", 0.0)) for n in notifiers] + [0.0])
+        # stop() waits for sends already in flight until this long after it began:
+        # below the 10 s a container runtime gives between SIGTERM and SIGKILL.
+        self.send_grace_s = STOP_SEND_GRACE_S if send_grace_s is None else send_grace_s
         self._needs_sweep: dict[str, bool] = {n: False for n in names}
         self._needs_reload = True  # read alerts left pending by a previous run
         self._reload_after_id = 0
@@ -435,8 +438,10 @@ class AlertManager:
         Anything still undelivered stays pending in the outbox for next start."""
         if not self._started:
             return
+        loop = asyncio.get_running_loop()
+        grace_until = loop.time() + self.send_grace_s
         try:
-            await self.drain(drain_timeout_s)
+            await self.drain(min(drain_timeout_s, self.send_grace_s))
         except asyncio.TimeoutError:
             log.warning("alert manager stopping with %d deliveries unfinished (kept in the outbox)",
                         self.stats.queue_depth + sum(1 for t in self._alerts.values() if not t.final))
@@ -444,7 +449,7 @@ class AlertManager:
         # A send cut off mid-request has an unknown outcome (a duplicate on restart):
         # wait for those in flight instead.
         try:
-            async with asyncio.timeout(self.send_grace_s):
+            async with asyncio.timeout_at(grace_until):
                 while any(self._sending.values()):
                     await asyncio.sleep(0.01)
         except asyncio.TimeoutError:
