@@ -493,7 +493,8 @@ class AlertManager:
                 for tracked in self._alerts.values():
                     for name in self._gated:
                         row = tracked.rows.get(name)
-                        if row is not None and row.state == "pending" and row.attempts and not (
+                        # (finishing a lease this replica does not hold changes nothing)
+                        if row is not None and row.state == "pending" and not (
                                 row.error or "").startswith(OUTCOME_UNKNOWN):
                             await self._gate.finish(tracked.rec.episode_id, name, delivered=False)
         except asyncio.TimeoutError:

@@ -353,3 +353,15 @@ async def test_outbox_backlog_after_outage_is_labelled_late(tg: FakeTelegram, tm
         await manager.drain()
     assert "Delivered late: raised 10 min before this message" in tg.messages[0]["text"]
     store.close()
+
+
+def test_resend_after_unknown_outcome_says_possible_repeat() -> None:
+    import msgspec as _msgspec
+
+    from sentrycoin.alerts.telegram import REPEAT_NOTE, format_batch, format_message
+
+    rec = record()
+    assert REPEAT_NOTE not in format_message(rec)
+    again = _msgspec.structs.replace(rec, possible_duplicate=True)
+    assert REPEAT_NOTE in format_message(again)
+    assert REPEAT_NOTE in format_batch([rec, again]) and REPEAT_NOTE not in format_batch([rec, rec])
