@@ -73,6 +73,11 @@ class StoreWorker:
         self._store: AlertStore | None = self._given
         self._reader: AlertStore | None = None
         self._open_error: BaseException | None = None
+        # Set once the writer has opened the database (schema created or migrated):
+        # the reader must not look at a file the writer has not prepared yet.
+        self._opened = threading.Event()
+        if self._given is not None:
+            self._opened.set()
         self._next_open_s = 0.0
         self._next_prune_s = time.monotonic() + min(60.0, prune_every_s)
         self._thread: threading.Thread | None = None
@@ -182,6 +187,9 @@ class StoreWorker:
             raise
 
     def _read(self, op: Callable[[AlertStore], T]) -> T:
+        if not self._opened.wait(self.busy_timeout_s + self.retry_s):
+            raise RuntimeError(store_problem_text(self._open_error) if self._open_error
+                               else "alert store: not open yet")
         if self._reader is None:
             if self._store is not None and (self.path == ":memory:" or self.path.startswith("file:")):
                 self._reader = self._store  # one in-memory database: share (the store holds a lock)
@@ -205,11 +213,14 @@ class StoreWorker:
             return None
         self._store = store
         self._open_error = None
+        self._opened.set()
         if store.moved_aside:
             self._post(setattr, self, "moved_aside", store.moved_aside)
         return store
 
     def _run(self) -> None:
+        if self._open() is None and self._open_error is not None:
+            self._post(self._failed, self._open_error, None)
         while True:
             try:
                 item = self._queue.get(timeout=min(1.0, self.retry_s))

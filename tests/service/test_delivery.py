@@ -304,3 +304,16 @@ async def test_store_worker_prunes_by_retention_in_its_thread(tmp_path: Path) ->
         assert sorted(r["id"] for r in rows) == [old_pending.id, recent.id]  # pending alerts are kept
     finally:
         await worker.close()
+
+
+async def test_reads_wait_for_the_writer_to_prepare_a_fresh_database(tmp_path: Path) -> None:
+    """At start the outcome tracker and the outbox reload read at once: on a new file
+    they must see the schema, not 'no such table'."""
+    worker = StoreWorker(tmp_path / "fresh.db")
+    worker.start()
+    try:
+        assert await worker.read(lambda s: s.unfinished_outcomes(since_ms=0)) == []
+        assert await worker.read(lambda s: s.pending_alerts()) == []
+        assert worker.errors_total == 0
+    finally:
+        await worker.close()
