@@ -173,3 +173,56 @@ async def test_health_names_a_store_problem_and_503_only_when_delivery_is_imposs
         gate.set()
         manager.send_grace_s = 0.5
         await manager.stop(drain_timeout_s=0.5)
+
+
+async def test_no_store_call_runs_on_the_event_loop_thread(srv_http, srv_make_market, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue: SQLite on the loop froze feeds and /health behind a locked database or a
+    big /alerts scan.  Every AlertStore method the running monitor calls (submit's write,
+    delivery updates, /alerts, the dashboard's outcomes, outcome tracking, the restart
+    reload) must run on another thread."""
+    import threading
+
+    from sentrycoin.alerts import AlertManager, OutcomeTracker
+    from sentrycoin.server.live import LiveHub
+    from sentrycoin.store import AlertStore
+
+    calls: list[tuple[str, str]] = []
+    for name in ("save_alert", "recent_page", "recent", "outcome_summary", "pending_alerts",
+                 "save_outcome_for_key", "unfinished_outcomes", "prune"):
+        original = getattr(AlertStore, name)
+
+        def spy(self, *args, __name=name, __original=original, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append((__name, threading.current_thread().name))
+            return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(AlertStore, name, spy)
+    store = AlertStore(tmp_path / "a.db")
+    store.insert_alert(make_event(event_ms=5), ["rec"])  # left pending by a previous run: reloaded
+    calls.clear()
+    loop_thread = threading.current_thread().name
+    rec = RecordingNotifier("rec")
+    clock = {"ms": 1_700_000_000_000}
+    manager = AlertManager(store, [rec])
+    tracker = OutcomeTracker(manager.store, lambda ex, sym: 100.0, clock_ms=lambda: clock["ms"])
+    manager.outcomes = tracker
+    await manager.start()
+    serve, session = srv_http
+    market = srv_make_market()
+    base = await serve(SrvMonitor([market], alert_manager=manager))
+    try:
+        manager.submit(make_event(event_ms=1_700_000_000_000))
+        await manager.drain()
+        clock["ms"] += 61_000
+        tracker.tick()  # a horizon passed: the outcome is saved
+        async with session.get(f"{base}/alerts") as resp:
+            assert resp.status == 200 and (await resp.json())["count"] == 2
+        hub = LiveHub(SrvMonitor([market], alert_manager=manager))
+        assert await hub.outcomes() is not None
+        await manager.store.flush()
+    finally:
+        await manager.stop()
+    names = {n for n, _ in calls}
+    assert {"save_alert", "recent_page", "outcome_summary", "pending_alerts", "recent",
+            "save_outcome_for_key", "unfinished_outcomes"} <= names, names
+    assert all(thread != loop_thread for _, thread in calls), [c for c in calls if c[1] == loop_thread]
