@@ -43,7 +43,8 @@ replica is sending: ask again later; it takes over if that one dies or gives
 up), `done`/`covered` (another replica delivered it: the row becomes
 `suppressed`, with `delivered_by`).  After the last attempt the manager calls
 `gate.finish`: done, or released on a permanent failure here so a healthy
-replica sends it.
+replica sends it; after RELEASE_AFTER_FAILURES known failures in a row it also
+releases while it waits to retry (claiming again before the next attempt).
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ COVERED_REASON = "covered by a higher-severity alert of the same episode"
 OUTCOME_UNKNOWN = "outcome unknown"
 #: How long after stop() began a send still in flight is waited for (then cut: outcome unknown).
 STOP_SEND_GRACE_S = 8.0
+#: HA: after this many failed attempts in a row whose outcome is known (nothing arrived), the
+#: channel's lease is given back while this replica waits to retry, so a replica whose own path
+#: to the channel works can send meanwhile.  Not after an unknown outcome: that would invite a duplicate.
+RELEASE_AFTER_FAILURES = 3
 
 
 class _OutcomeSink(Protocol):
@@ -364,14 +369,14 @@ class AlertManager:
         if not self._dirty:
             return
         # While the store is failing, one probe write per round; all once it works.
-        budget = 1 if self.store.store_problem() else self.store_queue_room()
+        budget = 1 if self.store.store_problem() else self._store_queue_room()
         for key in list(self._dirty)[:max(1, budget)]:
             self._dirty.discard(key)
             tracked = self._alerts.get(key)
             if tracked is not None and not tracked.saved:
                 self._save(tracked)
 
-    def store_queue_room(self) -> int:
+    def _store_queue_room(self) -> int:
         return max(1, 1000 - self.store.queued)
 
     async def _reload(self) -> None:
@@ -682,6 +687,10 @@ class AlertManager:
             delay_s = max(delay_s, float(getattr(n, "request_timeout_s", 0.0)))
         for t in batch:
             self._change(t, name, attempts=t.rows[name].attempts + 1, error=message)
+        if name in self._gated and not err.outcome_unknown and attempt >= RELEASE_AFTER_FAILURES:
+            assert self._gate is not None
+            for t in batch:  # re-claimed before the next attempt (or left to whoever took it)
+                await self._gate.finish(t.rec.episode_id, name, delivered=False)
         self.stats.retries[name] += 1
         streak = self._failing_since.get(name, 0) + 1
         self._failing_since[name] = streak

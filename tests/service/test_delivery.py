@@ -317,3 +317,29 @@ async def test_reads_wait_for_the_writer_to_prepare_a_fresh_database(tmp_path: P
         assert worker.errors_total == 0
     finally:
         await worker.close()
+
+
+async def test_persistent_known_failures_release_the_lease_while_waiting(tmp_path: Path) -> None:
+    """This replica cannot reach the channel (nothing arrives): after RELEASE_AFTER_FAILURES
+    attempts it gives the lease back while it waits, so another replica may send; it claims
+    again before its next attempt.  After an unknown outcome it keeps the lease."""
+    from sentrycoin.alerts.manager import RELEASE_AFTER_FAILURES
+
+    store = AlertStore(tmp_path / "a.db")
+    gate = ScriptedGate({})
+    failures = [DeliveryError("connection refused")] * RELEASE_AFTER_FAILURES + [None]
+    tg = RecordingNotifier("telegram", failures=failures, retry=RetryPolicy(base_s=0.01, max_s=0.01))
+    async with AlertManager(store, [tg], gate=gate, gated=["telegram"]) as manager:
+        manager.submit(make_event())
+        await manager.drain()
+    assert gate.finished == [("fleet-episode-1", "telegram", False), ("fleet-episode-1", "telegram", True)]
+    assert len(gate.claims) == RELEASE_AFTER_FAILURES + 1  # claimed again before every attempt
+
+    gate2 = ScriptedGate({})
+    unknown = [DeliveryError("timeout", outcome_unknown=True)] * RELEASE_AFTER_FAILURES + [None]
+    tg2 = RecordingNotifier("telegram", failures=unknown, retry=RetryPolicy(base_s=0.01, max_s=0.01))
+    async with AlertManager(store, [tg2], gate=gate2, gated=["telegram"]) as manager:
+        manager.submit(make_event(event_ms=99))
+        await manager.drain(5.0)
+    assert gate2.finished == [("fleet-episode-1", "telegram", True)]  # never released
+    store.close()
