@@ -288,7 +288,7 @@ class AlertManager:
         tracked = _Tracked(rec, {name: DeliveryRow(updated_ms=now_ms) for name in self._names})
         self._alerts[key] = tracked
         self._save(tracked)
-        for name, queue in self._queues.items():
+        for name in self._names:
             self._enqueue(name, tracked)
         if self.outcomes is not None:
             self.outcomes.track(rec)
@@ -397,7 +397,8 @@ class AlertManager:
                 self._reload_after_id = max(self._reload_after_id, rec.id or 0)
                 if rec.alert_key in self._alerts:
                     continue
-                mine = {n: rows.get(n, DeliveryRow(state="pending")) for n in self._names}
+                # Only the notifiers it was stored for (a notifier added since does not get old alerts).
+                mine = {n: rows[n] for n in self._names if n in rows}
                 if all(r.final for r in mine.values()):
                     continue  # pending only for a notifier this run does not have
                 tracked = _Tracked(rec, mine, saved=True)

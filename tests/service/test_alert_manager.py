@@ -312,3 +312,12 @@ async def test_console_broken_stream_is_permanent_failure() -> None:
     assert info.value.permanent
 
 
+
+
+async def test_restart_sends_pending_alerts_only_to_the_notifiers_they_were_stored_for(store: AlertStore) -> None:
+    store.insert_alert(make_event(), ["rec"])
+    rec, added = RecordingNotifier("rec"), RecordingNotifier("added")
+    async with AlertManager(store, [rec, added]) as manager:
+        await manager.drain()
+    assert len(rec.sent) == 1 and added.sent == []
+    assert set(store.recent()[0]["deliveries"]) == {"rec"}
