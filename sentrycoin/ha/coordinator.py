@@ -11,8 +11,8 @@ fires on the same crash, a few hundred ms apart.  Two steps decide who sends:
    The first replica to fire sets it to its own episode id; a later alert of
    any replica on the same crash *joins* it and adopts that id, so the
    episode id (webhook Idempotency-Key, JSON body, /alerts) is the same on
-   every replica.  A live key of a *higher* severity *covers* the alert (the
-   higher one is delivered instead: suppressed).  The window is the detector
+   every replica.  A live key of a *higher* severity *covers* the alert: it
+   then stands in for that episode (claims its channels, see gate.py).  The window is the detector
    cooldown (at least `min_window_ms`); event times of two replicas' books
    differ, so they are not part of the key.
 

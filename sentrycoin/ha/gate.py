@@ -12,7 +12,9 @@ of a gated notifier (every one but the console).  The answer (`GateDecision`):
   releases the lease and this replica takes over on its next question);
 * ``done``: some replica delivered it (`delivered_by`): the row becomes
   `suppressed` here;
-* ``covered``: a higher severity of the same episode is being delivered.
+* ``covered``: a higher severity of the same market's episode was delivered on
+  this channel (the alert stands in for that episode until then: ``held``
+  while another replica sends it, ``send`` under its id if nobody can).
 
 `finish(alert, channel, delivered=True)` marks the channel done; with
 ``delivered=False`` (permanent failure on this replica, e.g. a revoked
@@ -114,11 +116,11 @@ class DeliveryGate:
         """May this replica send `rec` on `channel` now?  Never raises."""
         try:
             join = await self._join(rec)
-            if join.covered:
-                self.suppressed += 1
-                log.info("HA: %s %s %s covered by the higher-severity episode %s: suppressed on %s",
-                         rec.exchange, rec.symbol, rec.severity, join.episode_id, channel)
-                return GateDecision(COVERED, rec.episode_id, delivered_by=None)
+            # Covered by a higher severity: this alert stands in for that episode.  It is
+            # suppressed once that episode is delivered on this channel, waits while
+            # another replica holds its lease, and is sent (under that episode's id) if
+            # nobody does - e.g. the only replica that saw the higher severity cannot
+            # deliver (revoked token): a lower severity beats no message.
             claim = await self.coordinator.claim_channel(join.episode_id, channel, self.lease_ms)
         except asyncio.CancelledError:
             raise
@@ -131,7 +133,7 @@ class DeliveryGate:
             return GateDecision(SEND, join.episode_id)
         if claim.status == DONE:
             self.suppressed += 1
-            return GateDecision(DONE, join.episode_id, delivered_by=claim.holder)
+            return GateDecision(COVERED if join.covered else DONE, join.episode_id, delivered_by=claim.holder)
         self.waited += 1
         # Ask again soon after the holder's lease would expire, and at least every TTL/4:
         # a holder that gives up releases early.

@@ -318,3 +318,55 @@ async def test_redis_down_every_replica_still_delivers(redis_server: RedisServer
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_covered_alert_stands_in_when_the_higher_severity_cannot_be_delivered(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """Only the bad-token replica saw the crash at `extreme`; the good one saw `critical`,
+    which the extreme episode covers.  Nobody can deliver the extreme alert, so the good
+    replica's critical alert is delivered in its place (under the episode's id)."""
+    async with FakeTelegram() as tg:
+        bad = await ReplicaUnderTest("bad", redis_server.url, tmp_path / "bad.db",
+                                     [telegram(tg, token="999:revoked-token-revoked-token-xx")],
+                                     lease_ttl_s=1.0).start()
+        good = await ReplicaUnderTest("good", redis_server.url, tmp_path / "good.db", [telegram(tg)],
+                                      lease_ttl_s=1.0).start()
+        try:
+            bad.feed_book(10.0, 10.0, T0_MS)
+            bad.feed_book(10.0, 150.0, T0_MS + 1_000)
+            assert bad.market.last_alert is not None and bad.market.last_alert.severity == "extreme"
+            assert await wait_until(lambda: bad.gate.sent >= 1, 5)
+            good.feed_book(10.0, 10.0, T0_MS)
+            good.feed_book(10.0, 60.0, T0_MS + 1_200)
+            assert good.market.last_alert is not None and good.market.last_alert.severity == "critical"
+            assert await wait_until(lambda: len(tg.messages) == 1, 10)
+            await settled(bad, good)
+            assert "CRITICAL" in tg.messages[0]["text"]
+            row = good.store.recent()[0]
+            assert row["deliveries"]["telegram"]["state"] == "delivered"
+            assert row["episode_id"] == f"binance:BTC-USDT:extreme:{T0_MS + 1_000}"
+            await asyncio.sleep(0.3)
+            assert len(tg.messages) == 1
+        finally:
+            await bad.stop()
+            await good.stop()
+
+
+async def test_covered_alert_is_suppressed_once_the_higher_severity_is_delivered(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    sent: list[tuple[str, str, AlertRecord]] = []
+    a = await ReplicaUnderTest("a", redis_server.url, tmp_path / "a.db", recorders(sent, "a")).start()
+    b = await ReplicaUnderTest("b", redis_server.url, tmp_path / "b.db", recorders(sent, "b")).start()
+    try:
+        a.feed_book(10.0, 10.0, T0_MS)
+        a.feed_book(10.0, 150.0, T0_MS + 1_000)  # extreme
+        await settled(a)
+        b.feed_book(10.0, 10.0, T0_MS)
+        b.feed_book(10.0, 60.0, T0_MS + 1_200)  # critical: covered
+        await settled(a, b)
+        assert [(r, s.severity) for r, _, s in sent] == [("a", "extreme")]
+        d = b.store.recent()[0]["deliveries"]["telegram"]
+        assert d["state"] == "suppressed" and d["delivered_by"] == "a" and "higher-severity" in d["error"]
+    finally:
+        await a.stop()
+        await b.stop()
