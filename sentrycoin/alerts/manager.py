@@ -67,6 +67,7 @@ log = logging.getLogger("sentrycoin.alerts")
 #: The `error` text of a `suppressed` delivery row.
 SUPPRESSED_REASON = "sent by another replica"
 COVERED_REASON = "covered by a higher-severity alert of the same episode"
+SAME_EPISODE_REASON = "its episode was already delivered by this replica"
 #: Prefix of the `error` of a row whose last attempt may have reached the far end.
 OUTCOME_UNKNOWN = "outcome unknown"
 #: How long after stop() began a send still in flight is waited for (then cut: outcome unknown).
@@ -703,7 +704,7 @@ class AlertManager:
         """The alerts of `batch` this replica sends now (HA); the others are suppressed
         (another replica delivered them) or wait for another replica's lease."""
         assert self._gate is not None
-        keep = []
+        keep: dict[str, tuple[_Tracked, bool]] = {}  # episode id -> (alert, stands in for it)
         for t in batch:
             decision = await self._gate.claim(t.rec, name)
             if decision.episode_id and decision.episode_id != t.rec.episode_id:
@@ -711,14 +712,30 @@ class AlertManager:
                 t.version += 1
                 self._save(t)
             if decision.status == "send":
-                keep.append(t)
+                stand_in = bool(getattr(decision, "stand_in", False))
+                other = keep.get(t.rec.episode_id)
+                if other is None:
+                    keep[t.rec.episode_id] = (t, stand_in)
+                    continue
+                # Two alerts of one episode in one message (an escalation next to the alert
+                # it covers): send the episode's own alert, not the stand-in.
+                if other[1] and not stand_in:
+                    keep[t.rec.episode_id] = (t, stand_in)
+                    t = other[0]
+                self.stats.suppressed[name] += 1
+                self._change(t, name, state="suppressed", error=COVERED_REASON, delivered_by=self.replica_id)
             elif decision.status == "held":
                 self._defer(name, t, decision.retry_in_s)
             else:
                 self.stats.suppressed[name] += 1
-                reason = COVERED_REASON if decision.status == "covered" else SUPPRESSED_REASON
+                if decision.status == "covered":
+                    reason = COVERED_REASON
+                elif decision.delivered_by == self.replica_id:
+                    reason = SAME_EPISODE_REASON
+                else:
+                    reason = SUPPRESSED_REASON
                 self._change(t, name, state="suppressed", error=reason, delivered_by=decision.delivered_by)
-        return keep
+        return [t for t, _ in keep.values()]
 
     def _defer(self, name: str, tracked: _Tracked, delay_s: float) -> None:
         """Another replica holds the lease: ask the gate again in `delay_s`."""

@@ -60,14 +60,16 @@ def cooldown_lookup(markets: Iterable[Any], default_ms: int = DEFAULT_COOLDOWN_M
 class GateDecision:
     """What the manager does with one alert on one channel now."""
 
-    __slots__ = ("status", "episode_id", "delivered_by", "retry_in_s")
+    __slots__ = ("status", "episode_id", "delivered_by", "retry_in_s", "stand_in")
 
     def __init__(self, status: str, episode_id: str, delivered_by: str | None = None,
-                 retry_in_s: float = 0.0) -> None:
+                 retry_in_s: float = 0.0, stand_in: bool = False) -> None:
         self.status = status
         self.episode_id = episode_id
         self.delivered_by = delivered_by
         self.retry_in_s = retry_in_s
+        #: The alert is covered by `episode_id` (a higher severity) and stands in for it.
+        self.stand_in = stand_in
 
     def __repr__(self) -> str:
         return (f"GateDecision({self.status}, {self.episode_id!r}, delivered_by={self.delivered_by!r}, "
@@ -130,7 +132,7 @@ class DeliveryGate:
         if claim.status == SEND:
             self.sent += 1
             self._hold(join.episode_id, channel)
-            return GateDecision(SEND, join.episode_id)
+            return GateDecision(SEND, join.episode_id, stand_in=join.covered)
         if claim.status == DONE:
             self.suppressed += 1
             return GateDecision(COVERED if join.covered else DONE, join.episode_id, delivered_by=claim.holder)

@@ -370,3 +370,32 @@ async def test_covered_alert_is_suppressed_once_the_higher_severity_is_delivered
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_escalation_batched_with_the_alert_it_covers_is_one_line(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """The soak's case: a replica raises critical, then extreme 300 ms later; the extreme
+    episode is joined first (by another replica), so the critical stands in for it, and both
+    sit in one Telegram batch: the message carries the extreme alert only."""
+    async with FakeTelegram() as tg:
+        other = await ReplicaUnderTest("other", redis_server.url, tmp_path / "o.db",
+                                       [telegram(tg, token="999:revoked-token-revoked-token-xx")]).start()
+        me = await ReplicaUnderTest("me", redis_server.url, tmp_path / "m.db", [telegram(tg)]).start()
+        try:
+            other.feed_book(10.0, 10.0, T0_MS)
+            other.feed_book(10.0, 150.0, T0_MS + 1_000)  # extreme, joined first
+            assert await wait_until(lambda: other.gate.sent >= 1, 5)
+            me.manager.notifiers[0].min_interval_s = 0.5  # both of mine queue up into one batch
+            me.feed_book(10.0, 10.0, T0_MS)
+            me.feed_book(10.0, 60.0, T0_MS + 1_000)   # critical: covered, stands in
+            me.feed_book(10.0, 150.0, T0_MS + 1_300)  # extreme: the episode's own alert
+            assert await wait_until(lambda: len(tg.messages) >= 1, 10)
+            await settled(other, me)
+            await asyncio.sleep(0.3)
+            text = "\n".join(m["text"] for m in tg.messages)
+            assert text.count("EXTREME") == 1 and "CRITICAL" not in text
+            states = {r["severity"]: r["deliveries"]["telegram"]["state"] for r in me.store.recent()}
+            assert states == {"critical": "suppressed", "extreme": "delivered"}
+        finally:
+            await other.stop()
+            await me.stop()
