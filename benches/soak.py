@@ -16,6 +16,15 @@ Meanwhile it:
   alerts), then restores them;
 * samples the monitor's RSS and CPU every 10 s.
 
+With --bad-token-replica it also starts a redis-server (persistence off) and
+a second `sentrycoin run` on the same venues, config and Redis whose Telegram
+token is revoked (the fake answers 401), as in issue 13: the fleet must still
+deliver every episode a healthy replica raised, once.  The report counts
+episodes across both replicas: stored, delivered, duplicated, covered (a
+lower severity suppressed because the same market's higher-severity alert was
+delivered), only on the bad replica (no healthy replica raised it: nothing can
+deliver it) and lost (raised by the good replica, never delivered: must be 0).
+
 At the end it stops injecting, waits for the outbox to drain, stops the monitor
 with SIGINT and checks: the monitor never died and exited 0; RSS grew < 5 %
 between minute 2 and the end; every alert in SQLite was delivered to Telegram
@@ -31,8 +40,10 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
+import subprocess
 import sqlite3
 import sys
 import time
@@ -45,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from benches.scale_proc import cpu_s, loadavg, rss_kb  # noqa: E402
-from benches.scale_soakkit import CrashScript, FlakyTelegram, compare  # noqa: E402
+from benches.scale_soakkit import CrashScript, FlakyTelegram, compare, message_keys, record_key  # noqa: E402
 from sentrycoin.emulator import Fault, create_emulator  # noqa: E402
 from sentrycoin.store import AlertStore  # noqa: E402
 
@@ -77,6 +88,30 @@ def write_config(path: Path, by_venue: dict[str, list[str]], cooldown_minutes: f
     path.write_text("\n".join(lines))
 
 
+BAD_TOKEN = "999000999:RevokedTokenRevokedTokenRevokedTok"
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--bad-token-replica needs redis-server (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(workdir), "--protected-mode", "no", "--loglevel", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
+                c.sendall(b"PING\r\n")
+                if c.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("redis-server did not start")
+
+
 def pending_deliveries(db: Path) -> int:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
@@ -100,6 +135,8 @@ class Soak:
         self.crash_log: list[tuple[int, str, str, int]] = []
         self.events: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
+        self.bad: asyncio.subprocess.Process | None = None
+        self.redis: subprocess.Popen | None = None
         self.died_at_s: float | None = None
 
     def log(self, text: str) -> None:
@@ -138,10 +175,23 @@ class Soak:
             "SENTRY_DB": str(db), "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO",
             "STALE_AFTER_S": str(a.stale_after_s),
         })
-        for k in ("EXCHANGE", "SYMBOL", "SYMBOLS", "REDIS_URL"):
+        for k in ("EXCHANGE", "SYMBOL", "SYMBOLS", "REDIS_URL", "REPLICA_ID"):
             env.pop(k, None)
         cmd = [str(ROOT / ".venv" / "bin" / "sentrycoin"), "run", "--config", str(cfg)]
         (self.out / "command.txt").write_text(" ".join(sys.argv) + "\nmonitor: " + " ".join(cmd) + "\n")
+        bad_db = self.out / "bad-alerts.db"
+        if a.bad_token_replica:
+            self.redis, redis_url = start_redis(self.out)
+            env.update({"REDIS_URL": redis_url, "REPLICA_ID": "good",
+                        "DELIVERY_LEASE_TTL_S": str(a.delivery_lease_ttl_s)})
+            for p in (bad_db, Path(f"{bad_db}-wal"), Path(f"{bad_db}-shm")):
+                p.unlink(missing_ok=True)
+            bad_env = dict(env, REPLICA_ID="bad", TELEGRAM_BOT_TOKEN=BAD_TOKEN, SENTRY_DB=str(bad_db),
+                           PORT=str(free_port()))
+            self.bad = await asyncio.create_subprocess_exec(
+                *cmd, env=bad_env, stdout=open(self.out / "bad-monitor.stdout", "wb"),
+                stderr=open(self.out / "bad-monitor.log", "wb"), cwd=ROOT)
+            self.log(f"bad-token replica pid {self.bad.pid}; redis {redis_url}")
         stdout = open(self.out / "monitor.stdout", "wb")
         stderr = open(self.out / "monitor.log", "wb")
         self.proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=stdout, stderr=stderr, cwd=ROOT)
@@ -177,6 +227,8 @@ class Soak:
             drain_until = time.monotonic() + a.drain_s
             while time.monotonic() < drain_until:
                 drained = pending_deliveries(db)
+                if self.bad is not None and drained == 0:
+                    drained = pending_deliveries(bad_db)
                 if drained == 0:
                     break
                 await asyncio.sleep(1.0)
@@ -197,10 +249,23 @@ class Soak:
             self.log("monitor did not stop within 60 s of SIGINT: killed")
         stdout.close()
         stderr.close()
+        bad_rc = None
+        if self.bad is not None:
+            if self.bad.returncode is None:
+                self.bad.send_signal(signal.SIGTERM)
+            try:
+                bad_rc = await asyncio.wait_for(self.bad.wait(), 60)
+            except asyncio.TimeoutError:
+                self.bad.kill()
+                bad_rc = await self.bad.wait()
+        if self.redis is not None:
+            self.redis.kill()
+            self.redis.wait(10)
         for emu in emus.values():
             await emu.stop()
         await tg.close()
-        return self._report(alive, rc, db, tg, emus, metrics, drained, t0)
+        return self._report(alive, rc, db, tg, emus, metrics, drained, t0,
+                            bad_db=bad_db if self.bad is not None else None, bad_rc=bad_rc)
 
     async def _faults(self, emus: dict, stop: asyncio.Event, t0: float, every_s: float, weights: dict) -> None:
         a = self.args
@@ -281,8 +346,53 @@ class Soak:
                 out["no_alert_other"] += 1
         return dict(out)
 
+    @staticmethod
+    def _fleet(rows: list[dict], bad_rows: list[dict], messages: list[dict]) -> dict:
+        """Episodes across both replicas: stored, delivered (in a Telegram message), duplicated, lost."""
+        received: Counter = Counter()
+        for msg in messages:
+            received.update(message_keys(msg["text"]))
+        episodes: dict[str, dict] = {}
+        for replica, rs in (("good", rows), ("bad", bad_rows)):
+            for r in rs:
+                e = episodes.setdefault(r["episode_id"], {"rows": [], "sent": 0})
+                e["rows"].append((replica, r))
+        for key, e in episodes.items():
+            e["sent"] = sum(received[record_key(r)] for rep, r in e["rows"] if rep == "good")
+        # A lower severity is "covered" when its market's higher-severity alert of the same burst was
+        # delivered (the gate suppresses it on purpose).
+        delivered_markets = {(r["exchange"], r["symbol"]) for e in episodes.values() if e["sent"]
+                             for _, r in e["rows"]}
+        lost, covered, only_bad = [], [], []
+        for key, e in episodes.items():
+            if e["sent"]:
+                continue
+            states = {r["deliveries"].get("telegram", {}).get("error") for _, r in e["rows"]}
+            market = (e["rows"][0][1]["exchange"], e["rows"][0][1]["symbol"])
+            if any(s and "higher-severity" in s for s in states) and market in delivered_markets:
+                covered.append(key)
+            elif all(rep == "bad" for rep, _ in e["rows"]):
+                # Only the replica that cannot deliver raised it (its book saw the crash, the good
+                # replica's was resyncing or saw another severity): no healthy replica had it.
+                only_bad.append(key)
+            else:
+                lost.append(key)
+        return {
+            "episodes_stored": len(episodes),
+            "episodes_delivered": sum(1 for e in episodes.values() if e["sent"]),
+            "episodes_duplicated": sum(1 for e in episodes.values() if e["sent"] > 1),
+            "episodes_covered": len(covered),
+            "episodes_only_on_bad_replica": len(only_bad),
+            "episodes_lost": len(lost),
+            "lost": lost, "lost_seen_only_by_bad_replica": only_bad,
+            "rows_good": len(rows), "rows_bad": len(bad_rows),
+            "bad_rows_by_state": dict(Counter(r["deliveries"].get("telegram", {}).get("state") for r in bad_rows)),
+            "good_rows_by_state": dict(Counter(r["deliveries"].get("telegram", {}).get("state") for r in rows)),
+            "messages": len(messages),
+        }
+
     def _report(self, alive: bool, rc: int, db: Path, tg: FlakyTelegram, emus: dict, metrics: str,
-                drained: int, t0: float) -> int:
+                drained: int, t0: float, bad_db: Path | None = None, bad_rc: int | None = None) -> int:
         a = self.args
         store = AlertStore(db)
         try:
@@ -290,14 +400,27 @@ class Soak:
             total = store.count()
         finally:
             store.close()
-        match = compare(rows, tg.messages)
+        fleet = None
+        if bad_db is not None:
+            bad_store = AlertStore(bad_db)
+            try:
+                bad_rows = bad_store.recent(limit=5000)
+            finally:
+                bad_store.close()
+            fleet = self._fleet(rows, bad_rows, tg.messages)
+            # The good replica's rows the bad one delivered first cannot exist (it cannot deliver);
+            # suppressed good rows are lower severities covered by a delivered higher one.
+            rows_for_match = [r for r in rows if r["deliveries"].get("telegram", {}).get("state") != "suppressed"]
+        else:
+            rows_for_match = rows
+        match = compare(rows_for_match, tg.messages)
         match["rows_beyond_recent_limit"] = max(0, total - len(rows))
         # The console notifier prints one "ALERT ... #<id>" line per alert on the monitor's stdout.
         console_ids = Counter()
         for line in (self.out / "monitor.stdout").read_text(errors="replace").splitlines():
             if line.startswith("ALERT ") and "#" in line:
                 console_ids[line.rsplit("#", 1)[1].strip()] += 1
-        stored_ids = Counter(str(r["id"]) for r in rows)
+        stored_ids = Counter(str(r["alert_key"]) for r in rows)
         match["console_lines"] = sum(console_ids.values())
         match["console_exactly_once"] = console_ids == stored_ids
         crash_outcomes = self._crash_outcomes(rows)
@@ -338,13 +461,17 @@ class Soak:
             "console_exactly_once": match["console_exactly_once"],
             "some_alerts": match["stored_alerts"] > 0,
         }
+        if fleet is not None:
+            checks["fleet_no_episode_lost"] = fleet["episodes_lost"] == 0
+            checks["fleet_no_episode_duplicated"] = fleet["episodes_duplicated"] == 0
+            checks["bad_replica_clean_exit_rc0"] = bad_rc == 0
         result = {
             "args": vars(a), "elapsed_s": elapsed, "monitor_rc": rc, "died_at_s": self.died_at_s,
             "cpu_s": cpu_total, "cpu_pct_of_one_core": round(100.0 * cpu_total / max(1e-9, elapsed), 1),
             "rss": rss, "crashes_scripted": self.crashes, "crash_outcomes": crash_outcomes, "faults_injected": dict(self.faults),
             "faults_applied": dict(faults_applied), "telegram_behaviours": dict(tg.drawn),
             "telegram_requests": len(tg.requests), "outbox_pending_at_end": drained,
-            "metrics_counters": counters, "delivery": match, "checks": checks,
+            "metrics_counters": counters, "delivery": match, "fleet": fleet, "checks": checks,
             "passed": all(checks.values()),
         }
         (self.out / "result.json").write_text(json.dumps(result, indent=2, default=str))
@@ -361,6 +488,9 @@ class Soak:
         self.log(f"crashes {self.crashes}, faults applied {sum(faults_applied.values())} {dict(faults_applied)}")
         self.log(f"telegram {dict(tg.drawn)} requests {len(tg.requests)}; delivery {short}")
         self.log(f"counters {counters}")
+        if fleet is not None:
+            self.log("fleet (good + bad-token replica): " + json.dumps(
+                {k: v for k, v in fleet.items() if k not in ("lost", "lost_seen_only_by_bad_replica")}))
         self.log(f"checks {checks} -> {'PASS' if result['passed'] else 'FAIL'}")
         return 0 if result["passed"] else 1
 
@@ -388,6 +518,10 @@ def main() -> int:
     p.add_argument("--p-500", type=float, default=0.10)
     p.add_argument("--p-429", type=float, default=0.05)
     p.add_argument("--p-hang", type=float, default=0.02)
+    p.add_argument("--bad-token-replica", action="store_true",
+                   help="also run a second replica (shared redis-server) whose Telegram token is revoked")
+    p.add_argument("--delivery-lease-ttl-s", type=float, default=5.0,
+                   help="DELIVERY_LEASE_TTL_S of both replicas with --bad-token-replica")
     args = p.parse_args()
     return asyncio.run(Soak(args).run())
 

@@ -66,7 +66,9 @@ async def _run_recording(monitor, record_dir: str) -> int:
 async def _run_until_signal(monitor) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP (a closed terminal, some supervisors) drains like SIGTERM: feeds
+    # stop, queued alerts are sent, sends in flight finish, the store is flushed.
+    for sig in STOP_SIGNALS:
         try:
             loop.add_signal_handler(sig, _request_stop, stop, sig)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
@@ -74,6 +76,10 @@ async def _run_until_signal(monitor) -> int:
     await monitor.run(stop)
     log.info("stopped cleanly")
     return 0
+
+
+#: Signals that stop the monitor gracefully.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
@@ -122,7 +128,7 @@ def _load(args: argparse.Namespace, config_file: str | None = None) -> Settings:
 def _setup_logging(settings: Settings) -> None:
     from sentrycoin.logs import setup_logging
 
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
 
 
 def build_parser() -> argparse.ArgumentParser:

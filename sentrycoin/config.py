@@ -8,7 +8,8 @@ Environment variables (names users already know from the original monitor):
     EXCHANGE, SYMBOL, SYMBOLS, DANGER_RATIO, ORDER_BOOK_DEPTH, COOLDOWN_MINUTES,
     REARM_RATIO, MIN_PERSISTENCE_MS, MIN_VOLUME, CLOCK_SKEW_S, LOG_LEVEL, LOG_FORMAT,
     TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, TELEGRAM_API_URL, WEBHOOK_URL,
-    PUBLIC_URL, SENTRY_DB, HOST, PORT, STATUS_TOKEN, STALE_AFTER_S, SNAPSHOT_TIMEOUT_S,
+    PUBLIC_URL, SENTRY_DB, ALERT_RETENTION_DAYS, HOST, PORT, STATUS_TOKEN, STALE_AFTER_S, SNAPSHOT_TIMEOUT_S,
+    ACCESS_LOG,
     MOCK_FALLBACK, MOCK_FALLBACK_AFTER_S, SIM_SCENARIO, SIM_SYMBOLS, SIM_SEED, SIM_SPEED,
     and the per-venue <VENUE>_WS_URL / <VENUE>_REST_URL (see feeds/registry.py).
 
@@ -84,6 +85,10 @@ class Settings:
     webhook_url: str | None = None
     public_url: str | None = None
     db_path: str | None = None
+    #: Alerts stored longer ago than this are pruned (0: keep every alert).
+    alert_retention_days: float = 90.0
+    #: One log line per HTTP request (logger sentrycoin.server.access, tokens redacted).
+    access_log: bool = False
     host: str = "0.0.0.0"
     port: int = 8080
     status_token: str | None = None
@@ -122,6 +127,8 @@ class Settings:
             "webhook_url": _redact_url(self.webhook_url),
             "public_url": self.public_url,
             "db_path": self.db_path,
+            "alert_retention_days": self.alert_retention_days,
+            "access_log": self.access_log,
             "host": self.host,
             "port": self.port,
             "status_token": REDACTED if self.status_token else None,
@@ -376,14 +383,15 @@ def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 _SECTION_KEYS: dict[str, dict[str, tuple[str, type]]] = {
     "telegram": {"bot_token": ("telegram_bot_token", str), "chat_id": ("telegram_chat_id", str),
                  "api_url": ("telegram_api_url", str)},
-    "alerts": {"webhook_url": ("webhook_url", str), "db": ("db_path", str)},
+    "alerts": {"webhook_url": ("webhook_url", str), "db": ("db_path", str),
+               "retention_days": ("alert_retention_days", float)},
     "server": {"host": ("host", str), "port": ("port", int), "public_url": ("public_url", str),
                "status_token": ("status_token", str), "stale_after_s": ("stale_after_s", float),
                "snapshot_timeout_s": ("snapshot_timeout_s", float)},
     "simulation": {"scenario": ("sim_scenario", str), "symbols": ("sim_symbols", list), "seed": ("sim_seed", int),
                    "speed": ("sim_speed", float), "mock_fallback": ("mock_fallback", bool),
                    "mock_fallback_after_s": ("mock_fallback_after_s", float)},
-    "logging": {"level": ("log_level", str), "format": ("log_format", str)},
+    "logging": {"level": ("log_level", str), "format": ("log_format", str), "access_log": ("access_log", bool)},
 }
 
 
@@ -428,6 +436,8 @@ _ENV_PLAIN: dict[str, tuple[str, type]] = {
     "WEBHOOK_URL": ("webhook_url", str),
     "PUBLIC_URL": ("public_url", str),
     "SENTRY_DB": ("db_path", str),
+    "ALERT_RETENTION_DAYS": ("alert_retention_days", float),
+    "ACCESS_LOG": ("access_log", bool),
     "HOST": ("host", str),
     "PORT": ("port", int),
     "STATUS_TOKEN": ("status_token", str),
@@ -473,6 +483,9 @@ def _validate(s: Settings, *, file: bool) -> None:
         raise ConfigError(f"{key('STALE_AFTER_S', 'server.stale_after_s')}: must be > 0, got {s.stale_after_s}")
     if not s.snapshot_timeout_s > 0:
         raise ConfigError(f"{key('SNAPSHOT_TIMEOUT_S', 'server.snapshot_timeout_s')}: must be > 0, got {s.snapshot_timeout_s}")
+    if not 0 <= s.alert_retention_days < 1e6:
+        raise ConfigError(f"{key('ALERT_RETENTION_DAYS', 'alerts.retention_days')}: must be a number of days "
+                          f">= 0 (0 keeps every alert), got {s.alert_retention_days}")
     if not s.mock_fallback_after_s > 0:
         raise ConfigError(f"{key('MOCK_FALLBACK_AFTER_S', 'simulation.mock_fallback_after_s')}: must be > 0, got {s.mock_fallback_after_s}")
     if not s.sim_speed > 0:

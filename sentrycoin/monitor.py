@@ -20,15 +20,16 @@ from typing import Any, Callable, Mapping
 from sentrycoin import __version__
 from sentrycoin.alerts.factory import build_notifiers
 from sentrycoin.alerts.manager import AlertManager
+from sentrycoin.alerts.outbox import StoreWorker
 from sentrycoin.alerts.outcomes import OutcomeTracker
-from sentrycoin.config import Settings
+from sentrycoin.config import ConfigError, Settings
 from sentrycoin.fallback import PROBE_BACKOFF_MAX_S, MockFallback
 from sentrycoin.feeds.base import FeedCounters, FeedHandler
 from sentrycoin.ha.leases import LeaseManager
 from sentrycoin.ha.setup import HARuntime, HASettings
 from sentrycoin.market import AlertEvent, Market
 from sentrycoin.server.metrics import ProcessingTimeHistogram
-from sentrycoin.store import AlertStore, default_db_path
+from sentrycoin.store import StoreUnwritable, check_writable, default_db_path
 from sentrycoin.transport import TransportSettings
 
 log = logging.getLogger("sentrycoin.monitor")
@@ -83,7 +84,12 @@ class Monitor:
         # REDIS_URL / SHARD_COUNT / SHARD_INDEX / REPLICA_ID (sentrycoin/ha/setup.py)
         self.ha_settings = HASettings.from_env(os.environ if env is None else env)
         self.db_path = Path(settings.db_path) if settings.db_path else default_db_path()
-        self.store = AlertStore(self.db_path)
+        try:
+            check_writable(self.db_path)
+        except StoreUnwritable as exc:
+            raise ConfigError(str(exc)) from None
+        # Opened by its writer thread: a locked database delays writes, not startup.
+        self.store = StoreWorker(self.db_path, retention_days=settings.alert_retention_days)
         notifiers = build_notifiers(
             telegram_token=settings.telegram_bot_token,
             telegram_chat_id=settings.telegram_chat_id,
@@ -100,7 +106,7 @@ class Monitor:
         # manager claims each alert before sending (a loser records `suppressed`).
         self.alert_manager = AlertManager(
             self.store, notifiers, outcomes=self.outcomes,
-            gate=self.ha.gate.should_deliver if self.ha else None,
+            gate=self.ha.gate if self.ha else None,
             gated=self.ha.gated_names(notifiers) if self.ha else (),
         )
         self.markets: list[Market] = []
@@ -262,7 +268,6 @@ class Monitor:
                 await self.ha.stop()
             if self._http_runner is not None:
                 await self._http_runner.cleanup()
-            self.store.close()
 
     async def _run_source(self, stop: asyncio.Event) -> None:
         if self.configured_mode == "simulated":

@@ -12,14 +12,24 @@ commit is an append to the WAL (no fsync), which survives the process being
 killed (`kill -9`) and costs tens of microseconds on the hot path; only a
 power loss can drop the last commits.
 
-One connection is shared by the event-loop thread (alert manager, HTTP
-handlers) and any worker thread a caller might use, so every access holds a
-lock.  Nothing secret is ever stored: delivery errors are redacted by the
-notifiers before they reach `record_attempt`.
+This class is synchronous: the running monitor never calls it on the event
+loop.  `sentrycoin.alerts.outbox.StoreWorker` owns one instance in a writer
+thread and another (a second connection: WAL lets it read while the writer
+writes) in a reader thread.  Each instance still holds a lock around its
+connection so tests and tools may share one across threads.
+
+Identity.  `alert_key` is the local identity of an alert (unique in one
+database, known before the row exists, so an alert delivered from memory
+while the database is unavailable is written under the same key later);
+`episode_id` is what receivers see (webhook `Idempotency-Key`, JSON body,
+/alerts): the same on every replica and every retry of one alert (see
+`episode_id_of` and sentrycoin/ha/coordinator.py).  Nothing secret is ever
+stored: delivery errors are redacted by the notifiers first.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -29,7 +39,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import msgspec
 
@@ -42,7 +52,7 @@ DELIVERY_STATES = ("pending", "delivered", "failed", "suppressed")
 #: Horizons (seconds after the alert) at which the outcome records the mid price.
 OUTCOME_HORIZONS_S: tuple[int, ...] = (10, 30, 60, 300, 900)
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 
 _SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -59,10 +69,16 @@ CREATE TABLE IF NOT EXISTS alerts (
     best_ask     REAL,
     depth        INTEGER NOT NULL,
     event_ms     INTEGER NOT NULL,
-    created_ms   INTEGER NOT NULL
+    created_ms   INTEGER NOT NULL,
+    alert_key    TEXT,
+    episode_id   TEXT
 );
+-- /alerts filters on symbol and event time and pages newest first
+-- (event_ms DESC, id DESC: the rowid is the index's last column).
 CREATE INDEX IF NOT EXISTS alerts_event ON alerts (event_ms);
 CREATE INDEX IF NOT EXISTS alerts_symbol_event ON alerts (symbol, event_ms);
+-- retention pruning and outcome resumption select on created_ms.
+CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created_ms);
 
 {deliveries}
 
@@ -99,6 +115,7 @@ _DELIVERIES_DDL = (
     error        TEXT,
     delivered_ms INTEGER,
     updated_ms   INTEGER,
+    delivered_by TEXT,
     PRIMARY KEY (alert_id, notifier)
 ) WITHOUT ROWID""",
     # The outbox scan only ever looks at pending rows of one notifier.
@@ -108,9 +125,18 @@ _DELIVERIES_DDL = (
 
 _SCHEMA = _SCHEMA_TEMPLATE.replace("{deliveries}", ";\n".join(_DELIVERIES_DDL) + ";")
 
+# Created after the v2 -> v3 migration added the columns they index.
+_V3_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS alerts_key ON alerts (alert_key)",
+    "CREATE INDEX IF NOT EXISTS alerts_episode ON alerts (episode_id)",
+)
+
+#: Final delivery states: the row leaves the outbox.
+FINAL_STATES = frozenset({"delivered", "failed", "suppressed"})
+
 _ALERT_COLUMNS = (
     "id", "exchange", "symbol", "source", "severity", "ratio", "danger_ratio", "bid_volume",
-    "ask_volume", "best_bid", "best_ask", "depth", "event_ms", "created_ms",
+    "ask_volume", "best_bid", "best_ask", "depth", "event_ms", "created_ms", "alert_key", "episode_id",
 )
 
 _OUTCOME_COLUMNS = (
@@ -120,11 +146,26 @@ _OUTCOME_COLUMNS = (
 )
 
 
+def episode_id_of(exchange: str, symbol: str, severity: str, event_ms: int) -> str:
+    """The episode id a replica gives an alert it detected.
+
+    Stable (derived from the alert, not from a row id: retries, restarts and
+    an alert that never reached the database all get the same one) and
+    distinct (one detector never alerts twice on a market and severity in one
+    millisecond).  With several replicas the first one's id becomes the
+    episode's for all of them (RedisCoordinator.join_episode).
+    """
+    return f"{exchange}:{symbol}:{severity}:{int(event_ms)}"
+
+
 class AlertRecord(msgspec.Struct, frozen=True):
     """An alert as stored (and as handed to notifiers).
 
-    `id` is None only when the database could not be written: the alert is
-    then still delivered from memory, just without an outbox row.
+    `id` is the database row id, None while (or if) the row is not written:
+    the running monitor identifies alerts by `alert_key` and hands notifiers
+    the record before the database saw it.  `possible_duplicate` is set on a
+    resend after an attempt whose outcome is unknown (the far end may have
+    the first one): notifiers say so in the message.
     """
 
     id: int | None
@@ -141,6 +182,9 @@ class AlertRecord(msgspec.Struct, frozen=True):
     depth: int
     event_ms: int
     created_ms: int
+    alert_key: str = ""
+    episode_id: str = ""
+    possible_duplicate: bool = False
 
     @property
     def mid_price(self) -> float | None:
@@ -154,6 +198,7 @@ class AlertRecord(msgspec.Struct, frozen=True):
     @classmethod
     def from_event(cls, event: Any, *, id: int | None, created_ms: int) -> "AlertRecord":
         """Build from a `sentrycoin.market.AlertEvent` (duck-typed to avoid a cycle)."""
+        key = episode_id_of(event.exchange, event.symbol, event.severity, event.event_ms)
         return cls(
             id=id,
             exchange=event.exchange,
@@ -169,7 +214,70 @@ class AlertRecord(msgspec.Struct, frozen=True):
             depth=int(event.depth),
             event_ms=int(event.event_ms),
             created_ms=created_ms,
+            alert_key=key,
+            episode_id=key,
         )
+
+
+class DeliveryRow(msgspec.Struct, frozen=True):
+    """One notifier's delivery of one alert, as the manager keeps it in memory
+    and `save_alert` writes it (whole: writes are idempotent snapshots)."""
+
+    state: str = "pending"
+    attempts: int = 0
+    error: str | None = None
+    delivered_ms: int | None = None
+    updated_ms: int | None = None
+    #: Replica id of whoever sent it (this one, or the HA replica that did).
+    delivered_by: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+class StoreUnwritable(Exception):
+    """SENTRY_DB cannot be created or written (a user mistake: one line, exit 2)."""
+
+
+def store_problem_text(exc: BaseException) -> str:
+    """What is wrong with the alert store, in words an operator acts on."""
+    text = str(exc)
+    low = text.lower()
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "disk is full" in low or "database or disk is full" in low:
+        return "alert store: disk is full"
+    if "locked" in low or "busy" in low:
+        return "alert store: database is locked"
+    if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError):
+        return "alert store: database is read-only"
+    if "malformed" in low or "not a database" in low:
+        return "alert store: database file is corrupt"
+    if "unable to open" in low:
+        return "alert store: cannot open the database file"
+    return f"alert store: {type(exc).__name__}: {text}"[:200]
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise StoreUnwritable (one clear line) unless SENTRY_DB can be created and written."""
+    p = Path(path).expanduser()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnwritable(f"SENTRY_DB={path}: cannot create directory {p.parent} ({exc.strerror})") from None
+    if p.exists():
+        if p.is_dir():
+            raise StoreUnwritable(f"SENTRY_DB={path}: is a directory, not a database file")
+        if not os.access(p, os.R_OK | os.W_OK):
+            raise StoreUnwritable(f"SENTRY_DB={path}: file is not writable (permission denied)")
+    # WAL needs to create -wal/-shm files next to the database.
+    if not os.access(p.parent, os.W_OK | os.X_OK):
+        raise StoreUnwritable(f"SENTRY_DB={path}: directory {p.parent} is not writable (permission denied)")
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    low = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and ("not a database" in low or "malformed" in low
+                                                       or "file is encrypted" in low)
 
 
 def iso_utc(ms: int) -> str:
@@ -203,28 +311,104 @@ def _now_ms() -> int:
 class AlertStore:
     """Alert history + per-notifier delivery outbox + outcomes, in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0, read_only: bool = False) -> None:
+        """Open (creating the file and schema) or, with `read_only`, attach a reader
+        connection to an existing database (no DDL: the writer owns the schema).
+
+        A file that is not a SQLite database (or whose header is malformed) is
+        moved aside to `<path>.corrupt-<UTC time>` - never deleted - with a loud
+        warning, and a fresh store is created in its place.
+        """
         self.path = str(path)
+        self.moved_aside: str | None = None
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self.path = str(Path(self.path).expanduser())
         self._lock = threading.Lock()
+        self._busy_timeout_s = busy_timeout_s
+        if read_only:
+            self._db = self._connect()
+            self._closed = False
+            return
+        try:
+            self._db = self._connect()
+            self._prepare()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc) or self.path == ":memory:":
+                raise
+            self._db.close()
+            self.moved_aside = self._move_aside(exc)
+            self._db = self._connect()
+            self._prepare()
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: autocommit; we open explicit transactions where
         # several statements must land together (alert + its delivery rows).
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                               timeout=self._busy_timeout_s)
+
+    def _prepare(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SCHEMA)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        elif version == 1:
-            self._migrate_v1_to_v2()
+            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         elif version > _SCHEMA_VERSION:
             log.warning("alert database %s has schema v%d, newer than this program (v%d)",
                         self.path, version, _SCHEMA_VERSION)
-        self._closed = False
+        else:
+            if version == 1:
+                self._migrate_v1_to_v2()
+                version = 2
+            if version == 2:
+                self._migrate_v2_to_v3()
+        for statement in _V3_INDEXES:
+            db.execute(statement)
+
+    def _move_aside(self, exc: BaseException) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = f"{self.path}.corrupt-{stamp}"
+        n = 1
+        while os.path.exists(target):
+            n += 1
+            target = f"{self.path}.corrupt-{stamp}-{n}"
+        os.replace(self.path, target)
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, target + suffix)
+        log.warning("!!! alert database %s is corrupt (%s): moved aside to %s (kept, not deleted); "
+                    "starting a FRESH alert store - alert history and undelivered alerts of the old "
+                    "file are not in it !!!", self.path, exc, target)
+        return target
+
+    def _migrate_v2_to_v3(self) -> None:
+        # v3 adds alert_key / episode_id (stable identities, see module doc)
+        # and deliveries.delivered_by.  Old rows get keys from their row id:
+        # they were never sent with an episode id.
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(alerts)")}
+            if "alert_key" not in cols:
+                db.execute("ALTER TABLE alerts ADD COLUMN alert_key TEXT")
+            if "episode_id" not in cols:
+                db.execute("ALTER TABLE alerts ADD COLUMN episode_id TEXT")
+            dcols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
+            if "delivered_by" not in dcols:
+                db.execute("ALTER TABLE deliveries ADD COLUMN delivered_by TEXT")
+            db.execute("UPDATE alerts SET alert_key = 'row-' || id WHERE alert_key IS NULL")
+            db.execute("UPDATE alerts SET episode_id = alert_key WHERE episode_id IS NULL")
+            db.execute("PRAGMA user_version=3")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # SQLITE_FULL and friends already rolled back
+                db.execute("ROLLBACK")
+            raise
+        log.info("alert database %s upgraded to schema v3 (episode ids, delivered_by)", self.path)
 
     def _migrate_v1_to_v2(self) -> None:
         # v2 adds the 'suppressed' delivery state.  SQLite cannot change a
@@ -237,13 +421,15 @@ class AlertStore:
             db.execute("DROP INDEX IF EXISTS deliveries_pending")
             for statement in _DELIVERIES_DDL:
                 db.execute(statement)
-            db.execute("INSERT INTO deliveries SELECT alert_id, notifier, state, attempts, error, "
+            db.execute("INSERT INTO deliveries (alert_id, notifier, state, attempts, error, delivered_ms, "
+                       "updated_ms) SELECT alert_id, notifier, state, attempts, error, "
                        "delivered_ms, updated_ms FROM deliveries_v1")
             db.execute("DROP TABLE deliveries_v1")
             db.execute("PRAGMA user_version=2")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLITE_FULL and friends already rolled back
+                db.execute("ROLLBACK")
             raise
         log.info("alert database %s upgraded to schema v2 (delivery state 'suppressed')", self.path)
 
@@ -262,28 +448,74 @@ class AlertStore:
         """Store an alert and a pending delivery row per notifier, atomically."""
         created = _now_ms() if created_ms is None else created_ms
         rec = AlertRecord.from_event(event, id=None, created_ms=created)
+        alert_id = self.save_alert(rec, {name: DeliveryRow(updated_ms=created) for name in notifiers})
+        return msgspec.structs.replace(rec, id=alert_id)
+
+    def save_alert(self, rec: AlertRecord, deliveries: Mapping[str, DeliveryRow]) -> int:
+        """Write an alert and its delivery rows as they are now; returns the row id.
+
+        Idempotent (keyed by `alert_key`): the manager writes whole snapshots,
+        so a write that failed while the database was unavailable is simply
+        written again, with the newer state, when it returns.  A `delivered`
+        row is never downgraded (an older snapshot cannot undo a send)."""
+        if not rec.alert_key:
+            raise ValueError("save_alert needs an alert_key")
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                cur = db.execute(
-                    "INSERT INTO alerts (exchange, symbol, source, severity, ratio, danger_ratio, "
-                    "bid_volume, ask_volume, best_bid, best_ask, depth, event_ms, created_ms) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (rec.exchange, rec.symbol, rec.source, rec.severity, rec.ratio, rec.danger_ratio,
-                     rec.bid_volume, rec.ask_volume, rec.best_bid, rec.best_ask, rec.depth,
-                     rec.event_ms, rec.created_ms),
-                )
-                alert_id = int(cur.lastrowid)  # type: ignore[arg-type]
+                row = db.execute("SELECT id FROM alerts WHERE alert_key = ?", (rec.alert_key,)).fetchone()
+                if row is None:
+                    cur = db.execute(
+                        "INSERT INTO alerts (exchange, symbol, source, severity, ratio, danger_ratio, "
+                        "bid_volume, ask_volume, best_bid, best_ask, depth, event_ms, created_ms, alert_key, "
+                        "episode_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (rec.exchange, rec.symbol, rec.source, rec.severity, rec.ratio, rec.danger_ratio,
+                         rec.bid_volume, rec.ask_volume, rec.best_bid, rec.best_ask, rec.depth,
+                         rec.event_ms, rec.created_ms, rec.alert_key, rec.episode_id or rec.alert_key),
+                    )
+                    alert_id = int(cur.lastrowid)  # type: ignore[arg-type]
+                else:
+                    alert_id = int(row[0])
+                    if rec.episode_id:
+                        db.execute("UPDATE alerts SET episode_id = ? WHERE id = ?", (rec.episode_id, alert_id))
                 db.executemany(
-                    "INSERT INTO deliveries (alert_id, notifier, state, updated_ms) VALUES (?,?, 'pending', ?)",
-                    [(alert_id, name, created) for name in notifiers],
+                    "INSERT INTO deliveries (alert_id, notifier, state, attempts, error, delivered_ms, updated_ms, "
+                    "delivered_by) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (alert_id, notifier) DO UPDATE SET "
+                    "state = excluded.state, attempts = MAX(attempts, excluded.attempts), error = excluded.error, "
+                    "delivered_ms = COALESCE(excluded.delivered_ms, delivered_ms), updated_ms = excluded.updated_ms, "
+                    "delivered_by = COALESCE(excluded.delivered_by, delivered_by) WHERE state != 'delivered'",
+                    [(alert_id, name, d.state, d.attempts, d.error, d.delivered_ms, d.updated_ms, d.delivered_by)
+                     for name, d in deliveries.items()],
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLITE_FULL and friends already rolled back
+                    db.execute("ROLLBACK")
                 raise
-        return msgspec.structs.replace(rec, id=alert_id)
+        return alert_id
+
+    def pending_alerts(self, limit: int = 500, after_id: int = 0) -> list[tuple[AlertRecord, dict[str, DeliveryRow]]]:
+        """Oldest-first alerts with at least one pending delivery, with all their rows
+        (what a restarted manager takes back into memory)."""
+        cols = ", ".join(_ALERT_COLUMNS)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {cols} FROM alerts WHERE id IN (SELECT DISTINCT alert_id FROM deliveries "
+                "WHERE state = 'pending' AND alert_id > ? ORDER BY alert_id LIMIT ?) ORDER BY id",
+                (after_id, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            ids = [r[0] for r in rows]
+            marks = ",".join("?" for _ in ids)
+            by_alert: dict[int, dict[str, DeliveryRow]] = {i: {} for i in ids}
+            for alert_id, name, state, attempts, error, delivered_ms, updated_ms, by in self._db.execute(
+                "SELECT alert_id, notifier, state, attempts, error, delivered_ms, updated_ms, delivered_by "
+                f"FROM deliveries WHERE alert_id IN ({marks})", ids,
+            ):
+                by_alert[alert_id][name] = DeliveryRow(state, attempts, error, delivered_ms, updated_ms, by)
+        return [(self._record(r), by_alert[r[0]]) for r in rows]
 
     def get_alert(self, alert_id: int) -> AlertRecord | None:
         with self._lock:
@@ -380,6 +612,13 @@ class AlertStore:
                 (alert_id, *values, now),
             )
 
+    def save_outcome_for_key(self, alert_key: str, outcome: dict[str, Any], *, now_ms: int | None = None) -> None:
+        """`save_outcome` for the alert stored under `alert_key` (no-op if it is not stored)."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM alerts WHERE alert_key = ?", (alert_key,)).fetchone()
+        if row is not None:
+            self.save_outcome(int(row[0]), outcome, now_ms=now_ms)
+
     def unfinished_outcomes(self, since_ms: int) -> list[tuple[AlertRecord, dict[str, Any] | None]]:
         """Alerts created at or after `since_ms` whose outcome is missing or incomplete."""
         cols = ", ".join(f"a.{c}" for c in _ALERT_COLUMNS)
@@ -453,6 +692,20 @@ class AlertStore:
 
     def recent(self, limit: int = 100, symbol: str | None = None, since_ms: int | None = None) -> list[dict]:
         """Newest-first alerts as JSON-ready dicts, with deliveries and outcome."""
+        return self.recent_page(limit, symbol, since_ms)[0]
+
+    def recent_page(
+        self,
+        limit: int = 100,
+        symbol: str | None = None,
+        since_ms: int | None = None,
+        before: tuple[int, int] | None = None,
+    ) -> tuple[list[dict], tuple[int, int] | None]:
+        """One page of `recent()`: rows strictly older than `before` = (event_ms, id)
+        and the cursor of the next page (None on the last one).
+
+        Keyset pagination on the (symbol,) event_ms indexes: a page costs the
+        same at row 10 and at row 300,000 (no OFFSET scan)."""
         limit = max(1, min(int(limit), 5000))
         where = ["1=1"]
         args: list[Any] = []
@@ -462,24 +715,30 @@ class AlertStore:
         if since_ms is not None:
             where.append("event_ms >= ?")
             args.append(int(since_ms))
+        if before is not None:
+            where.append("(event_ms < ? OR (event_ms = ? AND id < ?))")
+            args.extend((int(before[0]), int(before[0]), int(before[1])))
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE {' AND '.join(where)} "
                 "ORDER BY event_ms DESC, id DESC LIMIT ?",
-                (*args, limit),
+                (*args, limit + 1),
             ).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
             if not rows:
-                return []
+                return [], None
             ids = [r[0] for r in rows]
             marks = ",".join("?" for _ in ids)
             deliveries: dict[int, dict[str, dict]] = {i: {} for i in ids}
-            for alert_id, name, state, attempts, error, delivered_ms in self._db.execute(
-                "SELECT alert_id, notifier, state, attempts, error, delivered_ms FROM deliveries "
+            for alert_id, name, state, attempts, error, delivered_ms, delivered_by in self._db.execute(
+                "SELECT alert_id, notifier, state, attempts, error, delivered_ms, delivered_by FROM deliveries "
                 f"WHERE alert_id IN ({marks}) ORDER BY notifier",
                 ids,
             ):
                 deliveries[alert_id][name] = {
                     "state": state, "attempts": attempts, "error": error, "delivered_ms": delivered_ms,
+                    "delivered_by": delivered_by,
                 }
             outcomes = {
                 r[0]: r[1:]
@@ -496,17 +755,28 @@ class AlertStore:
             o = outcomes.get(d["id"])
             d["outcome"] = self._outcome_dict(o) if o else None
             out.append(d)
-        return out
+        last = out[-1]
+        return out, ((int(last["event_ms"]), int(last["id"])) if more else None)
 
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
 
-    def prune(self, before_ms: int) -> int:
-        """Delete alerts (and their deliveries/outcomes) with event_ms < before_ms."""
-        with self._lock:
-            cur = self._db.execute("DELETE FROM alerts WHERE event_ms < ?", (before_ms,))
-            return cur.rowcount
+    def prune(self, before_ms: int, *, batch: int = 5000) -> int:
+        """Delete alerts stored before `before_ms` (created_ms) with their deliveries
+        and outcomes - except alerts still pending somewhere (the outbox keeps
+        them until delivered).  Deletes in batches so a writer waits at most one."""
+        deleted = 0
+        while True:
+            with self._lock:
+                cur = self._db.execute(
+                    "DELETE FROM alerts WHERE id IN (SELECT a.id FROM alerts a WHERE a.created_ms < ? AND NOT "
+                    "EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state = 'pending') "
+                    "LIMIT ?)", (before_ms, batch))
+                n = cur.rowcount
+            deleted += n
+            if n < batch:
+                return deleted
 
     # -- helpers -------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""Alert delivery: SQLite outbox first, then Telegram, webhook and console.
+"""Alert delivery: alerts in memory and a SQLite outbox (on its own threads), then
+Telegram, webhook and console.  Guarantee and failure handling: docs/delivery.md.
 
 Wiring (done by the monitor)::
 
-    store = AlertStore(os.environ.get("SENTRY_DB") or default_db_path())
+    store = StoreWorker(os.environ.get("SENTRY_DB") or default_db_path(), retention_days=90)
     tracker = OutcomeTracker(store, mid_price_of=monitor.mid_price_of)
     manager = AlertManager(store, build_notifiers(...), outcomes=tracker)
     await manager.start()
@@ -13,6 +14,7 @@ from sentrycoin.alerts.base import DeliveryError, Notifier, RetryPolicy
 from sentrycoin.alerts.console import ConsoleNotifier
 from sentrycoin.alerts.factory import build_notifiers
 from sentrycoin.alerts.manager import AlertManager, AlertStats
+from sentrycoin.alerts.outbox import StoreWorker
 from sentrycoin.alerts.outcomes import OutcomeAccumulator, OutcomeTracker, compute_outcome
 from sentrycoin.alerts.telegram import TelegramNotifier
 from sentrycoin.alerts.webhook import WebhookNotifier
@@ -20,6 +22,6 @@ from sentrycoin.store import AlertRecord, AlertStore, default_db_path
 
 __all__ = [
     "AlertManager", "AlertRecord", "AlertStats", "AlertStore", "ConsoleNotifier", "DeliveryError",
-    "Notifier", "OutcomeAccumulator", "OutcomeTracker", "RetryPolicy", "TelegramNotifier",
+    "Notifier", "OutcomeAccumulator", "OutcomeTracker", "RetryPolicy", "StoreWorker", "TelegramNotifier",
     "WebhookNotifier", "build_notifiers", "compute_outcome", "default_db_path",
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
@@ -25,7 +24,22 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from sentrycoin.logs import BOT_TOKEN_RE
 from sentrycoin.store import AlertRecord
+
+
+def network_failure(exc: BaseException, redact: Callable[[str], str]) -> "DeliveryError":
+    """A transient DeliveryError for an aiohttp failure.  Only a failure to
+    connect proves the far end got nothing; anything later (connection reset
+    or closed while waiting for the answer) leaves the outcome unknown."""
+    connect_failed = isinstance(exc, aiohttp.ClientConnectorError)
+    return DeliveryError(f"network error: {type(exc).__name__}: {redact(str(exc))}",
+                         outcome_unknown=not connect_failed)
+
+
+def timeout_failure(timeout_s: float) -> "DeliveryError":
+    """The request timed out: it may have been delivered (outcome unknown)."""
+    return DeliveryError(f"timeout after {timeout_s:g} s (no answer)", outcome_unknown=True)
 
 
 class DeliveryError(Exception):
@@ -39,10 +53,14 @@ class DeliveryError(Exception):
         retry_after_s: float | None = None,
         config_error: bool = False,
         status: int | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent or config_error
+        # The request may have reached the far end (timeout, connection lost
+        # after sending): a retry may duplicate it.
+        self.outcome_unknown = outcome_unknown
         self.retry_after_s = retry_after_s
         self.config_error = config_error
         self.status = status
@@ -128,15 +146,12 @@ class HttpNotifier(Notifier):
         return self._session
 
 
-_BOT_TOKEN_RE = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
-
-
 def redact_secrets(text: str, *secrets: str) -> str:
     """Replace each known secret and anything shaped like a bot token."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<redacted>")
-    return _BOT_TOKEN_RE.sub("<redacted>", text)
+    return BOT_TOKEN_RE.sub("<redacted>", text)
 
 
 def safe_url(url: str) -> str:

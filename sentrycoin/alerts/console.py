@@ -24,7 +24,7 @@ def format_line(alert: AlertRecord) -> str:
         f"ratio {fmt_num(alert.ratio, 4)} >= {fmt_num(alert.danger_ratio, 4)} | "
         f"top {alert.depth} bid vol {fmt_volume(alert.bid_volume)} ask vol {fmt_volume(alert.ask_volume)} | "
         f"bid {fmt_num(alert.best_bid, 10)} ask {fmt_num(alert.best_ask, 10)} | {alert.time_iso}"
-        + (f" #{alert.id}" if alert.id is not None else "")
+        + (f" #{alert.alert_key}" if alert.alert_key else "")
     )
 
 

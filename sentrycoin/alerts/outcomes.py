@@ -29,6 +29,7 @@ import math
 import time
 from typing import Any, Awaitable, Callable, Iterable
 
+from sentrycoin.alerts.outbox import StoreWorker
 from sentrycoin.store import OUTCOME_HORIZONS_S, AlertRecord, AlertStore
 
 log = logging.getLogger("sentrycoin.alerts.outcomes")
@@ -183,11 +184,15 @@ class OutcomeTracker:
     time); `start()` runs it every `interval_s` on the injected clock/sleep.
     Replay alerts are skipped by default: their time base is the recording,
     not this clock (backtests use `compute_outcome`).
+
+    Alerts are tracked by `alert_key`.  With a `StoreWorker` (the monitor)
+    outcomes are written by its writer thread, never on the loop; a plain
+    `AlertStore` (tools, tests) is written synchronously.
     """
 
     def __init__(
         self,
-        store: AlertStore,
+        store: AlertStore | StoreWorker,
         mid_price_of: MidPriceOf,
         *,
         clock_ms: Callable[[], int] = _wall_ms,
@@ -203,7 +208,7 @@ class OutcomeTracker:
         self._sleep = sleep
         self.sources = frozenset(sources)
         self.max_active = max_active
-        self._active: dict[int, tuple[str, str, OutcomeAccumulator]] = {}
+        self._active: dict[str, tuple[str, str, OutcomeAccumulator]] = {}
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0  # alerts not tracked because max_active was reached
 
@@ -212,19 +217,19 @@ class OutcomeTracker:
         return len(self._active)
 
     def track(self, alert: AlertRecord) -> None:
-        if alert.id is None or alert.source not in self.sources:
+        if not alert.alert_key or alert.source not in self.sources:
             return
         if len(self._active) >= self.max_active:
             self.dropped += 1
             return
         acc = OutcomeAccumulator(self._clock_ms(), alert.mid_price)
-        self._active[alert.id] = (alert.exchange, alert.symbol, acc)
+        self._active[alert.alert_key] = (alert.exchange, alert.symbol, acc)
 
     def tick(self, now_ms: int | None = None) -> None:
         now = self._clock_ms() if now_ms is None else now_ms
         mids: dict[tuple[str, str], float | None] = {}
-        done: list[int] = []
-        for alert_id, (exchange, symbol, acc) in self._active.items():
+        done: list[str] = []
+        for alert_key, (exchange, symbol, acc) in self._active.items():
             key = (exchange, symbol)
             if key not in mids:
                 try:
@@ -234,17 +239,27 @@ class OutcomeTracker:
                     mids[key] = None
             changed = acc.add(now, mids[key])
             if changed:
-                self._save(alert_id, acc)
+                self._save(alert_key, acc)
             if acc.complete:
-                done.append(alert_id)
-        for alert_id in done:
-            del self._active[alert_id]
+                done.append(alert_key)
+        for alert_key in done:
+            del self._active[alert_key]
 
-    def _save(self, alert_id: int, acc: OutcomeAccumulator) -> None:
+    def _save(self, alert_key: str, acc: OutcomeAccumulator) -> None:
+        result = acc.result()
+        if isinstance(self.store, StoreWorker):
+            def done(_: object, exc: BaseException | None) -> None:
+                if exc is not None:
+                    log.debug("saving outcome of alert %s failed: %s", alert_key, type(exc).__name__)
+
+            # Best effort: a partial outcome that cannot be written now is
+            # written with the next mark, or is lost with the store.
+            self.store.write(lambda s: s.save_outcome_for_key(alert_key, result), done)
+            return
         try:
-            self.store.save_outcome(alert_id, acc.result())
+            self.store.save_outcome_for_key(alert_key, result)
         except Exception as exc:
-            log.error("saving outcome of alert #%d failed: %s", alert_id, type(exc).__name__)
+            log.error("saving outcome of alert %s failed: %s", alert_key, type(exc).__name__)
 
     async def _run(self) -> None:
         while True:
@@ -254,24 +269,28 @@ class OutcomeTracker:
                 log.exception("outcome tracker tick failed")
             await self._sleep(self.interval_s)
 
-    def resume(self, now_ms: int | None = None) -> int:
+    async def resume(self, now_ms: int | None = None) -> int:
         """Track again the alerts of the last 15 min whose outcome is unfinished
         (the process restarted).  Returns how many were resumed."""
         now = self._clock_ms() if now_ms is None else now_ms
+        since_ms = now - WINDOW_S * 1000
         resumed = 0
         try:
-            rows = self.store.unfinished_outcomes(since_ms=now - WINDOW_S * 1000)
+            if isinstance(self.store, StoreWorker):
+                rows = await self.store.read(lambda s: s.unfinished_outcomes(since_ms=since_ms))
+            else:
+                rows = self.store.unfinished_outcomes(since_ms=since_ms)
         except Exception as exc:
             log.error("reading unfinished outcomes failed: %s", type(exc).__name__)
             return 0
         for alert, saved in rows:
-            if alert.id is None or alert.id in self._active or alert.source not in self.sources:
+            if not alert.alert_key or alert.alert_key in self._active or alert.source not in self.sources:
                 continue
             if saved is None or saved.get("start_ms") is None:
                 acc = OutcomeAccumulator(alert.created_ms, alert.mid_price)
             else:
                 acc = OutcomeAccumulator.resume(saved)
-            self._active[alert.id] = (alert.exchange, alert.symbol, acc)
+            self._active[alert.alert_key] = (alert.exchange, alert.symbol, acc)
             resumed += 1
         if resumed:
             log.info("resumed outcome tracking of %d recent alert(s)", resumed)
@@ -279,7 +298,7 @@ class OutcomeTracker:
 
     async def start(self) -> None:
         if self._task is None:
-            self.resume()
+            await self.resume()
             self._task = asyncio.create_task(self._run(), name="alert-outcomes")
 
     async def stop(self) -> None:
@@ -288,5 +307,5 @@ class OutcomeTracker:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         # Keep what was seen so far (marked incomplete).
-        for alert_id, (_, _, acc) in self._active.items():
-            self._save(alert_id, acc)
+        for alert_key, (_, _, acc) in self._active.items():
+            self._save(alert_key, acc)

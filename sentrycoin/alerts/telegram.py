@@ -32,9 +32,11 @@ from sentrycoin.alerts.base import (
     RetryPolicy,
     fmt_num,
     fmt_volume,
+    network_failure,
     redact_secrets,
     safe_url,
     source_label,
+    timeout_failure,
 )
 from sentrycoin.store import AlertRecord
 
@@ -87,6 +89,10 @@ def _late_note(alert: AlertRecord, now_ms: int | None, late_after_s: float) -> s
     return f"⏱ <i>Delivered late: raised {ago} before this message</i>"
 
 
+#: Added to a resend after an attempt that got no answer (it may have arrived).
+REPEAT_NOTE = "↻ <i>Possible repeat: an earlier attempt got no answer</i>"
+
+
 def format_message(
     alert: AlertRecord, *, public_url: str | None = None, now_ms: int | None = None, late_after_s: float = 60.0
 ) -> str:
@@ -119,6 +125,8 @@ def format_message(
     late = _late_note(alert, now_ms, late_after_s)
     if late:
         lines.append(late)
+    if alert.possible_duplicate:
+        lines.append(REPEAT_NOTE)
     text = "\n".join(lines)
     return text[:MAX_TEXT_CHARS]
 
@@ -148,6 +156,8 @@ def format_batch(
     late = _late_note(alerts[0], now_ms, late_after_s) if alerts else None
     if late:
         lines.append(late)
+    if any(a.possible_duplicate for a in alerts):
+        lines.append(REPEAT_NOTE)
     if public_url:
         status = public_url.rstrip("/") + "/status"
         lines.append(f'<a href="{e(status, quote=True)}">Live status</a>')
@@ -244,11 +254,11 @@ class TelegramNotifier(HttpNotifier):
                     retry_header = resp.headers.get("Retry-After")
             except asyncio.TimeoutError:
                 self._pace()
-                raise DeliveryError(f"timeout after {self.request_timeout_s:g} s") from None
+                raise timeout_failure(self.request_timeout_s) from None
             except aiohttp.ClientError as exc:
                 self._pace()
-                # The type name is safe; str(exc) may contain the request URL.
-                raise DeliveryError(f"network error: {type(exc).__name__}: {self.redact(str(exc))}") from None
+                # The type name is safe; str(exc) may contain the request URL (redacted).
+                raise network_failure(exc, self.redact) from None
             self._pace()
             self._check(status, raw, retry_header)
 

@@ -2,10 +2,12 @@
 
 Same retry rules as Telegram: 429 honours `Retry-After` (seconds), 5xx /
 408 / network errors / timeouts back off and retry, any other 4xx is a
-configuration error.  Every request carries `Idempotency-Key:
-sentrycoin-<alert id>` so a receiver can drop the duplicate that an
-at-least-once outbox can produce when the process dies between the
-receiver's 2xx and our commit.  The URL is treated as a secret (many
+configuration error.  Every request carries `Idempotency-Key: <episode id>`
+(also `episode_id` in the body): the same on every replica and every retry
+of one alert, different for different alerts, so a receiver can drop the
+duplicate that at-least-once delivery produces when a send's outcome is
+unknown (docs/delivery.md).  A resend after such an attempt has
+`"possible_duplicate": true`.  The URL is treated as a secret (many
 webhook URLs embed a token): only scheme://host ever appears in errors.
 """
 
@@ -17,7 +19,8 @@ import logging
 import aiohttp
 import msgspec
 
-from sentrycoin.alerts.base import DeliveryError, HttpNotifier, RetryPolicy, redact_secrets, safe_url
+from sentrycoin.alerts.base import (DeliveryError, HttpNotifier, RetryPolicy, network_failure, redact_secrets,
+                                    safe_url, timeout_failure)
 from sentrycoin.store import AlertRecord
 
 log = logging.getLogger("sentrycoin.alerts.webhook")
@@ -26,7 +29,7 @@ log = logging.getLogger("sentrycoin.alerts.webhook")
 class WebhookPayload(msgspec.Struct, omit_defaults=False):
     """The JSON body.  Floats that are NaN/inf are encoded as null by msgspec."""
 
-    id: int | None
+    episode_id: str
     exchange: str
     symbol: str
     source: str
@@ -43,6 +46,7 @@ class WebhookPayload(msgspec.Struct, omit_defaults=False):
     time: str
     simulated: bool
     status_url: str | None
+    possible_duplicate: bool
 
 
 _encode = msgspec.json.Encoder().encode
@@ -50,7 +54,7 @@ _encode = msgspec.json.Encoder().encode
 
 def payload_of(alert: AlertRecord, public_url: str | None = None) -> WebhookPayload:
     return WebhookPayload(
-        id=alert.id,
+        episode_id=alert.episode_id,
         exchange=alert.exchange,
         symbol=alert.symbol,
         source=alert.source,
@@ -67,6 +71,7 @@ def payload_of(alert: AlertRecord, public_url: str | None = None) -> WebhookPayl
         time=alert.time_iso,
         simulated=alert.source != "live",
         status_url=(public_url.rstrip("/") + "/status") if public_url else None,
+        possible_duplicate=alert.possible_duplicate,
     )
 
 
@@ -104,8 +109,8 @@ class WebhookNotifier(HttpNotifier):
         session = await self._http()
         body = _encode(payload_of(alert, self.public_url))
         headers = {"Content-Type": "application/json", **self.headers}
-        if alert.id is not None:
-            headers["Idempotency-Key"] = f"sentrycoin-{alert.id}"
+        if alert.episode_id:
+            headers["Idempotency-Key"] = alert.episode_id
         try:
             async with session.post(
                 self.__url, data=body, headers=headers,
@@ -115,9 +120,9 @@ class WebhookNotifier(HttpNotifier):
                 retry_header = resp.headers.get("Retry-After")
                 await resp.read()
         except asyncio.TimeoutError:
-            raise DeliveryError(f"timeout after {self.request_timeout_s:g} s") from None
+            raise timeout_failure(self.request_timeout_s) from None
         except aiohttp.ClientError as exc:
-            raise DeliveryError(f"network error: {type(exc).__name__}: {self.redact(str(exc))}") from None
+            raise network_failure(exc, self.redact) from None
         if 200 <= status < 300:
             return
         where = safe_url(self.__url)

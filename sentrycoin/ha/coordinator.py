@@ -1,41 +1,47 @@
-"""Cross-replica alert episodes on Redis, with a local fallback.
+"""Cross-replica alert episodes and per-channel delivery leases on Redis.
 
 Several replicas may watch the same market (for uptime); each one's detector
-fires on the same crash, a few hundred ms apart.  Before a replica delivers an
-alert it *claims the episode* in Redis; only the winner sends it.
+fires on the same crash, a few hundred ms apart.  Two steps decide who sends:
 
-Key design.  One key per (exchange, symbol, severity)::
+1. **Join the episode** (once per alert).  One key per (exchange, symbol,
+   severity)::
 
-    <prefix>:episode:{<exchange>:<symbol>}:<severity>     value: claim token, PX = window
+       <prefix>:episode:{<exchange>:<symbol>}:<severity>   value: episode id, PX = window
 
-A claim for severity S is lost when the key of S *or of any higher severity*
-is live, and otherwise sets S's key with a TTL of the detector cooldown
-(at least `min_window_ms`).  So:
+   The first replica to fire sets it to its own episode id; a later alert of
+   any replica on the same crash *joins* it and adopts that id, so the
+   episode id (webhook Idempotency-Key, JSON body, /alerts) is the same on
+   every replica.  A live key of a *higher* severity *covers* the alert: it
+   then stands in for that episode (claims its channels, see gate.py).  The window is the detector
+   cooldown (at least `min_window_ms`); event times of two replicas' books
+   differ, so they are not part of the key.
 
-* the first replica to fire wins; a replica firing later on the same crash
-  finds the key and loses, whatever its own event time says (event times of
-  two replicas' books differ, so they are not part of the key);
-* an escalation (warning -> critical, which the detector re-alerts on inside
-  its cooldown) takes a new, higher key and is delivered once; a replica that
-  still reports the lower severity afterwards loses;
-* the key lives as long as the cooldown, in Redis, so a restarted replica
-  (a fresh detector with no memory) does not re-send the same episode.
+2. **Lease the channel** (before every send attempt), per notifier::
 
-The check and the set run in one Lua script (atomic).  The `{...}` hash tag
-puts every key of one market in the same Redis Cluster slot.
+       <prefix>:delivery:{<episode id>}:<channel>:lease   value: replica id, PX = lease TTL
+       <prefix>:delivery:{<episode id>}:<channel>:done    value: replica id that delivered
 
-The claim token is ``<replica_id>|<claim_id or event_ms>``: a claim repeated
-with the same token (an outbox retry after a crash, with a stable
-REPLICA_ID) is won again instead of being suppressed.
+   `claim_channel` answers SEND (the lease is free, expired or already ours:
+   it is ours now), HELD (another replica holds a live lease: ask again
+   later) or DONE (someone delivered: suppress, recording who).  The sender
+   renews its lease while it retries (`renew_channels`, every TTL/3) and
+   `finish_channel` either marks the channel done (delivered) or releases it
+   (permanent failure here, e.g. a revoked Telegram token), so another
+   replica takes over at once; a replica that dies stops renewing and its
+   lease expires within one TTL.  Leases are per channel: a replica whose
+   Telegram is broken may still own the webhook.
+
+All scripts are atomic Lua; `{...}` hash tags keep each script's keys in one
+Redis Cluster slot.
 
 Failure handling.  Every Redis call has a short timeout.  On the first error
-the coordinator logs ONE warning, switches to local cooldowns (same
-semantics, this process only: replicas may then both deliver - we prefer a
-duplicate to a lost alert), and probes Redis in the background with a small
-write.  When the probe succeeds it copies its live local claims into Redis
-(SET NX, remaining TTL), logs once and goes back to Redis.  Claims made while
-Redis is healthy are mirrored locally, so an outage in mid-cooldown keeps
-suppressing repeats on this replica.  Nothing here ever raises into callers.
+the coordinator logs ONE warning, switches to local decisions (episodes on
+local cooldowns; every channel claim is SEND unless this replica already
+delivered it: replicas may then both deliver - we prefer a duplicate to a
+lost alert), and probes Redis in the background with a small write.  When
+the probe succeeds it copies its live local episodes into Redis (SET NX,
+remaining TTL), logs once and goes back to Redis.  Nothing here ever raises
+into callers.
 """
 
 from __future__ import annotations
@@ -57,24 +63,88 @@ T = TypeVar("T")
 SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2, "extreme": 3}
 _BY_RANK = ("warning", "critical", "extreme")
 
-_CLAIM_LUA = """
--- KEYS[1]: key of the claimed severity; KEYS[2..n]: keys of the higher severities.
--- ARGV[1]: claim token; ARGV[2]: window (ms).
--- Returns {1} won, {2} already ours (same token), {0, pttl, holder, index} lost.
-for i = 1, #KEYS do
-  local holder = redis.call('GET', KEYS[i])
-  if holder then
-    if i == 1 and holder == ARGV[1] then
-      return {2}
-    end
-    return {0, redis.call('PTTL', KEYS[i]), holder, i}
-  end
+_JOIN_LUA = """
+-- KEYS[1]: key of the alert's severity; KEYS[2..n]: keys of the higher severities.
+-- ARGV[1]: this replica's episode id; ARGV[2]: window (ms).
+-- Returns {1, id} new episode, {2, id} joined an existing one, {3, id} covered by a higher severity.
+for i = 2, #KEYS do
+  local other = redis.call('GET', KEYS[i])
+  if other then return {3, other} end
 end
+local existing = redis.call('GET', KEYS[1])
+if existing then return {2, existing} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {1}
+return {1, ARGV[1]}
 """
 
-WON, ALREADY_OURS, LOST = 1, 2, 0
+_CLAIM_CHANNEL_LUA = """
+-- KEYS[1]: lease, KEYS[2]: done.  ARGV[1]: replica id, ARGV[2]: lease TTL (ms).
+-- Returns {1} ours (send), {2, holder, pttl} held by another replica, {3, who} delivered.
+local done = redis.call('GET', KEYS[2])
+if done then return {3, done} end
+local holder = redis.call('GET', KEYS[1])
+if (not holder) or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1}
+end
+return {2, holder, redis.call('PTTL', KEYS[1])}
+"""
+
+_FINISH_CHANNEL_LUA = """
+-- KEYS[1]: lease, KEYS[2]: done.  ARGV[1]: replica id, ARGV[2]: '1' delivered / '0' released,
+-- ARGV[3]: how long the done mark lives (ms).
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# Extend our lease (or take it back if it expired and nobody took it); 0: another replica has it.
+_RENEW_CHANNEL_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+NEW, JOINED, COVERED = 1, 2, 3
+SEND, HELD, DONE = "send", "held", "done"
+
+#: How long a `done` mark lives: far longer than any retry streak, so a replica
+#: whose own copy of the alert waited out an outage still finds it and does not resend.
+DONE_TTL_MS = 24 * 3600 * 1000
+
+
+class EpisodeJoin:
+    """The answer of `join_episode`."""
+
+    __slots__ = ("status", "episode_id")
+
+    def __init__(self, status: int, episode_id: str) -> None:
+        self.status = status
+        self.episode_id = episode_id
+
+    @property
+    def covered(self) -> bool:
+        return self.status == COVERED
+
+    def __repr__(self) -> str:
+        return f"EpisodeJoin({('', 'new', 'joined', 'covered')[self.status]}, {self.episode_id!r})"
+
+
+class ChannelClaim:
+    """The answer of `claim_channel`: SEND, HELD (by `holder`, for `pttl_ms` more) or DONE (by `holder`)."""
+
+    __slots__ = ("status", "holder", "pttl_ms")
+
+    def __init__(self, status: str, holder: str | None = None, pttl_ms: int = 0) -> None:
+        self.status = status
+        self.holder = holder
+        self.pttl_ms = pttl_ms
+
+    def __repr__(self) -> str:
+        return f"ChannelClaim({self.status}, holder={self.holder!r}, pttl_ms={self.pttl_ms})"
 
 
 def default_replica_id() -> str:
@@ -114,14 +184,22 @@ class LocalCooldowns:
             return None
         return entry
 
-    def claim(self, keys: list[str], token: str, window_ms: int) -> int:
+    def join(self, keys: list[str], episode_id: str, window_ms: int) -> EpisodeJoin:
+        """The semantics of _JOIN_LUA on this process's dict."""
         now_s = self._clock_s()
-        for i, key in enumerate(keys):
+        for key in keys[1:]:
             entry = self._live(key, now_s)
             if entry is not None:
-                return ALREADY_OURS if i == 0 and entry[1] == token else LOST
-        self.set(keys[0], token, window_ms)
-        return WON
+                return EpisodeJoin(COVERED, entry[1])
+        entry = self._live(keys[0], now_s)
+        if entry is not None:
+            return EpisodeJoin(JOINED, entry[1])
+        self.set(keys[0], episode_id, window_ms)
+        return EpisodeJoin(NEW, episode_id)
+
+    def get(self, key: str) -> str | None:
+        entry = self._live(key, self._clock_s())
+        return entry[1] if entry is not None else None
 
     def set(self, key: str, token: str, ttl_ms: int) -> None:
         now_s = self._clock_s()
@@ -330,57 +408,97 @@ class RedisCoordinator:
         names = [severity] if rank is None else list(_BY_RANK[rank - 1:])
         return [self.episode_key(exchange, symbol, s) for s in names]
 
-    def claim_token(self, event_ms: int, claim_id: object = None) -> str:
-        return f"{self.replica_id}|{claim_id if claim_id is not None else event_ms}"
+    def delivery_keys(self, episode_id: str, channel: str) -> list[str]:
+        """[lease key, done key] of one channel of one episode."""
+        base = f"{self.key_prefix}:delivery:{{{episode_id}}}:{channel}"
+        return [f"{base}:lease", f"{base}:done"]
 
-    async def claim_episode(
-        self,
-        exchange: str,
-        symbol: str,
-        severity: str,
-        event_ms: int,
-        cooldown_ms: int,
-        *,
-        claim_id: object = None,
-    ) -> bool:
-        """True: this replica delivers the alert.  False: another replica has it.
-
-        `claim_id` (e.g. the outbox row id) makes a retried claim of the same
-        alert idempotent; without it the event time is used.  Never raises:
-        on an unexpected error the answer is True (a duplicate beats a loss).
-        """
+    async def join_episode(self, exchange: str, symbol: str, severity: str, episode_id: str,
+                           cooldown_ms: int) -> EpisodeJoin:
+        """Join (or start) the episode of an alert; see the module docstring.  Never raises:
+        on an unexpected error the alert is its own episode (a duplicate beats a loss)."""
+        keys = self.episode_keys(exchange, symbol, severity)
+        window_ms = max(int(cooldown_ms), self.min_window_ms)
         try:
-            won = await self._claim(exchange, symbol, severity, int(event_ms), int(cooldown_ms), claim_id)
+            if self.available:
+                script = self.script(_JOIN_LUA)
+                ok, res = await self.call("join", lambda r: script(keys=keys, args=[episode_id, window_ms]))
+                if ok and res:
+                    join = EpisodeJoin(int(res[0]), str(res[1]))
+                    # Mirror locally so an outage in mid-cooldown still joins/covers here.
+                    if join.status == NEW:
+                        self.local.set(keys[0], episode_id, window_ms)
+                    return join
+            self.local_claims += 1
+            return self.local.join(keys, episode_id, window_ms)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("HA: claim for %s %s %s failed unexpectedly; delivering", exchange, symbol, severity)
-            return True
-        if won:
-            self.claims_won += 1
-        else:
-            self.claims_lost += 1
-        return won
+            log.exception("HA: joining the episode of %s %s %s failed; treating it as new", exchange, symbol,
+                          severity)
+            return EpisodeJoin(NEW, episode_id)
 
-    async def _claim(self, exchange: str, symbol: str, severity: str, event_ms: int, cooldown_ms: int,
-                     claim_id: object) -> bool:
-        keys = self.episode_keys(exchange, symbol, severity)
-        window_ms = max(cooldown_ms, self.min_window_ms)
-        token = self.claim_token(event_ms, claim_id)
-        if self.available:
-            script = self.script(_CLAIM_LUA)
-            ok, res = await self.call("claim", lambda r: script(keys=keys, args=[token, window_ms]))
-            if ok and res:
-                code = int(res[0])
-                if code in (WON, ALREADY_OURS):
-                    self.local.set(keys[0], token, window_ms)  # mirror for an outage mid-cooldown
-                    return True
-                pttl, holder, index = int(res[1]), str(res[2]), int(res[3])
-                self.local.set(keys[index - 1], holder, pttl if pttl > 0 else window_ms)
-                log.debug("HA: %s %s %s claimed by %s", exchange, symbol, severity, holder.split("|")[0])
-                return False
-        self.local_claims += 1
-        return self.local.claim(keys, token, window_ms) != LOST
+    async def claim_channel(self, episode_id: str, channel: str, lease_ms: int) -> ChannelClaim:
+        """SEND (the lease is ours now), HELD (another replica's live lease) or DONE.  Never raises:
+        Redis down or an unexpected error answers SEND unless this replica delivered it already."""
+        keys = self.delivery_keys(episode_id, channel)
+        claim: ChannelClaim | None = None
+        try:
+            if self.available:
+                script = self.script(_CLAIM_CHANNEL_LUA)
+                ok, res = await self.call("claim", lambda r: script(keys=keys, args=[self.replica_id, lease_ms]))
+                if ok and res:
+                    code = int(res[0])
+                    if code == 1:
+                        claim = ChannelClaim(SEND, self.replica_id)
+                    elif code == 2:
+                        claim = ChannelClaim(HELD, str(res[1]), max(0, int(res[2])))
+                    else:
+                        claim = ChannelClaim(DONE, str(res[1]))
+                        self.local.set(keys[1], str(res[1]), DONE_TTL_MS)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("HA: claiming %s for %s failed; sending", channel, episode_id)
+        if claim is None:
+            self.local_claims += 1
+            done_by = self.local.get(keys[1])
+            claim = ChannelClaim(DONE, done_by) if done_by else ChannelClaim(SEND, self.replica_id)
+        if claim.status == SEND:
+            self.claims_won += 1
+        elif claim.status == DONE:
+            self.claims_lost += 1
+        return claim
+
+    async def renew_channels(self, held: list[tuple[str, str]], lease_ms: int) -> list[bool]:
+        """Extend our leases; False where another replica has taken one (or Redis is down)."""
+        if not held or not self.available:
+            return [False] * len(held)
+        script = self.script(_RENEW_CHANNEL_LUA)
+
+        async def run(r):  # type: ignore[no-untyped-def]
+            pipe = r.pipeline(transaction=False)
+            for episode_id, channel in held:
+                await script(keys=self.delivery_keys(episode_id, channel)[:1], args=[self.replica_id, lease_ms],
+                             client=pipe)
+            return await pipe.execute()
+
+        ok, res = await self.call("renew", run)
+        if not ok or res is None:
+            return [False] * len(held)
+        return [int(x) == 1 for x in res]
+
+    async def finish_channel(self, episode_id: str, channel: str, *, delivered: bool) -> None:
+        """Delivered: mark the channel done (by us) and drop the lease.  Not delivered
+        (a permanent failure here): release the lease so another replica sends."""
+        keys = self.delivery_keys(episode_id, channel)
+        if delivered:
+            self.local.set(keys[1], self.replica_id, DONE_TTL_MS)
+        if not self.available:
+            return
+        script = self.script(_FINISH_CHANNEL_LUA)
+        await self.call("finish", lambda r: script(
+            keys=keys, args=[self.replica_id, "1" if delivered else "0", DONE_TTL_MS]))
 
     # -- /metrics ----------------------------------------------------------------
 

@@ -10,6 +10,9 @@ Environment:
     REDIS_KEY_PREFIX   prefix of every Redis key (default "sentrycoin")
     LEASE_TTL_S        market lease TTL in seconds (default 10; SHARD_COUNT > 1 only).
                        A dead replica's markets are taken over within ~4/3 of it.
+    DELIVERY_LEASE_TTL_S  delivery lease TTL in seconds (default 10, >= 0.3): a replica
+                       that dies while sending or retrying an alert is taken over by another
+                       replica holding the same alert within about this long (gate.py).
 
 Sharding needs no Redis (crc32, see sharding.py).  With REDIS_URL and
 SHARD_COUNT > 1 the shard is only a preference: market leases (leases.py)
@@ -26,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sentrycoin.config import ConfigError
 from sentrycoin.ha.coordinator import RedisCoordinator, safe_redis_url
-from sentrycoin.ha.gate import CooldownOf, DeliveryGate
+from sentrycoin.ha.gate import DEFAULT_DELIVERY_LEASE_TTL_S, CooldownOf, DeliveryGate
 from sentrycoin.ha.sharding import MarketKey, check_shard, shard_markets
 
 DEFAULT_LEASE_TTL_S = 10.0
@@ -72,6 +75,9 @@ class HASettings:
     #: Lease changes are collected this long before feed handlers are rebuilt
     #: (a takeover reports many markets in one round; rebuild each venue once).
     lease_debounce_s: float = 0.5
+    #: Delivery lease TTL (DELIVERY_LEASE_TTL_S): renewed every third of it while a replica
+    #: sends or retries; another replica takes a dead sender's alert over after it.
+    delivery_lease_ttl_s: float = DEFAULT_DELIVERY_LEASE_TTL_S
 
     @property
     def leasing(self) -> bool:
@@ -90,6 +96,9 @@ class HASettings:
         ttl_s = _float(env, "LEASE_TTL_S", DEFAULT_LEASE_TTL_S)
         if ttl_s < MIN_LEASE_TTL_S:
             raise ConfigError(f"LEASE_TTL_S must be >= {MIN_LEASE_TTL_S} s, got {ttl_s:g}")
+        delivery_ttl_s = _float(env, "DELIVERY_LEASE_TTL_S", DEFAULT_DELIVERY_LEASE_TTL_S)
+        if delivery_ttl_s < MIN_LEASE_TTL_S:
+            raise ConfigError(f"DELIVERY_LEASE_TTL_S must be >= {MIN_LEASE_TTL_S} s, got {delivery_ttl_s:g}")
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {safe_redis_url(url)!r})")
         return cls(
@@ -99,6 +108,7 @@ class HASettings:
             replica_id=env.get("REPLICA_ID", "").strip() or None,
             key_prefix=env.get("REDIS_KEY_PREFIX", "").strip() or "sentrycoin",
             lease_ttl_s=ttl_s,
+            delivery_lease_ttl_s=delivery_ttl_s,
         )
 
     def my_markets(self, keys: Iterable[MarketKey]) -> list[MarketKey]:
@@ -112,6 +122,7 @@ class HASettings:
             "replica_id": self.replica_id,
             "key_prefix": self.key_prefix,
             "lease_ttl_s": self.lease_ttl_s,
+            "delivery_lease_ttl_s": self.delivery_lease_ttl_s,
             "leasing": self.leasing,
         }
 
@@ -125,7 +136,7 @@ class HARuntime:
         self.settings = settings
         self.coordinator = RedisCoordinator(settings.redis_url, key_prefix=settings.key_prefix,
                                             replica_id=settings.replica_id)
-        self.gate = DeliveryGate(self.coordinator, cooldown_ms_of)
+        self.gate = DeliveryGate(self.coordinator, cooldown_ms_of, lease_ttl_s=settings.delivery_lease_ttl_s)
 
     @staticmethod
     def gated_names(notifiers: Sequence[Any], local: Sequence[str] = LOCAL_NOTIFIERS) -> list[str]:
@@ -137,6 +148,7 @@ class HARuntime:
         await self.coordinator.start()
 
     async def stop(self) -> None:
+        await self.gate.stop()
         await self.coordinator.stop()
 
     def stats(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Routes (all GET):
                     valid and fresh, else 503; ?strict=1: 503 while degraded too
     /status         the status document (docs/status.md)
     /alerts         ?limit=1..1000 &symbol=BASE-QUOTE &since=<unix ms | ISO-8601>
+                    &cursor=<next_cursor of the previous page> (newest first, paged)
     /metrics        Prometheus text exposition
     /live           Server-Sent Events for the dashboard (see live.py)
     /               the dashboard; /static/* its assets
@@ -21,8 +22,18 @@ or as `?token=<token>`.  A browser opens `/?token=<token>` once: the server
 answers with an HttpOnly SameSite=Strict cookie and a redirect to `/`, so the
 token leaves the address bar and the page's own requests (fetch, EventSource)
 carry the cookie.  Opening `/` without it shows a small form asking for the
-token.  Comparisons are constant-time; the token is never logged (the access
-log drops query strings' `token` values).
+token.  Comparisons are constant-time; the token is never logged: every
+logged URL goes through `sentrycoin.logs.redact_url_secrets`, and aiohttp's
+own request errors become one redacted, rate-limited line (logs.py).
+
+Every response carries `X-Content-Type-Options: nosniff`, `X-Frame-Options:
+DENY`, a CSP with `frame-ancestors 'none'`, and `Server: sentrycoin` (no
+version).
+
+/alerts never touches SQLite on the event loop: it reads through the alert
+manager's `StoreWorker` (reader thread), one keyset page at a time, and the
+outcome summary (a whole-table aggregate) is cached for
+`SUMMARY_CACHE_S`.
 """
 
 from __future__ import annotations
@@ -30,16 +41,21 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+from http import HTTPStatus
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from sentrycoin.logs import install_server_log_filter, redact_url_secrets, register_secret
 from sentrycoin.market import Market
 from sentrycoin.server.live import LiveHub
 from sentrycoin.server.metrics import build_registry
@@ -50,7 +66,17 @@ log = logging.getLogger("sentrycoin.server")
 STATIC_DIR = Path(__file__).with_name("static")
 TOKEN_COOKIE = "sentrycoin_token"
 MAX_ALERTS_LIMIT = 1000
+#: /alerts reuses the outcome summary (a whole-table aggregate) until the store has
+#: written something since, and at most this long.
+SUMMARY_CACHE_S = 10.0
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
+_CURSOR_RE = re.compile(r"^(\d{1,16})_(\d{1,19})$")
+#: The Server header: no version (it would tell a scanner which CVEs to try).
+SERVER_HEADER = "sentrycoin"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
 
 
 
@@ -73,15 +99,15 @@ class FeedCountersLike(Protocol):
 
 
 class AlertStoreLike(Protocol):
-    def recent(self, limit: int = 100, symbol: str | None = None,
-               since_ms: int | None = None) -> list[dict[str, Any]]: ...
+    """sentrycoin.alerts.outbox.StoreWorker: `read(op)` runs op(AlertStore) off the loop."""
 
-    def outcome_summary(self) -> dict[str, Any]: ...
+    async def read(self, op: Callable[[Any], Any]) -> Any: ...
 
 
 class AlertManagerLike(Protocol):
     # `.stats` fields read by /metrics: submitted, queue_dropped, by_severity (dict),
     # delivered / failed (dicts per notifier), queue_depth; attributes or dict keys.
+    # Optional: store_problem() / delivery_problem() -> str | None, read by /health.
     store: AlertStoreLike | None
     stats: Any
 
@@ -113,6 +139,7 @@ class MonitorLike(Protocol):
 MONITOR_KEY = web.AppKey("monitor", MonitorLike)
 HUB_KEY = web.AppKey("live_hub", LiveHub)
 REGISTRY_KEY = web.AppKey("metrics_registry", CollectorRegistry)
+SUMMARY_KEY = web.AppKey("outcome_summary_cache", dict)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -223,9 +250,9 @@ def _parse_since(raw: str) -> int:
 
 def parse_alert_query(query: Mapping[str, str]) -> tuple[int, str | None, int | None]:
     """(limit, symbol, since_ms) from /alerts' query; ValueError with a clear message."""
-    unknown = sorted(set(query) - {"limit", "symbol", "since", "token"})
+    unknown = sorted(set(query) - {"limit", "symbol", "since", "token", "cursor"})
     if unknown:
-        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)} (use limit, symbol, since)")
+        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)} (use limit, symbol, since, cursor)")
     limit = 100
     if "limit" in query:
         raw = query["limit"].strip()
@@ -241,21 +268,49 @@ def parse_alert_query(query: Mapping[str, str]) -> tuple[int, str | None, int | 
     return limit, symbol, since_ms
 
 
+def parse_cursor(raw: str | None) -> tuple[int, int] | None:
+    """/alerts `cursor` (the `next_cursor` of the previous page): '<event_ms>_<id>'."""
+    if raw is None:
+        return None
+    match = _CURSOR_RE.match(raw.strip())
+    if match is None:
+        raise ValueError(f"cursor must be the next_cursor of a previous page, got {raw!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 async def _alerts(request: web.Request) -> web.Response:
     try:
         limit, symbol, since_ms = parse_alert_query(request.query)
+        cursor = parse_cursor(request.query.get("cursor"))
     except ValueError as exc:
         return _error(400, str(exc))
     manager = request.app[MONITOR_KEY].alert_manager
     store = getattr(manager, "store", None) if manager is not None else None
     if store is None:
-        return _json({"alerts": [], "count": 0, "outcomes": None, "store": False,
+        return _json({"alerts": [], "count": 0, "outcomes": None, "store": False, "next_cursor": None,
                       "limit": limit, "symbol": symbol, "since_ms": since_ms})
-    # SQLite reads with a LIMIT on an indexed table take well under a millisecond:
-    # not worth a thread hop (and the store's connection belongs to this thread).
-    alerts = store.recent(limit=limit, symbol=symbol, since_ms=since_ms)
-    return _json({"alerts": alerts, "count": len(alerts), "outcomes": store.outcome_summary(),
-                  "store": True, "limit": limit, "symbol": symbol, "since_ms": since_ms})
+    try:
+        rows, next_cursor = await store.read(
+            lambda s: s.recent_page(limit=limit, symbol=symbol, since_ms=since_ms, before=cursor))
+        summary = await _outcome_summary(request.app, store)
+    except Exception as exc:
+        problem = _call(manager, "store_problem") or f"alert store: {type(exc).__name__}"
+        log.warning("/alerts: reading the alert store failed (%s)", type(exc).__name__)
+        return _error(503, f"{problem}; alerts are still delivered")
+    return _json({"alerts": rows, "count": len(rows), "outcomes": summary, "store": True,
+                  "next_cursor": f"{next_cursor[0]}_{next_cursor[1]}" if next_cursor else None,
+                  "limit": limit, "symbol": symbol, "since_ms": since_ms})
+
+
+async def _outcome_summary(app: web.Application, store: AlertStoreLike) -> dict[str, Any]:
+    now = time.monotonic()
+    generation = getattr(store, "writes_total", None)
+    cache = app[SUMMARY_KEY]
+    if cache and now - cache["at"] < SUMMARY_CACHE_S and cache["generation"] == generation:
+        return cache["summary"]
+    summary = await store.read(lambda s: s.outcome_summary())
+    cache.update(at=now, generation=generation, summary=summary)
+    return summary
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -286,9 +341,13 @@ def create_app(
     history_s: float = 300.0,
 ) -> web.Application:
     """Build the app.  `status_token` (env STATUS_TOKEN) guards all but /health."""
+    register_secret(status_token)
+    install_server_log_filter()
     middlewares = [_auth_middleware(status_token)] if status_token else []
     app = web.Application(middlewares=middlewares)
+    app.on_response_prepare.append(_security_headers)
     app[MONITOR_KEY] = monitor
+    app[SUMMARY_KEY] = {}
     app[HUB_KEY] = LiveHub(monitor, tick_s=tick_s, history_s=history_s)
     app[REGISTRY_KEY] = build_registry(monitor)
 
@@ -311,14 +370,52 @@ def create_app(
     return app
 
 
+def _harden(headers: Any) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    headers["Server"] = SERVER_HEADER
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response the app makes (handlers, static files, 404s): no sniffing, no framing, no version."""
+    _harden(response.headers)
+
+
+class _HardenedHandler(RequestHandler):
+    """Requests aiohttp rejects before the app sees them (oversized, malformed): the same
+    headers, and a body that does not echo the raw request back (it may carry a token)."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status != 500:
+            message = f"{status} {HTTPStatus(status).phrase}" if status in HTTPStatus._value2member_map_ else "error"
+        response = super().handle_error(request, status, exc, message)
+        _harden(response.headers)
+        return response
+
+
+class _HardenedServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _HardenedHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _HardenedRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # Same server, with our protocol handler for requests that never reach the app.
+        server.__class__ = _HardenedServer
+        return server
+
+
 class RedactingAccessLogger(AbstractAccessLogger):
-    """Access log without secrets: query values of `token` are masked."""
+    """Access log without secrets (`redact_url_secrets`: token values, bearer credentials)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = request.path
         if request.query_string:
-            path += "?" + re.sub(r"(^|&)token=[^&]*", r"\1token=***", request.query_string)
-        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, path,
+            path += "?" + request.query_string
+        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, redact_url_secrets(path),
                          response.status, response.body_length, time * 1000.0)
 
 
@@ -326,7 +423,7 @@ async def start_server(app: web.Application, host: str = "0.0.0.0",
                        port: int = 8080) -> tuple[web.AppRunner, web.TCPSite]:
     """Start serving; stop with `await runner.cleanup()`.  port=0 picks a free port
     (read it back with `bound_port(runner)`)."""
-    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger,
+    runner = _HardenedRunner(app, access_log_class=RedactingAccessLogger,
                            access_log=logging.getLogger("sentrycoin.server.access"),
                            shutdown_timeout=2.0)
     await runner.setup()

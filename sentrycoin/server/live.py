@@ -94,6 +94,8 @@ class LiveHub:
         # Alert outcomes fill in over the 15 minutes after each alert: pushed
         # every `outcomes_every_s`, read from the store (not per tick).
         self._outcome_ticks = max(1, int(round(outcomes_every_s / tick_s)))
+        self._outcome_task: asyncio.Task[None] | None = None
+        self._last_outcomes: dict[str, Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -110,6 +112,10 @@ class LiveHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._outcome_task is not None:
+            self._outcome_task.cancel()
+            await asyncio.gather(self._outcome_task, return_exceptions=True)
+            self._outcome_task = None
 
     def _seed_seen_alerts(self) -> None:
         # Alerts raised before the server started are history, not news.
@@ -172,32 +178,38 @@ class LiveHub:
             data = _sse("update", _encode(payload))
             for queue in list(self._subscribers):
                 self._offer(queue, data)
-            if self.ticks % self._outcome_ticks == 0:
-                outcomes = self.outcomes()
-                if outcomes is not None:
-                    data = _sse("outcomes", _encode(outcomes))
-                    for queue in list(self._subscribers):
-                        self._offer(queue, data)
+            if self.ticks % self._outcome_ticks == 0 and (self._outcome_task is None or self._outcome_task.done()):
+                # Read on the store's reader thread; pushed when it answers.
+                self._outcome_task = asyncio.get_running_loop().create_task(self._push_outcomes())
 
-    def outcomes(self) -> dict[str, Any] | None:
-        """Recent alerts' price outcomes and the running summary, from the alert store."""
+    async def _push_outcomes(self) -> None:
+        outcomes = await self.outcomes()
+        if outcomes is not None:
+            data = _sse("outcomes", _encode(outcomes))
+            for queue in list(self._subscribers):
+                self._offer(queue, data)
+
+    async def outcomes(self) -> dict[str, Any] | None:
+        """Recent alerts' price outcomes and the running summary, from the alert store
+        (read on its reader thread, never on the loop)."""
         manager = getattr(self.monitor, "alert_manager", None)
         store = getattr(manager, "store", None) if manager is not None else None
         if store is None:
             return None
+        limit = self._recent_alerts.maxlen or 50
         try:
-            rows = store.recent(limit=self._recent_alerts.maxlen or 50)
-            summary = store.outcome_summary()
-        except Exception:  # a busy or broken database must not break the push channel
-            log.exception("reading alert outcomes failed")
+            rows, summary = await store.read(lambda s: (s.recent(limit=limit), s.outcome_summary()))
+        except Exception as exc:  # a busy or broken database must not break the push channel
+            log.debug("reading alert outcomes failed: %s", type(exc).__name__)  # /health names store problems
             return None
-        return {
+        self._last_outcomes = {
             "alerts": [
                 {k: r.get(k) for k in ("exchange", "symbol", "event_ms", "severity", "outcome")}
                 for r in rows if r.get("outcome")
             ],
             "summary": summary,
         }
+        return self._last_outcomes
 
     def _book_entry(self, m: Market, now_s: float, point: list[Any] | None = None) -> dict[str, Any]:
         entry = book_status(m, self.rates, now_s)
@@ -225,7 +237,7 @@ class LiveHub:
             "books": [self._book_entry(m, now_s) for m in self.monitor.markets],
             "history": {k: list(v) for k, v in self._history.items()},
             "alerts": list(self._recent_alerts),
-            "outcomes": self.outcomes(),
+            "outcomes": self._last_outcomes,
         }
 
     # -- subscribers ----------------------------------------------------------
@@ -258,6 +270,7 @@ class LiveHub:
         self._subscribers.add(queue)
         try:
             # Lost alerts between ticks show up in the log via the snapshot on reconnect.
+            await self.outcomes()  # fresh for a (re)connecting page; the store's reader thread
             await response.write(b"retry: 2000\n\n" + _sse("snapshot", _encode(self.snapshot())))
             while True:
                 data = await queue.get()

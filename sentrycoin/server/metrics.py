@@ -196,6 +196,14 @@ class MonitorCollector(Collector):
             "sentrycoin_notifier_suppressed",
             "Alert deliveries not sent because another HA replica sent the alert", labels=["notifier"])
         depth = GaugeMetricFamily("sentrycoin_alert_queue_depth", "Alerts waiting in the delivery queue")
+        store_errors = CounterMetricFamily(
+            "sentrycoin_store_errors", "Alert store operations that failed (alerts are then delivered from memory)")
+        unknown = CounterMetricFamily(
+            "sentrycoin_notifier_outcome_unknown",
+            "Delivery attempts whose outcome is unknown (timeout or connection lost after sending)",
+            labels=["notifier"])
+        lost = CounterMetricFamily(
+            "sentrycoin_alerts_lost", "Alerts that could not be kept (memory full while the store was down)")
         if stats is not None:
             submitted.add_metric([], float(_get(stats, "submitted", 0)))
             dropped.add_metric([], float(_get(stats, "queue_dropped", 0)))
@@ -208,7 +216,11 @@ class MonitorCollector(Collector):
             for name, n in sorted((_get(stats, "suppressed", None) or {}).items()):
                 suppressed.add_metric([str(name)], float(n))
             depth.add_metric([], float(_get(stats, "queue_depth", 0)))
-        yield from (submitted, dropped, by_sev, delivered, failed, suppressed, depth)
+            store_errors.add_metric([], float(_get(stats, "store_errors", 0)))
+            for name, n in sorted((_get(stats, "outcome_unknown", None) or {}).items()):
+                unknown.add_metric([str(name)], float(n))
+            lost.add_metric([], float(_get(stats, "lost", 0)))
+        yield from (submitted, dropped, by_sev, delivered, failed, suppressed, depth, store_errors, unknown, lost)
 
     def _ha(self, monitor: MonitorLike) -> Iterator[Metric]:
         """Replicas on Redis (sentrycoin/ha): only when the monitor runs with REDIS_URL."""

@@ -227,18 +227,41 @@ def monitor_problems(monitor: MonitorLike) -> list[dict[str, Any]]:
         return [{"kind": "health_check_failed", "message": f"a health check failed: {type(exc).__name__}"}]
 
 
+def alert_problems(manager: Any) -> list[dict[str, Any]]:
+    """The alert pipeline's problems: the store's (alerts are still delivered from
+    memory: degraded) and delivery's own (alerts cannot be delivered: `fatal`, 503)."""
+    if manager is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for kind, method, fatal in (("alert_store", "store_problem", False), ("alert_delivery", "delivery_problem", True)):
+        get = getattr(manager, method, None)
+        if not callable(get):
+            continue
+        try:
+            message = get()
+        except Exception as exc:  # /health must answer even when a check is broken
+            log.exception("%s() failed", method)
+            message = f"a health check failed: {type(exc).__name__}"
+        if isinstance(message, str):
+            out.append({"kind": kind, "message": message, **({"fatal": True} if fatal else {})})
+    return out
+
+
 def health(monitor: MonitorLike, *, strict: bool = False) -> tuple[int, dict[str, Any]]:
     """(http_status, body) for /health.
 
-    200 while any book is valid and fresh ("ok", or "degraded" with the
-    problems named); 503 when none is ("unavailable"), and with `strict`
-    also while degraded.
+    200 while any book is valid and fresh and alerts can be delivered ("ok",
+    or "degraded" with the problems named and joined in `reason`); 503 when
+    no book is ("unavailable") or delivery itself is impossible, and with
+    `strict` also while degraded.
     """
     now_s = time.monotonic()
     markets = monitor.markets
     ok = sum(1 for m in markets if fresh(m, monitor.stale_after_s, now_s))
     blind = invalid_books(markets, monitor.stale_after_s, now_s)
-    problems = [book_problem(m, now_s) for m in blind] + monitor_problems(monitor)
+    problems = ([book_problem(m, now_s) for m in blind] + monitor_problems(monitor)
+                + alert_problems(getattr(monitor, "alert_manager", None)))
+    fatal = [p["message"] for p in problems if p.get("fatal")]
     body: dict[str, Any] = {
         "books_ok": ok,
         "books_total": len(markets),
@@ -248,11 +271,14 @@ def health(monitor: MonitorLike, *, strict: bool = False) -> tuple[int, dict[str
         "strict": strict,
         "problems": problems,
     }
-    if ok:
+    if ok and not fatal:
         if problems:
-            return (503 if strict else 200), {"status": "degraded", **body}
+            reason = "; ".join(str(p.get("message", p.get("kind"))) for p in problems)
+            return (503 if strict else 200), {"status": "degraded", "reason": reason, **body}
         return 200, {"status": "ok", **body}
-    if not markets:
+    if fatal:
+        reason = "; ".join(fatal)
+    elif not markets:
         reason = "no markets configured"
     elif not any(m.valid for m in markets):
         reason = "no order book is in sync yet (waiting for snapshot or resyncing)"

@@ -203,25 +203,19 @@ def _monitor(tmp_path: Path, env: dict[str, str]) -> Monitor:
 ])
 def test_no_leases_without_redis_and_shards(tmp_path: Path, env: dict[str, str],
                                             watched: set[tuple[str, str]]) -> None:
-    m = _monitor(tmp_path, env)
-    try:
-        assert m._leases is None
-        assert {mk.key for mk in m.markets} == watched
-    finally:
-        m.store.close()
+    m = _monitor(tmp_path, env)  # never run: its store worker has no thread to stop
+    assert m._leases is None
+    assert {mk.key for mk in m.markets} == watched
 
 
 def test_leases_cover_every_configured_market(tmp_path: Path) -> None:
     m = _monitor(tmp_path, {"REDIS_URL": "redis://127.0.0.1:1/0", "SHARD_COUNT": "2", "SHARD_INDEX": "0",
                             "LEASE_TTL_S": "4.5"})
-    try:
-        assert m._leases is not None
-        assert set(m._leases.markets) == ALL and set(m._leases.own_shard) == SHARD[0]
-        assert m._leases.ttl_ms == 4500
-        assert {mk.key for mk in m.markets} == SHARD[0]  # until the first lease round
-        assert m.settings_redacted()["ha"]["lease_ttl_s"] == 4.5
-    finally:
-        m.store.close()
+    assert m._leases is not None
+    assert set(m._leases.markets) == ALL and set(m._leases.own_shard) == SHARD[0]
+    assert m._leases.ttl_ms == 4500
+    assert {mk.key for mk in m.markets} == SHARD[0]  # until the first lease round
+    assert m.settings_redacted()["ha"]["lease_ttl_s"] == 4.5
 
 
 def test_lease_ttl_setting() -> None:

@@ -48,3 +48,14 @@ async def test_runtime_gates_user_facing_notifiers_only(redis_server: RedisServe
         assert rt.stats()["degraded"] is False and rt.stats()["gate_suppressed"] == 0
     finally:
         await rt.stop()
+
+
+def test_delivery_lease_ttl_setting() -> None:
+    s = HASettings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "DELIVERY_LEASE_TTL_S": "2.5"})
+    assert s.delivery_lease_ttl_s == 2.5 and s.redacted()["delivery_lease_ttl_s"] == 2.5
+    assert HASettings.from_env({}).delivery_lease_ttl_s == 10.0
+    runtime = HARuntime(s, lambda ex, sym: 60_000)
+    assert runtime.gate.lease_ttl_s == 2.5
+    for bad in ("0.1", "soon"):
+        with pytest.raises(ConfigError, match="DELIVERY_LEASE_TTL_S"):
+            HASettings.from_env({"DELIVERY_LEASE_TTL_S": bad})

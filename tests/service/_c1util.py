@@ -54,13 +54,14 @@ async def _child_main(a: argparse.Namespace) -> None:
         market.book.load_snapshot([[3000.0, 2.0]], [[3000.5, 9.0]])
         market.mark_valid()
         market.after_message(1_764_145_310_123)
+        await manager.store.flush()  # the writer thread committed the outbox row
         ids = [r["id"] for r in store.recent(limit=5)]
         print(f"SUBMITTED {ids[0] if ids else 'none'}", flush=True)
         await asyncio.Event().wait()  # the parent kills us here
     else:
         print(f"PENDING {store.pending_count()}", flush=True)
         await manager.start()
-        while store.pending_count():
+        while store.pending_count() or manager.store.queued:
             await asyncio.sleep(0.01)
         print("DELIVERED", flush=True)
         await manager.stop()
@@ -92,7 +93,7 @@ class RecordingNotifier(Notifier):
                  max_batch: int = 1) -> None:
         self.name = name
         self.max_batch = max_batch
-        self.batches: list[list[int | None]] = []
+        self.batches: list[list[str]] = []
         self.gate = gate
         self.failures = list(failures or [])
         self.retry = retry or RetryPolicy(base_s=0.01, max_s=0.02)
@@ -108,7 +109,7 @@ class RecordingNotifier(Notifier):
             if failure is not None:
                 raise failure
         self.sent.append(alert)
-        self.batches.append([alert.id])
+        self.batches.append([alert.alert_key])
 
     async def send_batch(self, alerts: list[AlertRecord]) -> None:
         self.attempts += 1
@@ -119,7 +120,7 @@ class RecordingNotifier(Notifier):
             if failure is not None:
                 raise failure
         self.sent.extend(alerts)
-        self.batches.append([a.id for a in alerts])
+        self.batches.append([a.alert_key for a in alerts])
 
 
 if __name__ == "__main__":

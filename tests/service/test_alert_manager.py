@@ -25,31 +25,34 @@ def store(tmp_path: Path):
     s.close()
 
 
-def test_submit_is_sync_and_writes_outbox_before_any_send(store: AlertStore) -> None:
+def test_submit_is_sync_never_touches_the_store_and_queues(store: AlertStore) -> None:
     rec = RecordingNotifier("rec")
     manager = AlertManager(store, [rec])
     assert not inspect.iscoroutinefunction(manager.submit)
-    alert_id = manager.submit(make_event())  # no running loop, manager not started
-    assert alert_id == 1
-    assert store.delivery_state(1, "rec") == "pending"
+    key = manager.submit(make_event())  # no running loop, manager not started
+    assert key == "binance:BTC-USDT:critical:1764145310123"
+    assert store.count() == 0  # the write waits for the writer thread: nothing on the caller's thread
+    assert manager.store.queued == 1
     assert rec.attempts == 0
     assert manager.stats.submitted == 1 and manager.stats.queue_depth == 1
     assert manager.stats.by_severity == {"critical": 1}
+    assert manager.submit(make_event()) == key and manager.stats.queue_depth == 1  # the same alert, kept once
 
 
 async def test_delivers_to_every_notifier_and_counts(store: AlertStore) -> None:
     a, b = RecordingNotifier("a"), RecordingNotifier("b")
     async with AlertManager(store, [a, b]) as manager:
-        manager.submit(make_event(severity="warning"))
-        manager.submit(make_event(severity="extreme"))
+        k1 = manager.submit(make_event(severity="warning"))
+        k2 = manager.submit(make_event(severity="extreme"))
         await manager.drain()
-        assert [r.id for r in a.sent] == [1, 2] and [r.id for r in b.sent] == [1, 2]
+        assert [r.alert_key for r in a.sent] == [k1, k2] and [r.alert_key for r in b.sent] == [k1, k2]
         assert manager.stats.delivered == {"a": 2, "b": 2}
         assert manager.stats.failed == {"a": 0, "b": 0}
         assert manager.stats.by_severity == {"warning": 1, "extreme": 1}
-        assert manager.stats.queue_depth == 0
+        assert manager.stats.queue_depth == 0 and manager.stats.in_memory == 0
     rows = store.recent()
-    assert all(d["state"] == "delivered" and d["attempts"] == 1 for r in rows for d in r["deliveries"].values())
+    assert all(d["state"] == "delivered" and d["attempts"] == 1 and d["delivered_by"] == manager.replica_id
+               for r in rows for d in r["deliveries"].values())
 
 
 async def test_slow_notifier_does_not_delay_others(store: AlertStore) -> None:
@@ -58,12 +61,13 @@ async def test_slow_notifier_does_not_delay_others(store: AlertStore) -> None:
     manager = AlertManager(store, [slow, fast])
     await manager.start()
     try:
-        for _ in range(3):
-            manager.submit(make_event())
+        for i in range(3):
+            manager.submit(make_event(event_ms=i))
         for _ in range(100):
             if len(fast.sent) == 3:
                 break
             await asyncio.sleep(0.01)
+        await manager.store.flush()
         assert len(fast.sent) == 3 and slow.sent == []
         assert store.pending_count("slow") == 3 and store.pending_count("fast") == 0
         gate.set()
@@ -91,9 +95,9 @@ async def test_queue_full_is_counted_logged_and_delivered_from_outbox(
         assert sum("queue full" in r.getMessage() for r in caplog.records) == 1
         gate.set()
         await manager.drain()
-        assert sorted(r.id for r in rec.sent) == ids  # every alert, exactly once
+        assert sorted(r.alert_key for r in rec.sent) == sorted(ids)  # every alert, exactly once
         assert len(rec.sent) == 10
-        assert [r.id for r in rec.sent] == sorted(r.id for r in rec.sent)  # oldest first
+        assert [r.event_ms for r in rec.sent] == sorted(r.event_ms for r in rec.sent)  # oldest first
         assert store.pending_count() == 0
     finally:
         await manager.stop()
@@ -102,10 +106,9 @@ async def test_queue_full_is_counted_logged_and_delivered_from_outbox(
 async def test_restart_retries_pending_rows(tmp_path: Path) -> None:
     path = tmp_path / "alerts.db"
     store = AlertStore(path)
-    first = AlertManager(store, [RecordingNotifier("rec")])
-    first.submit(make_event(event_ms=1))
-    first.submit(make_event(event_ms=2))
-    store.close()  # "crash" before the manager ever ran
+    store.insert_alert(make_event(event_ms=1), ["rec"])
+    store.insert_alert(make_event(event_ms=2), ["rec"])
+    store.close()  # "crash" before any notifier ran
 
     store2 = AlertStore(path)
     rec = RecordingNotifier("rec")
@@ -154,8 +157,8 @@ async def test_permanent_failure_marks_failed_and_continues(
     good = RecordingNotifier("good")
     with caplog.at_level(logging.DEBUG, logger="sentrycoin.alerts"):
         async with AlertManager(store, [bad, good]) as manager:
-            for _ in range(3):
-                manager.submit(make_event())
+            for i in range(3):
+                manager.submit(make_event(event_ms=i))
             await manager.drain()
             assert manager.stats.failed == {"bad": 3, "good": 0}
             assert len(good.sent) == 3
@@ -189,14 +192,17 @@ async def test_notifier_bug_is_contained(store: AlertStore) -> None:
     assert len(buggy.sent) == 1
 
 
-async def test_submit_never_raises_and_delivers_when_db_broken(store: AlertStore) -> None:
+async def test_submit_never_raises_and_delivers_when_db_broken(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
     rec = RecordingNotifier("rec")
     async with AlertManager(store, [rec]) as manager:
         store.close()  # every write now fails
-        assert manager.submit(make_event()) is None
-        assert manager.stats.store_errors == 1
+        key = manager.submit(make_event())
+        assert key is not None
         await manager.drain()
-        assert len(rec.sent) == 1 and rec.sent[0].id is None
+        assert len(rec.sent) == 1 and rec.sent[0].alert_key == key and rec.sent[0].episode_id == key
+        assert manager.stats.store_errors >= 1
+        assert manager.store_problem() is not None and manager.delivery_problem() is None
         assert manager.submit(object()) is None  # garbage in: logged, not raised
 
 
@@ -205,6 +211,7 @@ async def test_stop_keeps_undelivered_in_outbox(store: AlertStore) -> None:
     manager = AlertManager(store, [rec])
     await manager.start()
     manager.submit(make_event())
+    manager.send_grace_s = 0.05
     await manager.stop(drain_timeout_s=0.05)
     assert store.pending_count("rec") == 1
 
@@ -249,14 +256,12 @@ def test_build_notifiers_with_telegram(caplog: pytest.LogCaptureFixture) -> None
 
 
 async def test_batching_notifier_gets_backlog_in_chunks(store: AlertStore) -> None:
-    first = AlertManager(store, [RecordingNotifier("rec")])
-    for i in range(7):
-        first.submit(make_event(event_ms=i))
+    keys = [store.insert_alert(make_event(event_ms=i), ["rec"]).alert_key for i in range(7)]
     rec = RecordingNotifier("rec", max_batch=3, failures=[DeliveryError("HTTP 500")])
     async with AlertManager(store, [rec]) as manager:  # restart: outbox sweep in chunks
         await manager.drain()
         assert manager.stats.delivered["rec"] == 7 and manager.stats.retries["rec"] == 1
-    assert rec.batches == [[1, 2, 3], [4, 5, 6], [7]]
+    assert rec.batches == [keys[0:3], keys[3:6], keys[6:7]]
     rows = {r["id"]: r["deliveries"]["rec"] for r in store.recent()}
     assert all(d["state"] == "delivered" for d in rows.values())
     assert [rows[i]["attempts"] for i in range(1, 8)] == [2, 2, 2, 1, 1, 1, 1]
@@ -267,16 +272,16 @@ async def test_batch_failure_marks_every_alert_of_the_batch(store: AlertStore) -
     rec = RecordingNotifier("rec", max_batch=5, gate=gate)
     async with AlertManager(store, [rec]) as manager:
         await asyncio.sleep(0.01)  # startup sweep done
-        manager.submit(make_event())
+        first = manager.submit(make_event())
         await asyncio.sleep(0.01)  # worker is now blocked sending alert 1 alone
-        for _ in range(3):
-            manager.submit(make_event())
+        for i in range(3):
+            manager.submit(make_event(event_ms=i))
         rec.failures = [None, DeliveryError("HTTP 403", config_error=True)]
         gate.set()
         await manager.drain()
         # alert 1 goes alone; 2-4 queued meanwhile go as one batch, which is refused
         assert manager.stats.failed["rec"] == 3 and manager.stats.delivered["rec"] == 1
-    assert rec.batches == [[1]] and rec.attempts == 2
+    assert rec.batches == [[first]] and rec.attempts == 2
     states = {r["id"]: r["deliveries"]["rec"] for r in store.recent()}
     assert states[1]["state"] == "delivered"
     assert all(states[i]["state"] == "failed" and states[i]["error"] == "HTTP 403" for i in (2, 3, 4))
@@ -293,7 +298,8 @@ async def test_console_colour_on_a_terminal() -> None:
 
     await n.send(AlertRecord.from_event(make_event(severity="extreme"), id=3, created_ms=0))
     text = out.getvalue()
-    assert "\x1b[" in text and "EXTREME" in text and "BTC-USDT" in text and "#3" in text
+    assert "\x1b[" in text and "EXTREME" in text and "BTC-USDT" in text
+    assert "#binance:BTC-USDT:extreme:1764145310123" in text  # the alert key, as in /alerts
 
 
 async def test_console_broken_stream_is_permanent_failure() -> None:
@@ -306,48 +312,12 @@ async def test_console_broken_stream_is_permanent_failure() -> None:
     assert info.value.permanent
 
 
-async def test_gate_suppresses_on_gated_notifiers_only_once_per_alert(store: AlertStore) -> None:
-    """HA hook: an alert another replica sent is `suppressed` (not delivered) on
-    every gated notifier, asked once per alert and notifier, sent on the others."""
-    asked: list[tuple[int | None, str]] = []
 
-    async def gate(rec) -> bool:  # noqa: ANN001
-        asked.append((rec.id, rec.severity))
-        return rec.severity != "warning"  # another replica sent the warning
 
-    tg = RecordingNotifier("telegram", failures=[DeliveryError("502 (test)"), None])
-    console = RecordingNotifier("console")
-    async with AlertManager(store, [console, tg], gate=gate, gated=["telegram"]) as manager:
-        manager.submit(make_event(severity="warning"))
-        manager.submit(make_event(severity="critical"))
+async def test_restart_sends_pending_alerts_only_to_the_notifiers_they_were_stored_for(store: AlertStore) -> None:
+    store.insert_alert(make_event(), ["rec"])
+    rec, added = RecordingNotifier("rec"), RecordingNotifier("added")
+    async with AlertManager(store, [rec, added]) as manager:
         await manager.drain()
-        assert [r.severity for r in tg.sent] == ["critical"]  # sent after one retry
-        assert [r.severity for r in console.sent] == ["warning", "critical"]  # not gated
-        assert manager.stats.suppressed == {"console": 0, "telegram": 1}
-        assert manager.stats.delivered == {"console": 2, "telegram": 1}
-        assert manager.stats.as_dict()["suppressed"] == {"console": 0, "telegram": 1}
-    assert sorted(asked) == [(1, "warning"), (2, "critical")]  # the retry did not ask again
-    rows = {r["severity"]: r["deliveries"] for r in store.recent()}
-    assert rows["warning"]["telegram"] == {"state": "suppressed", "attempts": 0,
-                                            "error": "sent by another replica", "delivered_ms": None}
-    assert rows["critical"]["telegram"]["state"] == "delivered"
-    assert rows["warning"]["console"]["state"] == "delivered"
-    assert store.pending_count() == 0
-
-
-async def test_suppressed_rows_are_not_swept_again_after_restart(tmp_path: Path) -> None:
-    store = AlertStore(tmp_path / "a.db")
-    try:
-        async def never(rec) -> bool:  # noqa: ANN001
-            return False
-
-        tg = RecordingNotifier("telegram")
-        async with AlertManager(store, [tg], gate=never, gated=["telegram"]) as manager:
-            manager.submit(make_event())
-            await manager.drain()
-        tg2 = RecordingNotifier("telegram")
-        async with AlertManager(store, [tg2]) as manager:  # a restart, even without the gate
-            await manager.drain()
-        assert tg.sent == [] and tg2.sent == []
-    finally:
-        store.close()
+    assert len(rec.sent) == 1 and added.sent == []
+    assert set(store.recent()[0]["deliveries"]) == {"rec"}

@@ -162,13 +162,14 @@ async def test_dashboard_live_in_chromium(srv_serve, srv_make_market, srv_alert_
 
                 # What the price did afterwards (filled in by the outcome tracker over 15 min):
                 # shown on the alert and summarised above the log.
-                (row,) = manager.store.recent(limit=1)
+                await manager.store.flush()
+                (row,) = await manager.store.read(lambda s: s.recent(limit=1))
                 ref = 97_150.0
-                manager.store.save_outcome(row["id"], {
+                await manager.store.run_write(lambda s: s.save_outcome(row["id"], {
                     "complete": True, "start_ms": row["event_ms"], "ref_mid": ref, "samples": 900,
                     "mid_60s": ref * 0.99, "mid_300s": ref * 0.975, "max_drop_5m_pct": 2.5,
                     "lead_to_low_5m_s": 240.0, "max_drop_pct": 3.1, "lead_to_low_s": 420.0,
-                })
+                }))
                 # A reload keeps the alert (from the store via /alerts, and the live snapshot), once.
                 await page.reload()
                 await expect(page.locator(".card")).to_have_count(4, timeout=10_000)

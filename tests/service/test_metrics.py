@@ -159,3 +159,17 @@ def test_histogram_buckets_are_le_and_cumulative():
     assert hist.count == 5 and hist.sum_ns == 22_002
     with pytest.raises(ValueError):
         ProcessingTimeHistogram((1e-5, 1e-6))
+
+
+def test_delivery_metrics_store_errors_unknown_outcomes_and_lost():
+    from sentrycoin.server.metrics import MonitorCollector
+
+    class Manager:
+        store = None
+        stats = {"submitted": 1, "store_errors": 3, "outcome_unknown": {"webhook": 2}, "lost": 4}
+
+    got = {(s.name, tuple(s.labels.items())): s.value
+           for fam in MonitorCollector(SrvMonitor([], alert_manager=Manager())).collect() for s in fam.samples}
+    assert got[("sentrycoin_store_errors_total", ())] == 3
+    assert got[("sentrycoin_notifier_outcome_unknown_total", (("notifier", "webhook"),))] == 2
+    assert got[("sentrycoin_alerts_lost_total", ())] == 4

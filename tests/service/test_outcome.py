@@ -100,10 +100,13 @@ async def test_tracker_in_simulated_time(tmp_path: Path) -> None:
 
     tracker = OutcomeTracker(store, mid_price_of, clock_ms=clock)
     manager = AlertManager(store, [RecordingNotifier()], outcomes=tracker, clock_ms=clock)
-    a = manager.submit(make_event(best_bid=99.99, best_ask=100.01))
-    b = manager.submit(make_event(best_bid=99.99, best_ask=100.01))
-    manager.submit(make_event(source="replay"))  # replay alerts are not tracked live
+    manager.store.start()  # the writer thread only: the alert rows exist before outcomes are saved
+    a_key = manager.submit(make_event(best_bid=99.99, best_ask=100.01))
+    b_key = manager.submit(make_event(best_bid=99.99, best_ask=100.01, event_ms=1_764_145_310_124))
+    manager.submit(make_event(source="replay", event_ms=1_764_145_310_125))  # replay alerts are not tracked live
     assert tracker.active == 2
+    await manager.store.flush()
+    a, b = (r["id"] for r in sorted(store.recent(), key=lambda r: r["event_ms"])[:2])
     for s in range(1, 1000):
         clock.t_ms = T0 + s * 1000
         prices[("binance", "BTC-USDT")] = 98.0 if s == 45 else 100.0
@@ -171,8 +174,12 @@ async def test_tracking_resumes_after_restart(tmp_path: Path) -> None:
     store = AlertStore(path)
     tracker = OutcomeTracker(store, lambda e, s: price["mid"], clock_ms=clock)
     manager = AlertManager(store, [RecordingNotifier()], outcomes=tracker, clock_ms=clock)
-    alert_id = manager.submit(make_event(best_bid=99.99, best_ask=100.01))
-    old = store.insert_alert(make_event(), [], created_ms=T0 - 2_000_000)  # too old to resume
+    manager.store.start()
+    manager.submit(make_event(best_bid=99.99, best_ask=100.01))
+    await manager.store.flush()
+    await manager.store.close()
+    alert_id = store.recent()[0]["id"]
+    old = store.insert_alert(make_event(event_ms=5), [], created_ms=T0 - 2_000_000)  # too old to resume
     for s in range(1, 41):  # 40 s observed, with a low at 20 s
         clock.t_ms = T0 + s * 1000
         price["mid"] = 97.0 if s == 20 else 100.0
@@ -182,7 +189,7 @@ async def test_tracking_resumes_after_restart(tmp_path: Path) -> None:
     store = AlertStore(path)
     clock.t_ms = T0 + 120_000  # down for 80 s: the +60 s mark is missed
     tracker2 = OutcomeTracker(store, lambda e, s: price["mid"], clock_ms=clock)
-    assert tracker2.resume() == 1 and tracker2.active == 1
+    assert await tracker2.resume() == 1 and tracker2.active == 1
     for s in range(120, 1000):
         clock.t_ms = T0 + s * 1000
         tracker2.tick()

@@ -29,6 +29,7 @@ async def test_alerts_lists_store_rows_with_outcomes(srv_http, srv_make_market, 
     _crash(btc, 1_700_000_000_000)
     _crash(eth, 1_700_000_100_000)
     _crash(btc, 1_700_000_200_000)
+    await manager.store.flush()
     assert srv_store.count() == 3
     base = await serve(SrvMonitor([btc, eth], alert_manager=manager))
 
@@ -229,16 +230,19 @@ async def test_live_hub_pushes_alert_outcomes(srv_make_market, srv_alert_manager
     market.book.load_snapshot([[100.0, 1.0]], [[101.0, 5.0]])
     market.mark_valid()
     market.after_message(1_700_000_000_000)  # ratio 5: an alert
-    (row,) = manager.store.recent(limit=5)
-    manager.store.save_outcome(row["id"], {"complete": False, "start_ms": row["event_ms"], "ref_mid": 100.5,
-                                           "samples": 60, "mid_60s": 99.0, "max_drop_pct": 1.6,
-                                           "lead_to_low_s": 42.0})
+    await manager.store.flush()
+    (row,) = await manager.store.read(lambda s: s.recent(limit=5))
+    await manager.store.run_write(lambda s: s.save_outcome(
+        row["id"], {"complete": False, "start_ms": row["event_ms"], "ref_mid": 100.5, "samples": 60,
+                    "mid_60s": 99.0, "max_drop_pct": 1.6, "lead_to_low_s": 42.0}))
     hub = LiveHub(SrvMonitor([market], alert_manager=manager), tick_s=0.1, outcomes_every_s=0.2)
     queue: _asyncio.Queue = _asyncio.Queue(maxsize=10)
     hub._subscribers.add(queue)
     hub.tick()
     assert queue.qsize() == 1  # an update only
     hub.tick()
+    assert hub._outcome_task is not None
+    await hub._outcome_task  # read on the store's reader thread, then pushed
     events = [queue.get_nowait() for _ in range(queue.qsize())]
     outcome_events = [e for e in events if e.startswith(b"event: outcomes\n")]
     assert len(outcome_events) == 1

@@ -54,8 +54,11 @@ def test_recent_shape_newest_first_and_json_ready(store: AlertStore) -> None:
         "best_bid", "best_ask", "depth", "event_ms", "time", "deliveries", "outcome",
     }
     assert first["time"] == "1970-01-01T00:00:01.000Z"
-    assert first["deliveries"]["console"] == {"state": "delivered", "attempts": 1, "error": None, "delivered_ms": 5000}
-    assert first["deliveries"]["telegram"] == {"state": "pending", "attempts": 1, "error": "HTTP 500", "delivered_ms": None}
+    assert first["deliveries"]["console"] == {"state": "delivered", "attempts": 1, "error": None, "delivered_ms": 5000,
+                                              "delivered_by": None}
+    assert first["deliveries"]["telegram"] == {"state": "pending", "attempts": 1, "error": "HTTP 500",
+                                               "delivered_ms": None, "delivered_by": None}
+    assert first["episode_id"] == first["alert_key"] == "binance:BTC-USDT:critical:1000"
     assert rows[0]["deliveries"]["telegram"]["state"] == "failed"
     assert first["outcome"] is None
     msgspec.json.encode(rows)  # must be encodable as-is
@@ -136,12 +139,16 @@ def test_summary_empty(store: AlertStore) -> None:
     assert s["alerts_counted"] == 0 and s["drop_1pct_share"] is None and s["median_lead_to_low_s"] is None
 
 
-def test_prune_cascades(store: AlertStore) -> None:
-    old = store.insert_alert(make_event(event_ms=1), ["t"])
-    store.insert_alert(make_event(event_ms=10), ["t"])
+def test_prune_cascades_and_keeps_pending_alerts(store: AlertStore) -> None:
+    old = store.insert_alert(make_event(event_ms=1), ["t"], created_ms=1)
+    old_pending = store.insert_alert(make_event(event_ms=2), ["t"], created_ms=2)
+    store.insert_alert(make_event(event_ms=10), ["t"], created_ms=10)
+    store.mark_delivered(old.id, "t")
     store.save_outcome(old.id, {"complete": True, "samples": 1})
-    assert store.prune(5) == 1
-    assert store.pending_count() == 1 and store.get_outcome(old.id) is None
+    assert store.prune(5) == 1  # the old pending one stays until delivered
+    assert store.get_alert(old.id) is None and store.get_outcome(old.id) is None
+    assert store.get_alert(old_pending.id) is not None and store.pending_count() == 2
+    assert store._db.execute("SELECT COUNT(*) FROM deliveries WHERE alert_id = ?", (old.id,)).fetchone()[0] == 0
 
 
 def test_default_db_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -209,8 +216,9 @@ def test_schema_v1_database_is_upgraded_in_place_keeping_rows(tmp_path: Path) ->
     db.close()
     s = AlertStore(path)
     try:
-        assert s._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == 3
         assert s.delivery_state(1, "telegram") == "delivered"
+        assert s.recent()[0]["episode_id"] == "row-1"  # never sent with an episode id
         assert [r.id for r in s.pending("webhook")] == [1]  # the pending index still serves the outbox
         s.mark_suppressed(1, "webhook", "sent by another replica")
         assert s.recent()[0]["deliveries"]["webhook"]["state"] == "suppressed"
@@ -218,8 +226,113 @@ def test_schema_v1_database_is_upgraded_in_place_keeping_rows(tmp_path: Path) ->
         assert "deliveries_v1" not in tables and "deliveries_pending" in tables
     finally:
         s.close()
-    s = AlertStore(path)  # opening a v2 database again changes nothing
+    s = AlertStore(path)  # opening a v3 database again changes nothing
     try:
         assert s.delivery_state(1, "webhook") == "suppressed"
     finally:
         s.close()
+
+
+# -- v3: alert keys, snapshots, paging, corrupt files ------------------------------------
+
+from sentrycoin.store import (  # noqa: E402
+    AlertRecord, DeliveryRow, StoreUnwritable, check_writable, episode_id_of, store_problem_text,
+)
+
+
+def test_episode_id_is_stable_and_distinct() -> None:
+    a = AlertRecord.from_event(make_event(), id=None, created_ms=1)
+    again = AlertRecord.from_event(make_event(), id=None, created_ms=99)  # a retry / restart
+    other = AlertRecord.from_event(make_event(event_ms=1_764_145_310_124), id=None, created_ms=1)
+    eth = AlertRecord.from_event(make_event(symbol="ETH-USDT"), id=None, created_ms=1)
+    assert a.episode_id == again.episode_id == a.alert_key == episode_id_of("binance", "BTC-USDT", "critical",
+                                                                           1_764_145_310_123)
+    assert len({a.episode_id, other.episode_id, eth.episode_id}) == 3
+
+
+def test_save_alert_is_an_idempotent_snapshot_that_never_downgrades(store: AlertStore) -> None:
+    rec = AlertRecord.from_event(make_event(), id=None, created_ms=1000)
+    first = store.save_alert(rec, {"t": DeliveryRow(updated_ms=1000), "w": DeliveryRow(updated_ms=1000)})
+    delivered = DeliveryRow(state="delivered", attempts=2, delivered_ms=2000, updated_ms=2000, delivered_by="r1")
+    assert store.save_alert(rec, {"t": delivered}) == first  # same alert_key: same row
+    assert store.save_alert(rec, {"t": DeliveryRow(state="pending", attempts=1, updated_ms=1500)}) == first
+    d = store.recent()[0]["deliveries"]
+    assert d["t"] == {"state": "delivered", "attempts": 2, "error": None, "delivered_ms": 2000, "delivered_by": "r1"}
+    assert d["w"]["state"] == "pending" and store.count() == 1
+    canonical = AlertRecord.from_event(make_event(), id=None, created_ms=1000)
+    canonical = msgspec.structs.replace(canonical, episode_id="binance:BTC-USDT:critical:999")
+    store.save_alert(canonical, {})
+    assert store.recent()[0]["episode_id"] == "binance:BTC-USDT:critical:999"
+    (back, rows), = store.pending_alerts()
+    assert back.id == first and back.alert_key == rec.alert_key and set(rows) == {"t", "w"}
+    assert rows["t"].state == "delivered" and rows["w"].state == "pending"
+
+
+def test_recent_page_walks_every_row_once_with_a_cursor(store: AlertStore) -> None:
+    for i in range(7):
+        store.insert_alert(make_event(event_ms=1000 + (i // 2), symbol=f"S{i}-USDT"), ["t"])  # equal times too
+    seen, cursor = [], None
+    while True:
+        rows, cursor = store.recent_page(limit=3, before=cursor)
+        seen += [r["id"] for r in rows]
+        if cursor is None:
+            break
+    assert sorted(seen) == list(range(1, 8)) and len(seen) == 7
+    assert [r["id"] for r in store.recent(limit=7)] == seen  # same order as one big page
+
+
+def test_recent_uses_the_indexes(store: AlertStore) -> None:
+    plans = []
+    for where in ("symbol = 'X-Y' AND event_ms >= 1", "event_ms >= 1"):
+        plan = store._db.execute(f"EXPLAIN QUERY PLAN SELECT id FROM alerts WHERE {where} "
+                                 "ORDER BY event_ms DESC, id DESC LIMIT 10").fetchall()
+        plans.append(" ".join(str(r[-1]) for r in plan))
+    assert "alerts_symbol_event" in plans[0] and "alerts_event" in plans[1]
+    assert all("SCAN alerts" not in p or "USING INDEX" in p for p in plans)
+
+
+def test_corrupt_file_is_moved_aside_and_a_fresh_store_starts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "alerts.db"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    s = AlertStore(path)
+    try:
+        assert s.moved_aside is not None and Path(s.moved_aside).name.startswith("alerts.db.corrupt-")
+        assert Path(s.moved_aside).read_bytes().startswith(b"this is not sqlite")  # kept, never deleted
+        assert s.count() == 0 and s.insert_alert(make_event(), ["t"]).id == 1
+        assert "corrupt" in caplog.text and "FRESH" in caplog.text
+    finally:
+        s.close()
+
+
+def test_unwritable_path_is_one_clear_line(tmp_path: Path) -> None:
+    import os
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "alerts.db").write_bytes(b"")
+    os.chmod(ro / "alerts.db", 0o444)
+    os.chmod(ro, 0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user that ignores file permissions (root)")
+        with pytest.raises(StoreUnwritable) as info:
+            check_writable(ro / "alerts.db")
+        assert str(ro / "alerts.db") in str(info.value) and "\n" not in str(info.value)
+    finally:
+        os.chmod(ro, 0o755)
+
+def test_unwritable_path_errors_name_what_the_user_wrote(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnwritable, match="is a directory"):
+        check_writable(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreUnwritable, match=f"SENTRY_DB={blocker}/alerts.db: cannot create directory"):
+        check_writable(blocker / "alerts.db")
+
+
+def test_store_problem_names_disk_full_and_locked() -> None:
+    import errno
+    assert store_problem_text(sqlite3.OperationalError("database or disk is full")) == "alert store: disk is full"
+    assert store_problem_text(OSError(errno.ENOSPC, "No space left on device")) == "alert store: disk is full"
+    assert store_problem_text(sqlite3.OperationalError("database is locked")) == "alert store: database is locked"
+    assert store_problem_text(sqlite3.OperationalError("attempt to write a readonly database")) == \
+        "alert store: database is read-only"

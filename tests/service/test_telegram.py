@@ -127,7 +127,8 @@ async def test_5xx_then_success_delivered_exactly_once(tg: FakeTelegram, store: 
         assert manager.stats.retries["telegram"] == 3 and manager.stats.delivered["telegram"] == 1
     assert len(tg.messages) == 1 and len(tg.requests) == 4
     d = store.recent()[0]["deliveries"]["telegram"]
-    assert d == {"state": "delivered", "attempts": 4, "error": None, "delivered_ms": d["delivered_ms"]}
+    assert d == {"state": "delivered", "attempts": 4, "error": None, "delivered_ms": d["delivered_ms"],
+                 "delivered_by": manager.replica_id}
 
 
 async def test_backoff_is_exponential_and_jittered(tg: FakeTelegram, store: AlertStore) -> None:
@@ -345,10 +346,22 @@ def test_late_delivery_is_flagged() -> None:
 
 async def test_outbox_backlog_after_outage_is_labelled_late(tg: FakeTelegram, tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "a.db")
-    AlertManager(store, [RecordingNotifier("telegram")], clock_ms=lambda: 1_000_000).submit(make_event())
+    store.insert_alert(make_event(), ["telegram"], created_ms=1_000_000)  # left pending by a run that died
     n = notifier(tg, wall_ms=lambda: 1_000_000 + 600_000)
     async with AlertManager(store, [n]) as manager:  # restart 10 min later
         await tg.wait_for_messages(1)
         await manager.drain()
     assert "Delivered late: raised 10 min before this message" in tg.messages[0]["text"]
     store.close()
+
+
+def test_resend_after_unknown_outcome_says_possible_repeat() -> None:
+    import msgspec as _msgspec
+
+    from sentrycoin.alerts.telegram import REPEAT_NOTE, format_batch, format_message
+
+    rec = record()
+    assert REPEAT_NOTE not in format_message(rec)
+    again = _msgspec.structs.replace(rec, possible_duplicate=True)
+    assert REPEAT_NOTE in format_message(again)
+    assert REPEAT_NOTE in format_batch([rec, again]) and REPEAT_NOTE not in format_batch([rec, rec])

@@ -72,14 +72,33 @@ async def test_posts_alert_as_json(store: AlertStore) -> None:
             await m.drain()
     assert len(rx.ok) == 1
     payload = msgspec.json.decode(rx.ok[0], type=WebhookPayload)
-    assert payload.id == 1 and payload.symbol == "BTC-USDT" and payload.exchange == "binance"
+    assert payload.episode_id == "binance:BTC-USDT:critical:1764145310123" and payload.possible_duplicate is False
+    assert payload.symbol == "BTC-USDT" and payload.exchange == "binance"
     assert payload.severity == "critical" and payload.ratio == 5.25 and payload.danger_ratio == 2.5
     assert payload.bid_volume == 12.5 and payload.ask_volume == 65.625 and payload.depth == 50
     assert payload.time == "2025-11-26T08:21:50.123Z" and payload.simulated is True and payload.source == "replay"
     assert payload.status_url == "http://mon:8080/status"
     headers = rx.hits[0][2]
     assert headers["Content-Type"] == "application/json" and headers["X-Key"] == "k"
-    assert headers["Idempotency-Key"] == "sentrycoin-1"
+    assert headers["Idempotency-Key"] == payload.episode_id  # stable: not the local row id
+
+
+async def test_idempotency_key_differs_per_alert_and_is_stable_across_retries(store: AlertStore) -> None:
+    async with Receiver() as rx:
+        rx.script = [(503, {}), (200, {}), (200, {})]
+        async with AlertManager(store, [hook(rx.url)]) as m:
+            m.submit(make_event())
+            for _ in range(300):
+                if rx.ok:
+                    break
+                await asyncio.sleep(0.01)
+            m.submit(make_event(event_ms=1_764_145_310_999))
+            await m.drain()
+    keys = [h[2]["Idempotency-Key"] for h in rx.hits]
+    assert keys[0] == keys[1] != keys[2]  # the retry reuses the key; another alert has its own
+    bodies = [msgspec.json.decode(h[1], type=WebhookPayload) for h in rx.hits]
+    assert [b.episode_id for b in bodies] == keys
+    assert {r["episode_id"] for r in store.recent()} == set(keys)  # /alerts shows the same ids
 
 
 async def test_429_then_5xx_then_success_once(store: AlertStore) -> None:
@@ -97,17 +116,25 @@ async def test_429_then_5xx_then_success_once(store: AlertStore) -> None:
     assert store.recent()[0]["deliveries"]["webhook"]["attempts"] == 3
 
 
-async def test_timeout_retried(store: AlertStore) -> None:
+async def test_timeout_is_an_unknown_outcome_retried_after_a_timeout_and_flagged(store: AlertStore) -> None:
     async with Receiver() as rx:
         rx.script = ["hang"]
-        async with AlertManager(store, [hook(rx.url, request_timeout_s=0.2)]) as m:
+        async with AlertManager(store, [hook(rx.url, request_timeout_s=0.3)]) as m:
             m.submit(make_event())
             for _ in range(300):
                 if rx.ok:
                     break
                 await asyncio.sleep(0.01)
             await m.drain()
-    assert len(rx.ok) == 1
+            assert m.stats.outcome_unknown["webhook"] == 1
+    assert len(rx.ok) == 1 and len(rx.hits) == 2
+    first, second = (msgspec.json.decode(h[1], type=WebhookPayload) for h in rx.hits)
+    assert first.possible_duplicate is False and second.possible_duplicate is True
+    assert rx.hits[0][2]["Idempotency-Key"] == rx.hits[1][2]["Idempotency-Key"]
+    # not retried at once: at least the request timeout after the unanswered request timed out
+    assert rx.hits[1][0] - rx.hits[0][0] >= 0.3 + 0.3 - 0.05
+    row = store.recent()[0]["deliveries"]["webhook"]
+    assert row["state"] == "delivered" and row["attempts"] == 2
 
 
 async def test_4xx_is_permanent_and_url_secret_kept_out(
