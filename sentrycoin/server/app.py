@@ -59,7 +59,7 @@ from sentrycoin.logs import install_server_log_filter, redact_url_secrets, regis
 from sentrycoin.market import Market
 from sentrycoin.server.live import LiveHub
 from sentrycoin.server.metrics import build_registry
-from sentrycoin.server.status import health, status_document
+from sentrycoin.server.status import alert_problems, health, status_document
 
 log = logging.getLogger("sentrycoin.server")
 
@@ -294,7 +294,8 @@ async def _alerts(request: web.Request) -> web.Response:
             lambda s: s.recent_page(limit=limit, symbol=symbol, since_ms=since_ms, before=cursor))
         summary = await _outcome_summary(request.app, store)
     except Exception as exc:
-        problem = _call(manager, "store_problem") or f"alert store: {type(exc).__name__}"
+        store_problems = [p["message"] for p in alert_problems(manager) if p["kind"] == "alert_store"]
+        problem = store_problems[0] if store_problems else f"alert store: {type(exc).__name__}"
         log.warning("/alerts: reading the alert store failed (%s)", type(exc).__name__)
         return _error(503, f"{problem}; alerts are still delivered")
     return _json({"alerts": rows, "count": len(rows), "outcomes": summary, "store": True,

@@ -134,6 +134,9 @@ class MonitorCollector(Collector):
             labels=labels)
         checksum_mismatches = CounterMetricFamily(
             "sentrycoin_book_checksum_mismatches", "Venue checksums the local book did not match", labels=labels)
+        crossed = CounterMetricFamily(
+            "sentrycoin_book_crossed", "Messages after which the book was crossed (each made it invalid)",
+            labels=labels)
         rejected = CounterMetricFamily(
             "sentrycoin_book_rejected", "Messages refused (bad values, gaps, checksums)", labels=labels)
         detector_alerts = CounterMetricFamily(
@@ -158,9 +161,9 @@ class MonitorCollector(Collector):
             messages.add_metric(lab, float(m.messages))
             resyncs.add_metric(lab, float(m.resyncs))
             reconnects.add_metric(lab, float(m.reconnects))
-            # Counters other parts add to Market as they land: 0 until then.
-            clock_skew.add_metric(lab, float(getattr(m, "clock_skew", 0)))
-            checksum_mismatches.add_metric(lab, float(getattr(m, "checksum_mismatches", 0)))
+            clock_skew.add_metric(lab, float(m.clock_skew))
+            checksum_mismatches.add_metric(lab, float(m.checksum_mismatches))
+            crossed.add_metric(lab, float(m.crossed))
             rejected.add_metric(lab, float(m.rejected))
             detector_alerts.add_metric(lab, float(m.detector.alerts))
             ratio.add_metric(lab, float(book.ratio))
@@ -178,7 +181,7 @@ class MonitorCollector(Collector):
         simulated = GaugeMetricFamily(
             "sentrycoin_venues_simulated", "Venues MOCK_FALLBACK shows on simulated data (unreachable)",
             value=float(len(fallback_status(monitor))))
-        yield from (messages, resyncs, reconnects, clock_skew, checksum_mismatches, rejected, detector_alerts,
+        yield from (messages, resyncs, reconnects, clock_skew, checksum_mismatches, crossed, rejected, detector_alerts,
                     ratio, danger, bid_vol, ask_vol, valid, connected, age, invalid, simulated)
 
     def _alerts(self, monitor: MonitorLike) -> Iterator[Metric]:

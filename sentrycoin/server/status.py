@@ -42,18 +42,6 @@ def finite(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def now_ms_for(market: Market) -> int:
-    """The clock the detector's cooldown runs on.
-
-    Live and simulated markets are stamped with wall-clock event times, so
-    the cooldown keeps running when the feed goes quiet; a replay runs on the
-    recording's clock, so its own last event time is "now".
-    """
-    if market.source == "replay":
-        return market.last_event_ms or 0
-    return int(time.time() * 1000)
-
-
 def alert_json(event: AlertEvent | None) -> dict[str, Any] | None:
     if event is None:
         return None
@@ -143,7 +131,7 @@ def book_status(market: Market, rates: MessageRates | None, now_s: float) -> dic
         "size_unit": market.size_unit,
         "ratio": finite(book.ratio),
         "danger_ratio": finite(market.detector.danger_ratio),
-        "state": market.state(now_ms_for(market)),
+        "state": market.state(),  # on the market's own local clock
         "alerts": int(market.detector.alerts),
         "last_alert": alert_json(market.last_alert),
         "messages": int(market.messages),
@@ -153,8 +141,9 @@ def book_status(market: Market, rates: MessageRates | None, now_s: float) -> dic
         "rejected": int(market.rejected),
         # Counters other parts add to Market as they land (the clock-skew guard,
         # checksum verification): 0 until then.
-        "clock_skew": int(getattr(market, "clock_skew", 0)),
-        "checksum_mismatches": int(getattr(market, "checksum_mismatches", 0)),
+        "clock_skew": market.clock_skew,
+        "checksum_mismatches": market.checksum_mismatches,
+        "crossed": market.crossed,
         "depth": int(book.depth),
         "bid_levels": int(book.bid_levels),
         "ask_levels": int(book.ask_levels),

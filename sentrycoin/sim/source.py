@@ -239,4 +239,3 @@ def simulated_source(
     handler = BinanceSpotHandler(markets, SIM_WS_URL, SIM_REST_URL, depth=depth)
     generator = MarketGenerator(symbols, spec, seed, start_ms=start_ms)
     return SimSource(handler, generator, snapshot_delay_ms=snapshot_delay_ms, tee=tee, observer=observer)
-    return source

@@ -16,7 +16,7 @@ import random
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentrycoin.feeds.binance import BinanceFuturesHandler, BinanceSpotHandler, FuturesCombined, SpotCombined, SpotDepth

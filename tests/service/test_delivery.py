@@ -10,7 +10,6 @@ problem, and that every alert is written once the store is back.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 import time

@@ -137,17 +137,11 @@ async def test_a_broken_health_check_is_itself_a_problem_not_a_500(srv_http, srv
     assert [p["kind"] for p in body["problems"]] == ["health_check_failed"]
 
 
-class CountingMarket(Market):
-    """Market with the counters other branches add (clock-skew guard, checksum checks)."""
-
-    __slots__ = ("clock_skew", "checksum_mismatches")
-
-
 async def test_status_books_say_since_when_and_why_they_are_invalid(srv_http, srv_make_market):
     serve, session = srv_http
-    m = CountingMarket("okx", "BTC-USDT", depth=50, capacity=1000, source="live")
-    m.clock_skew, m.checksum_mismatches = 3, 2
-    plain = srv_make_market("binance", "ETH-USDT", source="live")  # without those attributes: 0
+    m = Market("okx", "BTC-USDT", depth=50, capacity=1000, source="live")
+    m.clock_skew, m.checksum_mismatches, m.crossed = 3, 2, 1
+    plain = srv_make_market("binance", "ETH-USDT", source="live")
     srv_load_book(m, 1.0, 1.0)
     srv_load_book(plain, 1.0, 1.0)
     m.invalidate("checksum mismatch")
@@ -161,8 +155,8 @@ async def test_status_books_say_since_when_and_why_they_are_invalid(srv_http, sr
     since = datetime.fromisoformat(book["invalid_since"].replace("Z", "+00:00"))
     assert int(since.timestamp() * 1000) == m.invalid_since_ms
     assert 12.0 <= book["invalid_for_s"] < 60.0
-    assert book["clock_skew"] == 3 and book["checksum_mismatches"] == 2
-    assert other["clock_skew"] == 0 and other["checksum_mismatches"] == 0
+    assert book["clock_skew"] == 3 and book["checksum_mismatches"] == 2 and book["crossed"] == 1
+    assert other["clock_skew"] == 0 and other["checksum_mismatches"] == 0 and other["crossed"] == 0
     assert other["invalid_since"] is None and other["invalid_for_s"] is None and other["last_error"] is None
     assert doc["fallback"] == []
 
@@ -171,6 +165,7 @@ async def test_status_books_say_since_when_and_why_they_are_invalid(srv_http, sr
     lab = (("exchange", "okx"), ("symbol", "BTC-USDT"))
     assert samples[("sentrycoin_book_clock_skew_total", lab)] == 3.0
     assert samples[("sentrycoin_book_checksum_mismatches_total", lab)] == 2.0
+    assert samples[("sentrycoin_book_crossed_total", lab)] == 1.0
     assert samples[("sentrycoin_book_clock_skew_total", (("exchange", "binance"), ("symbol", "ETH-USDT")))] == 0.0
 
     # Healed: no longer invalid, but what happened stays readable.

@@ -101,8 +101,8 @@ async def test_tracker_in_simulated_time(tmp_path: Path) -> None:
     tracker = OutcomeTracker(store, mid_price_of, clock_ms=clock)
     manager = AlertManager(store, [RecordingNotifier()], outcomes=tracker, clock_ms=clock)
     manager.store.start()  # the writer thread only: the alert rows exist before outcomes are saved
-    a_key = manager.submit(make_event(best_bid=99.99, best_ask=100.01))
-    b_key = manager.submit(make_event(best_bid=99.99, best_ask=100.01, event_ms=1_764_145_310_124))
+    manager.submit(make_event(best_bid=99.99, best_ask=100.01))
+    manager.submit(make_event(best_bid=99.99, best_ask=100.01, event_ms=1_764_145_310_124))
     manager.submit(make_event(source="replay", event_ms=1_764_145_310_125))  # replay alerts are not tracked live
     assert tracker.active == 2
     await manager.store.flush()
