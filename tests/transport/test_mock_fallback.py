@@ -163,7 +163,7 @@ async def test_a_reachable_venue_never_switches_and_stop_ends_the_simulators() -
     assert task is not None and task.done()
 
 
-def test_monitor_mode_says_mixed_when_some_venues_are_simulated(tmp_path: Path) -> None:
+async def test_monitor_mode_says_mixed_when_some_venues_are_simulated(tmp_path: Path) -> None:
     from sentrycoin.monitor import Monitor
 
     toml = tmp_path / "m.toml"
@@ -183,4 +183,4 @@ def test_monitor_mode_says_mixed_when_some_venues_are_simulated(tmp_path: Path) 
         assert monitor.mode == "mixed" and monitor._mid_price_of("binance", "BTC-USDT") is None
         assert monitor.health_problems() == [] and monitor.fallback_status() == []
     finally:
-        monitor.store.close()
+        await monitor.store.close()
