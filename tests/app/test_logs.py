@@ -9,17 +9,7 @@ import pytest
 
 from sentrycoin.logs import setup_logging
 
-
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    access = logging.getLogger("sentrycoin.server.access")
-    access_level = access.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    access.setLevel(access_level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_json_lines(capsys) -> None:

@@ -7,25 +7,15 @@ message rejects both and one resubscribe heals both.
 
 from __future__ import annotations
 
-import json
-
-from sentrycoin.feeds.base import Send
 from sentrycoin.feeds.coinbase import CoinbaseHandler, served_product
 from sentrycoin.market import Market
 from tests.feeds._b2util import book_copy, cb_l2, cb_snapshot_levels, same_book
+from tests.feeds.test_coinbase import sends
 
 
 def make(symbols: tuple[str, ...]) -> tuple[CoinbaseHandler, dict[str, Market]]:
     markets = [Market("coinbase", s) for s in symbols]
     return CoinbaseHandler(markets, "ws://127.0.0.1:9/"), {m.symbol: m for m in markets}
-
-
-def sends(handler: CoinbaseHandler) -> list[dict]:
-    out = []
-    for action in handler.take_actions():
-        assert isinstance(action, Send)
-        out.append(json.loads(action.payload))
-    return out
 
 
 def test_served_product():

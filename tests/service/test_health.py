@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from sentrycoin.market import Market
 from sentrycoin.server.status import DEGRADED_AFTER_STALE
 from tests.service.conftest import SrvMonitor, srv_load_book
+from tests.service.test_metrics import _samples
 
 STALE_S = 2.0
 
@@ -25,14 +25,6 @@ def _age_invalidity(market: Market, seconds: float) -> None:
     """Pretend the book went invalid `seconds` ago (monotonic clock, as /health reads it)."""
     assert market.invalid_since_monotonic is not None
     market.invalid_since_monotonic -= seconds
-
-
-def _samples(text: str) -> dict[tuple[str, tuple], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 async def _get(session: Any, url: str) -> tuple[int, Any]:

@@ -16,16 +16,7 @@ from tests.service.conftest import SrvMonitor
 TOKEN = "s3cret-status-token-4242"
 
 
-@pytest.fixture(autouse=True)
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    access = logging.getLogger("sentrycoin.server.access")
-    access_level = access.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    access.setLevel(access_level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 async def test_security_headers_on_every_response(srv_http, srv_make_market) -> None:
