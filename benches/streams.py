@@ -68,8 +68,18 @@ def make_stream(messages: int = 2_000, levels_per_side: int = 1_500, changes_per
         best_ask = min(asks)
         bc = _side_changes(rng, bids, changes_per_side, 100, +1, best_bid)
         ac = _side_changes(rng, asks, changes_per_side, 100, -1, best_ask)
-        # Keep the book uncrossed: an ask at or below the best bid is moved up.
-        bc = [(t, q) for t, q in bc if t < min(asks) or q == 0.0]
+        # Keep the book uncrossed, as a venue does (and a crossed book is rightly
+        # dropped by the core): a new bid at or above the best ask, or a new ask at
+        # or below the best bid, leaves both the message and the book.
+        cross_b = {t for t, q in bc if q and t >= best_ask}
+        for t in cross_b:
+            bids.pop(t, None)
+        bc = [(t, q) for t, q in bc if t not in cross_b]
+        top_bid = max(bids)
+        cross_a = {t for t, q in ac if q and t <= top_bid}
+        for t in cross_a:
+            asks.pop(t, None)
+        ac = [(t, q) for t, q in ac if t not in cross_a]
         bl = [(round(t * TICK, 2), q) for t, q in bc]
         al = [(round(t * TICK, 2), q) for t, q in ac]
         lists.append((bl, al))
