@@ -7,6 +7,7 @@ sentrycore.band.band_notional walks the band afresh and is the reference.
 
 from __future__ import annotations
 
+import gzip
 import math
 
 import numpy as np
@@ -14,10 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sentrycoin.feeds.binance import BinanceSpotHandler
+from sentrycoin.market import DetectorSettings, Market
 from sentrycore import OrderBook
 from sentrycore.band import band_notional
 from tests.core.reference import ReferenceBook
 from tests.core.test_book_properties import apply, ops
+from tests.realdata import realdata_path
 
 # 0.5-tick prices in (0, 60]: the mid sits near 30, so 10 bps holds a level
 # or so, 9900 bps every bid (the worst ones, which drop for capacity, too),
@@ -110,3 +114,32 @@ def test_empty_side_reads_exactly_zero_and_refills() -> None:
 def test_band_bps_out_of_range_is_refused(bps: float) -> None:
     with pytest.raises(ValueError, match="band_bps"):
         OrderBook(band_bps=bps)
+
+
+@pytest.mark.parametrize("name,symbol", [("BINANCE_SPOT_BTCUSDT_20240808.gz", "BTC-USDT"),
+                                         ("BINANCE_SPOT_ETHUSDT_20240808.gz", "ETH-USDT")])
+@pytest.mark.parametrize("bps", [5.0, 25.0])
+def test_band_sums_equal_the_walk_on_real_binance_frames(name: str, symbol: str, bps: float) -> None:
+    # The live path: recorded frames through BinanceSpotHandler's Cython
+    # parser into a SIGNAL=band market; after every depth frame the book's
+    # sums must be the walk's.
+    frames = []
+    with gzip.open(realdata_path(name), "rb") as fh:
+        for line in fh:
+            frames.append(line.rstrip(b"\n").partition(b" ")[2])
+    market = Market("binance", symbol, depth=50, capacity=20000, source="replay",
+                    settings=DetectorSettings(signal="band", band_bps=bps))
+    h = BinanceSpotHandler([market], "ws://127.0.0.1:9/stream", "http://127.0.0.1:9/api/v3/depth")
+    h.on_connected(0)
+    h.take_actions()
+    checked = 0
+    for frame in frames:
+        if frame.startswith(b'{"lastUpdateId"'):
+            h.on_snapshot(symbol, frame, 0)
+        else:
+            h.on_frame(0, frame, 0)
+        if b"depthUpdate" in frame and market.valid:
+            assert_band_matches(market.book)
+            checked += 1
+    assert checked > 3000
+    assert market.book.band_bid_notional > 0.0 and market.book.band_ask_notional > 0.0
