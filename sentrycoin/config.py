@@ -6,7 +6,7 @@ CLI prints it and exits 2 (never a traceback).
 
 Environment variables (names users already know from the original monitor):
     EXCHANGE, SYMBOL, SYMBOLS, DANGER_RATIO, ORDER_BOOK_DEPTH, COOLDOWN_MINUTES,
-    REARM_RATIO, MIN_PERSISTENCE_MS, MIN_VOLUME, CLOCK_SKEW_S, LOG_LEVEL, LOG_FORMAT,
+    REARM_RATIO, MIN_PERSISTENCE_MS, MIN_VOLUME, CLOCK_SKEW_S, SIGNAL, BAND_BPS, LOG_LEVEL, LOG_FORMAT,
     TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, TELEGRAM_API_URL, WEBHOOK_URL,
     PUBLIC_URL, SENTRY_DB, ALERT_RETENTION_DAYS, HOST, PORT, STATUS_TOKEN, STALE_AFTER_S, SNAPSHOT_TIMEOUT_S,
     ACCESS_LOG,
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sentrycoin.market import DetectorSettings
+from sentrycoin.market import SIGNALS, DetectorSettings
 
 VENUE_NAMES = ("binance", "binance-futures", "coinbase", "kraken", "bybit", "bybit-linear", "okx", "okx-swap")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
@@ -61,6 +61,10 @@ DETECTOR_KEYS = {
     # Seconds an event time may differ from its receive time before it is
     # counted in the market's clock_skew (CLOCK_SKEW_S).
     "clock_skew_s": float,
+    # What the ratio compares: "levels" (top-N volumes) or "band" (notional
+    # within band_bps of the mid); SIGNAL and BAND_BPS.
+    "signal": str,
+    "band_bps": float,
 }
 
 
@@ -159,6 +163,8 @@ def _detector_dict(d: DetectorSettings) -> dict[str, Any]:
         "realert_on_escalation": d.realert_on_escalation,
         "min_volume": d.min_volume,
         "clock_skew_s": d.clock_skew_s,
+        "signal": d.signal,
+        "band_bps": d.band_bps,
     }
 
 
@@ -416,6 +422,8 @@ _ENV_DETECTOR = {
     "MIN_PERSISTENCE_MS": "min_persistence_ms",
     "MIN_VOLUME": "min_volume",
     "CLOCK_SKEW_S": "clock_skew_s",
+    "SIGNAL": "signal",
+    "BAND_BPS": "band_bps",
 }
 
 
@@ -424,6 +432,11 @@ def _env_detector(env: Mapping[str, str]) -> dict[str, Any]:
     for name, key in _ENV_DETECTOR.items():
         if env.get(name, "") != "":
             out[key] = _as(DETECTOR_KEYS[key], env[name], name)
+    # Checked here too so the error names the variable, not [detector].
+    if out.get("signal", "levels") not in SIGNALS:
+        raise ConfigError(f"SIGNAL: must be one of {', '.join(SIGNALS)}, got {out['signal']!r}")
+    if not 0.0 < out.get("band_bps", 25.0) < 1e4:
+        raise ConfigError(f"BAND_BPS: must be > 0 and < 10000, got {out['band_bps']!r}")
     return out
 
 

@@ -23,6 +23,8 @@ log = logging.getLogger("sentrycoin.market")
 
 #: Where a market's frames come from; shown in /status and in every alert.
 SOURCES = ("live", "simulated", "replay")
+#: The detector's inputs (SIGNAL): top-N volumes, or notional within the band.
+SIGNALS = ("levels", "band")
 #: At most one clock-skew warning per market per this many seconds.
 CLOCK_SKEW_LOG_EVERY_S = 60.0
 
@@ -40,15 +42,28 @@ class DetectorSettings:
     # An event time further than this from its receive time is counted in
     # Market.clock_skew (CLOCK_SKEW_S); timing never uses event times anyway.
     clock_skew_s: float = DEFAULT_CLOCK_SKEW_MS / 1000.0
+    # What the detector's ratio compares (SIGNAL): "levels", the top-N
+    # volumes, or "band", the notional within band_bps of the mid (BAND_BPS).
+    signal: str = "levels"
+    band_bps: float = 25.0
 
     @property
     def clock_skew_ms(self) -> int:
         return max(1, round(self.clock_skew_s * 1000.0))
 
+    @property
+    def book_band_bps(self) -> float:
+        """The band the book keeps: band_bps for the band signal, else 0.0 (off, no cost)."""
+        return self.band_bps if self.signal == "band" else 0.0
+
     def build(self) -> ImbalanceDetector:
         """The detector; ValueError (naming the field) on an out-of-range value."""
         if not 0.0 < self.clock_skew_s < math.inf:
             raise ValueError(f"clock_skew_s must be finite and > 0, got {self.clock_skew_s!r}")
+        if self.signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {', '.join(SIGNALS)}, got {self.signal!r}")
+        if not 0.0 < self.band_bps < 1e4:
+            raise ValueError(f"band_bps must be > 0 and < 10000, got {self.band_bps!r}")
         return ImbalanceDetector(
             danger_ratio=self.danger_ratio,
             rearm_ratio=self.rearm_ratio,
@@ -130,8 +145,9 @@ class Market(MarketCore):
         self.symbol = symbol
         self.source = source
         self.settings = settings or DetectorSettings()
-        MarketCore.__init__(self, OrderBook(depth=depth, capacity=capacity), self.settings.build(),
-                            self.settings.clock_skew_ms)
+        MarketCore.__init__(self, OrderBook(depth=depth, capacity=capacity, band_bps=self.settings.book_band_bps),
+                            self.settings.build(), self.settings.clock_skew_ms,
+                            band_signal=self.settings.signal == "band")
         self.on_alert: AlertSink = on_alert or _drop_alert
         self.connected = False
         self.resyncs = 0
@@ -205,12 +221,17 @@ class Market(MarketCore):
 
     def _emit(self, severity: int, event_ms: int) -> None:
         book = self.book
+        ratio = book.ratio
+        if self.band_signal:
+            # The ratio the detector fired on (band notionals), not the top-N one.
+            bid_notional, ask_notional = book.band_bid_notional, book.band_ask_notional
+            ratio = ask_notional / bid_notional if bid_notional > 0.0 else (math.inf if ask_notional > 0.0 else math.nan)
         event = AlertEvent(
             exchange=self.exchange,
             symbol=self.symbol,
             source=self.source,
             severity=SEVERITY_NAMES[severity],
-            ratio=book.ratio,
+            ratio=ratio,
             danger_ratio=self.detector.danger_ratio,
             bid_volume=book.bid_volume,
             ask_volume=book.ask_volume,

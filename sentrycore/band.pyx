@@ -7,16 +7,18 @@ the touch: sum(price x quantity) over the bid levels at or above
 mid x (1 - bps/10^4) and the ask levels at or below mid x (1 + bps/10^4).
 The detector's ratio is then ask notional / bid notional.
 
-The band moves with the mid, so a running sum would have to be rebuilt on
-every move of the touch.  Instead this is a bounded walk from the touch over
-the book's sorted arrays (best level last, key = sign x price; holes have
-quantity 0 and add nothing): it reads exactly the levels inside the band and
-stops at the first one outside, so its cost is the number of levels within
-`bps` of the mid, never the book.  benches/bench_band.py measures it on the
-recorded BTCUSDT feed against the feed without it.
+This is a bounded walk from the touch over the book's sorted arrays (best
+level last, key = sign x price; holes have quantity 0 and add nothing): it
+reads exactly the levels inside the band and stops at the first one outside,
+so its cost is the number of levels within `bps` of the mid.  That is too
+much per message on a deep book (~1,400 levels at 25 bps on BTCUSDT), so the
+live signal uses the book's incremental band sums (`OrderBook(band_bps=...)`,
+see book.pyx); this walk stays as their reference (tests/core) and for
+research on any bps.  Both take the band's floors from book.pxd's
+band_floors, so they select exactly the same levels.
 """
 
-from sentrycore.book cimport BookSide, OrderBook
+from sentrycore.book cimport BookSide, OrderBook, band_floors
 
 
 cdef inline double _side_notional(BookSide* side, double key_floor) noexcept nogil:
@@ -34,18 +36,15 @@ cdef inline double _side_notional(BookSide* side, double key_floor) noexcept nog
 
 
 cdef void c_band_notional(OrderBook book, double bps, double* bid_notional, double* ask_notional) noexcept nogil:
-    cdef double best_bid, best_ask, mid, half
+    cdef double bid_floor, ask_floor
     if book._bids.n - book._bids.holes <= 0 or book._asks.n - book._asks.holes <= 0:
         bid_notional[0] = 0.0
         ask_notional[0] = 0.0
         return
-    best_bid = book.c_best_bid()
-    best_ask = book.c_best_ask()
-    mid = 0.5 * (best_bid + best_ask)
-    half = mid * bps * 1e-4
     # Bids: key = price >= mid - half.  Asks: key = -price >= -(mid + half).
-    bid_notional[0] = _side_notional(&book._bids, mid - half)
-    ask_notional[0] = _side_notional(&book._asks, -(mid + half))
+    band_floors(book.c_best_bid(), book.c_best_ask(), bps, &bid_floor, &ask_floor)
+    bid_notional[0] = _side_notional(&book._bids, bid_floor)
+    ask_notional[0] = _side_notional(&book._asks, ask_floor)
 
 
 def band_notional(OrderBook book not None, double bps):

@@ -49,6 +49,26 @@ cdef struct BookSide:
     # Slots among the n that are holes: a deleted deep level whose slot keeps
     # its key with qty 0 (see book.pyx).  Levels held = n - holes.
     Py_ssize_t holes
+    # Band signal (see "Band notional" in book.pyx): sum of price x qty over
+    # the levels whose key is >= band_floor, Neumaier-compensated (value =
+    # band + band_comp).  band_floor is +inf while the band is off or the mid
+    # is undefined, so the per-level check never matches then.
+    double band
+    double band_comp
+    double band_floor
+    Py_ssize_t band_adjustments
+
+
+# The band's key floors for a mid of (best_bid + best_ask) / 2: a bid counts
+# when price >= bid_floor, an ask when -price >= ask_floor (its key).  One
+# definition, shared by the incremental sums and the reference walk
+# (sentrycore.band), so both select exactly the same levels.
+cdef inline void band_floors(double best_bid, double best_ask, double bps,
+                             double* bid_floor, double* ask_floor) noexcept nogil:
+    cdef double mid = 0.5 * (best_bid + best_ask)
+    cdef double half = mid * bps * 1e-4
+    bid_floor[0] = mid - half
+    ask_floor[0] = -(mid + half)
 
 
 cdef class OrderBook:
@@ -57,6 +77,8 @@ cdef class OrderBook:
     cdef readonly Py_ssize_t depth
     cdef readonly Py_ssize_t capacity
     cdef bint _truncated
+    # Half-width of the band in basis points of the mid; 0.0 = band off.
+    cdef readonly double band_bps
     # The numpy arrays that own the memory behind the BookSide pointers.
     cdef object _bid_keys_arr, _bid_qtys_arr, _ask_keys_arr, _ask_qtys_arr
 
@@ -75,3 +97,10 @@ cdef class OrderBook:
     cdef double c_best_ask(self) noexcept nogil
     cdef Py_ssize_t c_bid_levels(self) noexcept nogil
     cdef Py_ssize_t c_ask_levels(self) noexcept nogil
+    # Notional (sum of price x qty) of the bid / ask levels within band_bps of
+    # the mid; 0.0 when the band is off or a side is empty.
+    cdef double c_band_bid_notional(self) noexcept nogil
+    cdef double c_band_ask_notional(self) noexcept nogil
+    # Move the band with the mid (after a whole message); called by every
+    # writing method, exposed for writers that bypass them.
+    cdef void _band_recentre(self) noexcept nogil

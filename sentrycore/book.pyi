@@ -27,8 +27,11 @@ class OrderBook:
 
     depth: int
     capacity: int
+    band_bps: float
+    """Half-width of the band around the mid, in basis points; 0.0 = off."""
 
-    def __init__(self, depth: int = 50, capacity: int = 5000) -> None: ...
+    def __init__(self, depth: int = 50, capacity: int = 5000, band_bps: float = 0.0) -> None:
+        """ValueError unless 1 <= depth <= capacity and band_bps is 0 or in (0, 10000)."""
     def load_snapshot(self, bids: npt.ArrayLike, asks: npt.ArrayLike) -> None:
         """Replace the book.  Each side is an (n, 2) array-like of (price, qty)
         in any order; zero quantities are skipped, a repeated price keeps its
@@ -63,6 +66,16 @@ class OrderBook:
         """Sum of quantities over the best `depth` bid levels (0.0 when empty)."""
     @property
     def ask_volume(self) -> float: ...
+    @property
+    def band_bid_notional(self) -> float:
+        """Sum of price x qty over the bids priced >= mid x (1 - band_bps/1e4),
+        kept incrementally (no walk per message); equal to
+        sentrycore.band.band_notional(book, band_bps)[0] up to rounding
+        (relative 1e-9, tests/core/test_band_incremental.py).  0.0 when the
+        band is off or either side is empty."""
+    @property
+    def band_ask_notional(self) -> float:
+        """Same for the asks priced <= mid x (1 + band_bps/1e4)."""
     @property
     def volumes(self) -> tuple[float, float]:
         """(bid_volume, ask_volume) in one read."""

@@ -32,6 +32,9 @@ cdef class MarketCore:
     # None: live (decisions on the monotonic clock, receive time from the
     # wall clock); else the source's clock for both.
     cdef public SourceClock clock
+    # The detector reads the book's band notionals (book.band_bps > 0)
+    # instead of its top-N volumes.  Fixed at construction.
+    cdef readonly bint band_signal
     # The last message was skewed: `_on_clock_skew` is called only when a run
     # of skewed messages starts, so a venue whose clock is off stays in C.
     cdef bint _skewed

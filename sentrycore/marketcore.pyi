@@ -39,6 +39,10 @@ class MarketCore:
     clock_skew_ms: int
     clock: SourceClock | None
     """None: live.  Set by replay / simulation to their SourceClock."""
+    band_signal: bool
+    """The detector reads `book.band_bid_notional` / `band_ask_notional`
+    instead of the top-N volumes (read-only; the book needs band_bps > 0,
+    else ValueError)."""
     last_event_ms: int | None
     last_update_monotonic: float | None
 
@@ -48,6 +52,7 @@ class MarketCore:
         detector: ImbalanceDetector,
         clock_skew_ms: int = 5000,
         clock: SourceClock | None = None,
+        band_signal: bool = False,
     ) -> None: ...
     def after_message(self, event_ms: int) -> None:
         """Call once per applied message: counts it, stamps the event time and

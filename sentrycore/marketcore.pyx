@@ -24,6 +24,11 @@ receive time up to processing delay; otherwise the source clock) adds one to
 `_on_clock_skew(event_ms, recv_ms)` (Market logs it).  The live wall clock is
 derived from the monotonic reading with an offset re-read at most once a
 second, so checking costs no clock read.
+
+Signal.  The detector reads the book's top-N volumes (bid_volume,
+ask_volume), or with `band_signal` the book's band notionals (price x qty
+within `book.band_bps` of the mid, kept incrementally by the book): the same
+ratio test, persistence and cooldown, on the other pair of numbers.
 """
 
 import time
@@ -102,9 +107,13 @@ cdef class MarketCore:
     """Book + detector + per-message counters; see sentrycore/marketcore.pyi."""
 
     def __init__(self, OrderBook book not None, ImbalanceDetector detector not None,
-                 int64_t clock_skew_ms=DEFAULT_CLOCK_SKEW_MS, SourceClock clock=None):
+                 int64_t clock_skew_ms=DEFAULT_CLOCK_SKEW_MS, SourceClock clock=None,
+                 bint band_signal=False):
         if clock_skew_ms <= 0:
             raise ValueError(f"clock_skew_ms must be > 0, got {clock_skew_ms}")
+        if band_signal and not book.band_bps > 0.0:
+            raise ValueError("band_signal needs a book built with band_bps > 0")
+        self.band_signal = band_signal
         self.book = book
         self.detector = detector
         self.valid = False
@@ -147,6 +156,8 @@ cdef class MarketCore:
             self.valid = False
             self.crossed += 1
             return 0
+        if self.band_signal:
+            return self.detector.c_evaluate(self.book.c_band_bid_notional(), self.book.c_band_ask_notional(), now_ms)
         return self.detector.c_evaluate(self.book.c_bid_volume(), self.book.c_ask_volume(), now_ms)
 
     cdef int64_t c_clock_ms(self) noexcept:
