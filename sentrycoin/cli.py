@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import math
+import os
 import signal
+import socket
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from sentrycoin import __version__
 from sentrycoin.config import ConfigError, Settings, load_settings
@@ -58,7 +62,7 @@ async def _run_recording(monitor, record_dir: str) -> int:
     log.info("recorded %d frames and %d snapshots into %s", result.frames, result.snapshots,
              ", ".join(str(f) for f in result.files))
     if not result.market_data:
-        print(f"sentrycoin: run --record: no market data recorded in {result.elapsed_s:.1f} s", file=sys.stderr)
+        print(f"sentrycoin: --record: no market data recorded in {result.elapsed_s:.1f} s", file=sys.stderr)
         return 1
     return status
 
@@ -91,14 +95,70 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args)
     if args.scenario:
         settings.sim_scenario = args.scenario
+        _check_scenario(args.scenario)
     if args.port is not None:
         settings.port = args.port
     if args.seed is not None:
         settings.sim_seed = args.seed
     if args.speed is not None:
         settings.sim_speed = args.speed
+    if args.record is not None:
+        from sentrycoin.commands import check_out_dir
+
+        check_out_dir(args.record, "--record")
+    if not args.no_http:
+        check_port_free(settings.host, settings.port, _port_name(args))
     _setup_logging(settings)
     return run_async(_run_monitor(settings, serve_http=not args.no_http, record_dir=args.record))
+
+
+def _check_scenario(scenario: str) -> None:
+    from sentrycoin.config import SCENARIOS
+
+    if scenario not in SCENARIOS and not scenario.endswith(".toml"):
+        raise ConfigError(f"--scenario: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} "
+                          "(or a path to a scenario .toml file)")
+    if scenario.endswith(".toml") and not os.path.isfile(scenario):
+        raise ConfigError(f"--scenario {scenario}: file not found")
+
+
+def _port_name(args: argparse.Namespace) -> str:
+    """How the user chose the HTTP port: the flag, the variable, the file key or the default."""
+    if args.port is not None:
+        return "--port"
+    if os.environ.get("PORT"):
+        return "PORT"
+    if getattr(args, "config", None):
+        return "PORT/server.port"
+    return "PORT (default 8080)"
+
+
+def check_port_free(host: str, port: int, name: str) -> None:
+    """ConfigError (one line naming `name`) unless `host`:`port` can be bound now.
+
+    Checked before anything starts, so a port already in use is a user mistake
+    reported as such, not a bind traceback from inside the server."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"HOST={host}: cannot listen on this address ({exc})") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            # The server sets SO_REUSEADDR too: a port in TIME_WAIT is free, a listening one is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(f"{name}={port}: port already in use on {host} "
+                                      "(another program listens there; choose another port)") from None
+                if exc.errno == errno.EACCES:
+                    raise ConfigError(f"{name}={port}: permission denied (ports below 1024 need privileges)") from None
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise ConfigError(f"HOST={host}: not an address of this machine") from None
+                raise ConfigError(f"{name}={port}: cannot listen on {host}:{port} ({exc.strerror})") from None
 
 
 # -- config check ---------------------------------------------------------------
@@ -107,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     import msgspec
 
-    settings = _load(args, config_file=args.file)
+    settings = _load(args, config_file=args.file, config_label=args.file)
     print(msgspec.json.format(msgspec.json.encode(settings.redacted()), indent=2).decode())
     where = f"{len(settings.markets)} markets" if settings.markets else "no markets: the simulated market runs"
     print(f"OK: {args.file} is valid ({where})", file=sys.stderr)
@@ -117,12 +177,95 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 # -- plumbing -------------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace, config_file: str | None = None) -> Settings:
+def _load(args: argparse.Namespace, config_file: str | None = None, config_label: str | None = None) -> Settings:
     return load_settings(
         config_file or getattr(args, "config", None),
         exchange=getattr(args, "exchange", None),
         symbols=getattr(args, "symbols", None),
+        config_label=config_label,
     )
+
+
+# -- flag types: argparse reports their ValueError as "--flag: message" (one line, exit 2) ---
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {port}")
+    return port
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it has none or already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and default not in (None, False, argparse.SUPPRESS)
+                and "default" not in text and not isinstance(action, argparse._VersionAction)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with this CLI's one error form: `sentrycoin: <what you wrote>: <why>`, exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("argument "):
+            message = message[len("argument "):]
+        if message.endswith("required: COMMAND"):
+            message = "name a command: run, config, record, replay or backtest"
+        hint = f" (see `{self.prog} --help`)"
+        print(f"sentrycoin: {message}{hint}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -132,34 +275,42 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sentrycoin",
         description="Flash-crash early warning: live L2 order books, ask/bid imbalance alerts.",
     )
     parser.add_argument("--version", action="version", version=f"sentrycoin {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                help="run, config, record, replay or backtest")
 
     run = sub.add_parser("run", help="watch markets (the simulated market when no venue is configured)")
     run.add_argument("--exchange", help="venue: binance, binance-futures, coinbase, kraken, bybit, bybit-linear, okx, okx-swap")
     run.add_argument("--symbols", help="comma-separated BASE-QUOTE symbols, e.g. BTC-USDT,ETH-USDT")
     run.add_argument("--config", help="TOML settings file (environment variables override it)")
-    run.add_argument("--scenario", help="simulated market scenario (normal, flash_crash, whale_dump, spoof, recovery, mixed) or a .toml file")
-    run.add_argument("--seed", type=int, help="simulated market seed")
-    run.add_argument("--speed", type=float, help="simulated market speed factor (1 = real time)")
-    run.add_argument("--port", type=int, help="HTTP port (default PORT or 8080)")
+    run.add_argument("--scenario", help="simulated market scenario (normal, flash_crash, whale_dump, spoof, recovery, "
+                                        "mixed) or a .toml file (default SIM_SCENARIO or mixed)")
+    run.add_argument("--seed", type=int, help="simulated market seed (default SIM_SEED or 1)")
+    run.add_argument("--speed", type=positive_float,
+                     help="simulated market speed factor, > 0 (1 = real time; default SIM_SPEED or 1)")
+    run.add_argument("--port", type=port_number, help="HTTP port 0-65535, 0 = any free port (default PORT or 8080)")
     run.add_argument("--no-http", action="store_true", help="do not serve the dashboard/status endpoints")
     run.add_argument("--record", metavar="DIR",
                      help="also record every frame and snapshot the monitor watches (the simulated market too) into DIR")
     run.set_defaults(func=cmd_run)
 
     config = sub.add_parser("config", help="configuration tools")
-    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub = config.add_subparsers(dest="config_command", metavar="TOOL", help="check: validate a settings file")
+    config.set_defaults(func=_config_without_tool)
     check = config_sub.add_parser("check", help="validate a TOML file and print the effective settings (secrets redacted)")
-    check.add_argument("file")
+    check.add_argument("file", help="the TOML settings file to check (environment variables apply on top, as in run)")
     check.set_defaults(func=cmd_config_check)
 
     _add_optional_commands(sub)
     return parser
+
+
+def _config_without_tool(args: argparse.Namespace) -> int:
+    raise ConfigError("config: name a tool: `sentrycoin config check FILE`")
 
 
 def _add_optional_commands(sub) -> None:
@@ -174,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"sentrycoin: config error: {exc}", file=sys.stderr)
+        print(f"sentrycoin: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
