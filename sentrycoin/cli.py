@@ -245,7 +245,8 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (action.option_strings and default not in (None, False, argparse.SUPPRESS)
+        # Identity, not ==: a default of 0 (== False) is a default worth showing.
+        if (action.option_strings and not any(default is none for none in (None, False, argparse.SUPPRESS))
                 and "default" not in text and not isinstance(action, argparse._VersionAction)):
             text += " (default: %(default)s)"
         return text
