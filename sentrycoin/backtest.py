@@ -865,7 +865,7 @@ def run_cli(
                                     signals=signals, drop_rules=drop_rules, draws=draws, chance_seed=chance_seed,
                                     progress=progress)
     except (ScenarioError, ValueError) as exc:
-        console.print(f"[red]backtest: {exc}[/red]")
+        console.print(f"[red]sentrycoin: {exc}[/red]")
         return 2
     print_report(result, console)
     return 0
@@ -957,7 +957,14 @@ def cmd_backtest(args) -> int:
         return _user_error(str(exc))
     progress = not args.no_progress
     if args.simulate:
-        symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+        from sentrycoin.cli import check_scenario
+        from sentrycoin.config import parse_symbols
+
+        try:
+            check_scenario(args.scenario, "--scenario")
+            symbols = parse_symbols(args.symbols, "--symbols")
+        except ConfigError as exc:
+            return _user_error(str(exc))
         return run_cli(args.scenario, args.seeds, symbols=symbols, danger_ratio=args.danger_ratio,
                        min_persistence_ms=args.min_persistence_ms, cooldown_s=args.cooldown_s,
                        duration_s=args.duration_s, sweep_thresholds=not args.no_sweep, out_dir=args.out,

@@ -95,13 +95,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args)
     if args.scenario:
         settings.sim_scenario = args.scenario
-        _check_scenario(args.scenario)
     if args.port is not None:
         settings.port = args.port
     if args.seed is not None:
         settings.sim_seed = args.seed
     if args.speed is not None:
         settings.sim_speed = args.speed
+    if settings.simulated or settings.mock_fallback:
+        check_scenario(settings.sim_scenario, _scenario_name(args))
     if args.record is not None:
         from sentrycoin.commands import check_out_dir
 
@@ -112,14 +113,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_async(_run_monitor(settings, serve_http=not args.no_http, record_dir=args.record))
 
 
-def _check_scenario(scenario: str) -> None:
+def check_scenario(scenario: str, name: str) -> None:
+    """ConfigError naming `name` (the flag or variable) unless `scenario` loads:
+    a built-in name, or a readable, valid scenario .toml file."""
     from sentrycoin.config import SCENARIOS
+    from sentrycoin.sim.scenarios import load_scenario
 
     if scenario not in SCENARIOS and not scenario.endswith(".toml"):
-        raise ConfigError(f"--scenario: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} "
+        raise ConfigError(f"{name}: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} "
                           "(or a path to a scenario .toml file)")
-    if scenario.endswith(".toml") and not os.path.isfile(scenario):
-        raise ConfigError(f"--scenario {scenario}: file not found")
+    try:
+        load_scenario(scenario)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name} {scenario}: not a text file (a scenario is a TOML text file)") from None
+    except ValueError as exc:  # ScenarioError: one line naming the file and the key
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _scenario_name(args: argparse.Namespace) -> str:
+    if args.scenario:
+        return "--scenario"
+    return "SIM_SCENARIO" if os.environ.get("SIM_SCENARIO") else "simulation.scenario"
 
 
 def _port_name(args: argparse.Namespace) -> str:
