@@ -375,10 +375,12 @@ def load_settings(
     # Environment overrides the file.
     detector_overrides.update(_env_detector(env, detector_names))
     _apply_env(s, env)
+    depth_key = "depth"  # the file's key, unless the variable overrides it
     if "ORDER_BOOK_DEPTH" in env:
         s.depth = _as(int, env["ORDER_BOOK_DEPTH"], "ORDER_BOOK_DEPTH")
+        depth_key = "ORDER_BOOK_DEPTH"
     if not 1 <= s.depth <= 5000:
-        raise ConfigError(f"ORDER_BOOK_DEPTH: must be between 1 and 5000, got {s.depth}")
+        raise ConfigError(f"{depth_key}: must be between 1 and 5000, got {s.depth}")
 
     base = build_detector(DetectorSettings(), detector_overrides, "detector", detector_names)
     s.detector = base

@@ -119,6 +119,7 @@ CASES = [
     Case("config_unknown_preset",
          ("run", "--config", "{toml:[[markets]]\nexchange = 'binance'\nsymbols = ['BTC-USDT']\npreset = 'yolo'}"),
          ("preset", "'yolo'")),
+    Case("config_depth_zero", ("run", "--config", "{toml:depth = 0}"), ("depth", "got 0"), absent=("ORDER_BOOK_DEPTH",)),
     Case("config_port_out_of_range", ("run", "--config", "{toml:[server]\nport = 70000}"), ("server.port", "70000")),
     # -- config check FILE: the file is named as written, not as --config
     Case("check_missing", ("config", "check", "{tmp}/missing.toml"), ("missing.toml", "not found"),
