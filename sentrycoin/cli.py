@@ -203,54 +203,36 @@ def _load(args: argparse.Namespace, config_file: str | None = None, config_label
 # -- flag types: argparse reports their ValueError as "--flag: message" (one line, exit 2) ---
 
 
-def port_number(text: str) -> int:
+def _number(kind: type, text: str, accept, requirement: str):
+    """`text` as `kind` (int or float, finite), or ArgumentTypeError naming the requirement."""
     try:
-        port = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0-65535, got {port}")
-    return port
+        raise argparse.ArgumentTypeError(
+            f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+    if not (math.isfinite(value) and accept(value)):
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    return _number(int, text, lambda v: 0 <= v <= 65535, "a port number 0-65535 (0: any free port)")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
+    return _number(float, text, lambda v: v > 0, "a number > 0")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
+    return _number(float, text, lambda v: v >= 0, "a number >= 0")
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _number(int, text, lambda v: v >= 1, "a whole number >= 1")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _number(int, text, lambda v: v >= 0, "a whole number >= 0")
 
 
 class HelpFormatter(argparse.HelpFormatter):
