@@ -137,14 +137,9 @@ def _scenario_name(args: argparse.Namespace) -> str:
 
 
 def _port_name(args: argparse.Namespace) -> str:
-    """How the user chose the HTTP port: the flag, the variable, the file key or the default."""
-    if args.port is not None:
-        return "--port"
-    if os.environ.get("PORT"):
-        return "PORT"
-    if getattr(args, "config", None):
-        return "PORT/server.port"
-    return "PORT (default 8080)"
+    """How the user chose the HTTP port: the flag, or else the variable (the file's
+    server.port and the default 8080 are changed with it too)."""
+    return "--port" if args.port is not None else "PORT"
 
 
 def check_port_free(host: str, port: int, name: str) -> None:
@@ -167,7 +162,7 @@ def check_port_free(host: str, port: int, name: str) -> None:
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     raise ConfigError(f"{name}={port}: port already in use on {host} "
-                                      "(another program listens there; choose another port)") from None
+                                      "(another program listens there; choose another with --port or PORT)") from None
                 if exc.errno == errno.EACCES:
                     raise ConfigError(f"{name}={port}: permission denied (ports below 1024 need privileges)") from None
                 if exc.errno == errno.EADDRNOTAVAIL:
