@@ -865,7 +865,7 @@ def run_cli(
                                     signals=signals, drop_rules=drop_rules, draws=draws, chance_seed=chance_seed,
                                     progress=progress)
     except (ScenarioError, ValueError) as exc:
-        console.print(f"[red]backtest: {exc}[/red]")
+        console.print(f"[red]sentrycoin: {exc}[/red]")
         return 2
     print_report(result, console)
     return 0
@@ -890,6 +890,7 @@ def load_windows_csv(path: str | Path) -> list[CrashWindow]:
 
 
 def register(sub) -> None:
+    from sentrycoin.cli import non_negative_float, non_negative_int, positive_float, positive_int
     from sentrycoin.research.readers import READABLE
 
     p = sub.add_parser("backtest", help="score the detector against crashes (recordings or simulated scenarios), "
@@ -910,16 +911,19 @@ def register(sub) -> None:
                    help=f"random alert sets drawn for the chance baseline (default {DEFAULT_DRAWS}, >= 1000)")
     p.add_argument("--chance-seed", type=int, default=0, help="seed of the chance baseline's draws")
     p.add_argument("--allow-truncated", action="store_true", help="use a file cut short up to the cut")
-    p.add_argument("--depth", type=int, help="levels per side of the book's own volumes (default: as recorded, 50)")
+    p.add_argument("--depth", type=positive_int, help="levels per side of the book's own volumes (default: as recorded, 50)")
     p.add_argument("--simulate", action="store_true", help="run a simulated scenario over many seeds")
     p.add_argument("--scenario", default="flash_crash",
                    help="normal, flash_crash, whale_dump, spoof, recovery, mixed, or a .toml file")
-    p.add_argument("--seeds", type=int, default=20, help="number of seeds (0..N-1)")
+    p.add_argument("--seeds", type=positive_int, default=20, help="number of seeds (0..N-1)")
     p.add_argument("--symbols", default="BTC-USDT", help="comma-separated BASE-QUOTE symbols (simulated)")
-    p.add_argument("--danger-ratio", type=float, default=2.5)
-    p.add_argument("--min-persistence-ms", type=int, default=0)
-    p.add_argument("--cooldown-s", type=float, default=300.0)
-    p.add_argument("--duration-s", type=float, help="simulated seconds per seed (endless scenarios: 3600)")
+    p.add_argument("--danger-ratio", type=positive_float, default=2.5,
+                   help="the detector's danger ratio (ask/bid volume) scored, and the sweep's reference row")
+    p.add_argument("--min-persistence-ms", type=non_negative_int, default=0,
+                   help="how long the ratio must stay past the danger ratio before an alert, in ms")
+    p.add_argument("--cooldown-s", type=non_negative_float, default=300.0,
+                   help="seconds after an alert before the same market alerts again")
+    p.add_argument("--duration-s", type=positive_float, help="simulated seconds per seed (endless scenarios: 3600)")
     p.add_argument("--no-sweep", action="store_true", help="skip the threshold sweep")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", default="backtest-out",
@@ -930,7 +934,7 @@ def register(sub) -> None:
 def _user_error(message: str) -> int:
     import sys
 
-    print(f"sentrycoin backtest: {message}", file=sys.stderr)
+    print(f"sentrycoin: {message}", file=sys.stderr)
     return 2
 
 
@@ -944,9 +948,23 @@ def cmd_backtest(args) -> int:
         return _user_error(f"--chance-draws {args.chance_draws}: at least 1000 draws")
     if args.early_s < 0:
         return _user_error(f"--early-s {args.early_s:g}: must be >= 0")
+    from sentrycoin.commands import check_out_dir
+    from sentrycoin.config import ConfigError
+
+    try:
+        check_out_dir(args.out, "--out")
+    except ConfigError as exc:
+        return _user_error(str(exc))
     progress = not args.no_progress
     if args.simulate:
-        symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+        from sentrycoin.cli import check_scenario
+        from sentrycoin.config import parse_symbols
+
+        try:
+            check_scenario(args.scenario, "--scenario")
+            symbols = parse_symbols(args.symbols, "--symbols")
+        except ConfigError as exc:
+            return _user_error(str(exc))
         return run_cli(args.scenario, args.seeds, symbols=symbols, danger_ratio=args.danger_ratio,
                        min_persistence_ms=args.min_persistence_ms, cooldown_s=args.cooldown_s,
                        duration_s=args.duration_s, sweep_thresholds=not args.no_sweep, out_dir=args.out,

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import math
+import os
 import signal
+import socket
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from sentrycoin import __version__
 from sentrycoin.config import ConfigError, Settings, load_settings
@@ -58,7 +62,7 @@ async def _run_recording(monitor, record_dir: str) -> int:
     log.info("recorded %d frames and %d snapshots into %s", result.frames, result.snapshots,
              ", ".join(str(f) for f in result.files))
     if not result.market_data:
-        print(f"sentrycoin: run --record: no market data recorded in {result.elapsed_s:.1f} s", file=sys.stderr)
+        print(f"sentrycoin: --record: no market data recorded in {result.elapsed_s:.1f} s", file=sys.stderr)
         return 1
     return status
 
@@ -97,8 +101,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.sim_seed = args.seed
     if args.speed is not None:
         settings.sim_speed = args.speed
+    if settings.simulated or settings.mock_fallback:
+        check_scenario(settings.sim_scenario, _scenario_name(args))
+    if args.record is not None:
+        from sentrycoin.commands import check_out_dir
+
+        check_out_dir(args.record, "--record")
+    if not args.no_http:
+        check_port_free(settings.host, settings.port, _port_name(args))
     _setup_logging(settings)
     return run_async(_run_monitor(settings, serve_http=not args.no_http, record_dir=args.record))
+
+
+def check_scenario(scenario: str, name: str) -> None:
+    """ConfigError naming `name` (the flag or variable) unless `scenario` loads:
+    a built-in name, or a readable, valid scenario .toml file."""
+    from sentrycoin.config import SCENARIOS
+    from sentrycoin.sim.scenarios import load_scenario
+
+    if scenario not in SCENARIOS and not scenario.endswith(".toml"):
+        raise ConfigError(f"{name}: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} "
+                          "(or a path to a scenario .toml file)")
+    try:
+        load_scenario(scenario)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name} {scenario}: not a text file (a scenario is a TOML text file)") from None
+    except ValueError as exc:  # ScenarioError: one line naming the file and the key
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _scenario_name(args: argparse.Namespace) -> str:
+    if args.scenario:
+        return "--scenario"
+    return "SIM_SCENARIO" if os.environ.get("SIM_SCENARIO") else "simulation.scenario"
+
+
+def _port_name(args: argparse.Namespace) -> str:
+    """How the user chose the HTTP port: the flag, or else the variable (the file's
+    server.port and the default 8080 are changed with it too)."""
+    return "--port" if args.port is not None else "PORT"
+
+
+def check_port_free(host: str, port: int, name: str) -> None:
+    """ConfigError (one line naming `name`) unless `host`:`port` can be bound now.
+
+    Checked before anything starts, so a port already in use is a user mistake
+    reported as such, not a bind traceback from inside the server."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"HOST={host}: cannot listen on this address ({exc})") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            # The server sets SO_REUSEADDR too: a port in TIME_WAIT is free, a listening one is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(f"{name}={port}: port already in use on {host} "
+                                      "(another program listens there; choose another with --port or PORT)") from None
+                if exc.errno == errno.EACCES:
+                    raise ConfigError(f"{name}={port}: permission denied (ports below 1024 need privileges)") from None
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise ConfigError(f"HOST={host}: not an address of this machine") from None
+                raise ConfigError(f"{name}={port}: cannot listen on {host}:{port} ({exc.strerror})") from None
 
 
 # -- config check ---------------------------------------------------------------
@@ -107,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     import msgspec
 
-    settings = _load(args, config_file=args.file)
+    settings = _load(args, config_file=args.file, config_label=args.file)
     print(msgspec.json.format(msgspec.json.encode(settings.redacted()), indent=2).decode())
     where = f"{len(settings.markets)} markets" if settings.markets else "no markets: the simulated market runs"
     print(f"OK: {args.file} is valid ({where})", file=sys.stderr)
@@ -117,12 +186,78 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 # -- plumbing -------------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace, config_file: str | None = None) -> Settings:
+def _load(args: argparse.Namespace, config_file: str | None = None, config_label: str | None = None) -> Settings:
     return load_settings(
         config_file or getattr(args, "config", None),
         exchange=getattr(args, "exchange", None),
         symbols=getattr(args, "symbols", None),
+        config_label=config_label,
     )
+
+
+# -- flag types: argparse reports their ValueError as "--flag: message" (one line, exit 2) ---
+
+
+def _number(kind: type, text: str, accept, requirement: str):
+    """`text` as `kind` (int or float, finite), or ArgumentTypeError naming the requirement."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+    if not (math.isfinite(value) and accept(value)):
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    return _number(int, text, lambda v: 0 <= v <= 65535, "a port number 0-65535 (0: any free port)")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, lambda v: v > 0, "a number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(float, text, lambda v: v >= 0, "a number >= 0")
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "a whole number >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "a whole number >= 0")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it has none or already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        # Identity, not ==: a default of 0 (== False) is a default worth showing.
+        if (action.option_strings and not any(default is none for none in (None, False, argparse.SUPPRESS))
+                and "default" not in text and not isinstance(action, argparse._VersionAction)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with this CLI's one error form: `sentrycoin: <what you wrote>: <why>`, exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("argument "):
+            message = message[len("argument "):]
+        if message.endswith("required: COMMAND"):
+            message = "name a command: run, config, record, replay or backtest"
+        hint = f" (see `{self.prog} --help`)"
+        print(f"sentrycoin: {message}{hint}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -132,34 +267,42 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sentrycoin",
         description="Flash-crash early warning: live L2 order books, ask/bid imbalance alerts.",
     )
     parser.add_argument("--version", action="version", version=f"sentrycoin {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                help="run, config, record, replay or backtest")
 
     run = sub.add_parser("run", help="watch markets (the simulated market when no venue is configured)")
     run.add_argument("--exchange", help="venue: binance, binance-futures, coinbase, kraken, bybit, bybit-linear, okx, okx-swap")
     run.add_argument("--symbols", help="comma-separated BASE-QUOTE symbols, e.g. BTC-USDT,ETH-USDT")
     run.add_argument("--config", help="TOML settings file (environment variables override it)")
-    run.add_argument("--scenario", help="simulated market scenario (normal, flash_crash, whale_dump, spoof, recovery, mixed) or a .toml file")
-    run.add_argument("--seed", type=int, help="simulated market seed")
-    run.add_argument("--speed", type=float, help="simulated market speed factor (1 = real time)")
-    run.add_argument("--port", type=int, help="HTTP port (default PORT or 8080)")
+    run.add_argument("--scenario", help="simulated market scenario (normal, flash_crash, whale_dump, spoof, recovery, "
+                                        "mixed) or a .toml file (default SIM_SCENARIO or mixed)")
+    run.add_argument("--seed", type=int, help="simulated market seed (default SIM_SEED or 1)")
+    run.add_argument("--speed", type=positive_float,
+                     help="simulated market speed factor, > 0 (1 = real time; default SIM_SPEED or 1)")
+    run.add_argument("--port", type=port_number, help="HTTP port 0-65535, 0 = any free port (default PORT or 8080)")
     run.add_argument("--no-http", action="store_true", help="do not serve the dashboard/status endpoints")
     run.add_argument("--record", metavar="DIR",
                      help="also record every frame and snapshot the monitor watches (the simulated market too) into DIR")
     run.set_defaults(func=cmd_run)
 
     config = sub.add_parser("config", help="configuration tools")
-    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub = config.add_subparsers(dest="config_command", metavar="TOOL", help="check: validate a settings file")
+    config.set_defaults(func=_config_without_tool)
     check = config_sub.add_parser("check", help="validate a TOML file and print the effective settings (secrets redacted)")
-    check.add_argument("file")
+    check.add_argument("file", help="the TOML settings file to check (environment variables apply on top, as in run)")
     check.set_defaults(func=cmd_config_check)
 
     _add_optional_commands(sub)
     return parser
+
+
+def _config_without_tool(args: argparse.Namespace) -> int:
+    raise ConfigError("config: name a tool: `sentrycoin config check FILE`")
 
 
 def _add_optional_commands(sub) -> None:
@@ -174,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"sentrycoin: config error: {exc}", file=sys.stderr)
+        print(f"sentrycoin: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

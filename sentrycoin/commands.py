@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 
+from sentrycoin.cli import positive_float, positive_int
+from sentrycoin.config import ConfigError
 from sentrycoin.research.readers import READABLE
 
 log = logging.getLogger("sentrycoin")
@@ -19,16 +21,17 @@ def register(sub) -> None:
     record.add_argument("--exchange", help="venue name (or env EXCHANGE)")
     record.add_argument("--symbols", help="comma-separated BASE-QUOTE symbols (or env SYMBOLS)")
     record.add_argument("--config", help="TOML settings file")
-    record.add_argument("--out", required=True, help="output folder")
-    record.add_argument("--max-mb", type=float, default=64.0, help="rotate files past this compressed size")
-    record.add_argument("--duration-s", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    record.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    record.add_argument("--max-mb", type=positive_float, default=64.0, help="rotate files past this compressed size")
+    record.add_argument("--duration-s", type=positive_float, help="stop after this many seconds (default: until Ctrl-C)")
     record.set_defaults(func=cmd_record)
 
     replay = sub.add_parser("replay", help="replay recorded market data through the pipeline (format read from the content)")
     replay.add_argument("files", nargs="+", help=f"files, replayed in this order and chained: {READABLE}")
     replay.add_argument("--config", help="TOML settings file (detector settings)")
-    replay.add_argument("--danger-ratio", type=float, help="override the danger ratio")
-    replay.add_argument("--depth", type=int, help="levels per side (default: as recorded)")
+    replay.add_argument("--danger-ratio", type=positive_float,
+                        help="override the danger ratio (default: DANGER_RATIO, the file's, or 2.5)")
+    replay.add_argument("--depth", type=positive_int, help="levels per side (default: as recorded)")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
     replay.add_argument("--allow-truncated", action="store_true",
                         help="replay a file cut short up to the cut (default: a truncated file is an error)")
@@ -48,9 +51,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     settings = _load(args)
     _setup_logging(settings)
     if not settings.markets:
-        print("sentrycoin: record needs a venue and symbols (--exchange/--symbols, EXCHANGE/SYMBOLS or --config)",
-              file=sys.stderr)
-        return 2
+        raise ConfigError("record needs a venue and symbols (--exchange/--symbols, EXCHANGE/SYMBOLS or --config)")
+    check_out_dir(args.out, "--out")
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -64,12 +66,28 @@ def cmd_record(args: argparse.Namespace) -> int:
             print(f)
         if not result.market_data:
             # Headers alone are no recording: say so, and fail, so scripts notice.
-            print(f"sentrycoin: record: no market data recorded in {result.elapsed_s:.1f} s (no frame or snapshot "
+            print(f"sentrycoin: no market data recorded in {result.elapsed_s:.1f} s (no frame or snapshot "
                   f"arrived from {', '.join(result.venues)}; is the venue reachable?)", file=sys.stderr)
             return 1
         return 0
 
     return run_async(main())
+
+
+def check_out_dir(path: str, flag: str) -> None:
+    """ConfigError naming `flag` unless `path` is (or can become) a writable folder."""
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {path}: is a file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot create the folder ({exc.strerror or type(exc).__name__})") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: folder is not writable (permission denied)")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -96,13 +114,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                show_progress=not args.no_progress and sys.stderr.isatty(),
                                allow_truncated=args.allow_truncated)
     except InputError as exc:
-        print(f"sentrycoin: replay: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(str(exc)) from None
     print_summary(summary)
     for cut in summary.truncated:
-        print(f"sentrycoin: replay: {cut.describe()}", file=sys.stderr)
+        print(f"sentrycoin: {cut.describe()}", file=sys.stderr)
     if summary.messages == 0:
-        print(f"sentrycoin: replay: no book messages in {', '.join(args.files)} "
+        print(f"sentrycoin: no book messages in {', '.join(args.files)} "
               "(nothing was replayed: no book data, or no snapshot to start a book from)", file=sys.stderr)
         return 2
     return 0

@@ -242,18 +242,60 @@ def parse_venue(raw: Any, key: str) -> str:
     return venue
 
 
-def _detector_overrides(table: Mapping[str, Any], where: str, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+#: What each detector key must be, checked on the value the user wrote (before
+#: any unit conversion), so the message names their key and their number.
+_DETECTOR_RANGES: dict[str, tuple[Any, str]] = {
+    "danger_ratio": (lambda v: v > 0, "must be > 0"),
+    "rearm_ratio": (lambda v: v > 0, "must be > 0 (and at most the danger ratio)"),
+    "cooldown_minutes": (lambda v: v >= 0, "must be >= 0 (0: no cooldown)"),
+    "min_persistence_ms": (lambda v: v >= 0, "must be >= 0"),
+    "critical_multiple": (lambda v: v >= 1, "must be >= 1"),
+    "extreme_multiple": (lambda v: v >= 1, "must be >= 1"),
+    "min_volume": (lambda v: v >= 0, "must be >= 0"),
+    "clock_skew_s": (lambda v: v > 0, "must be > 0"),
+    "signal": (lambda v: v in SIGNALS, f"must be one of {', '.join(SIGNALS)}"),
+    "band_bps": (lambda v: 0 < v < 1e4, "must be > 0 and < 10000"),
+}
+
+
+def _detector_value(key: str, value: Any, name: str) -> Any:
+    """`value` of detector `key` as written under `name` (a TOML key or an env variable), checked."""
+    parsed = _as(DETECTOR_KEYS[key], value, name)
+    check = _DETECTOR_RANGES.get(key)
+    if check is not None and not check[0](parsed):
+        raise ConfigError(f"{name}: {check[1]}, got {value!r}" if isinstance(value, str)
+                          else f"{name}: {check[1]}, got {parsed!r}")
+    return parsed
+
+
+def _detector_overrides(table: Mapping[str, Any], where: str, allowed_extra: tuple[str, ...] = (),
+                        names: dict[str, str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key in allowed_extra:
             continue
         if key not in DETECTOR_KEYS:
             raise ConfigError(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(DETECTOR_KEYS) + list(allowed_extra))})")
-        out[key] = _as(DETECTOR_KEYS[key], value, f"{where}.{key}")
+        out[key] = _detector_value(key, value, f"{where}.{key}")
+        if names is not None:
+            names[key] = f"{where}.{key}"
     return out
 
 
-def build_detector(base: DetectorSettings, overrides: Mapping[str, Any], where: str) -> DetectorSettings:
+def build_detector(base: DetectorSettings, overrides: Mapping[str, Any], where: str,
+                   names: Mapping[str, str] | None = None) -> DetectorSettings:
+    """`base` with `overrides` applied; `names` maps a detector key to what the user
+    wrote for it (e.g. COOLDOWN_MINUTES), used in messages (default `where.key`)."""
+
+    def name(key: str) -> str:
+        return (names or {}).get(key) or f"{where}.{key}"
+
+    def mention(key: str, value: float) -> str:
+        # A key the user did not set is a default (or inherited) value: say so, not our field name.
+        if (names and key in names) or key in overrides:
+            return f"{name(key)} = {value:g}"
+        return f"{key.replace('_', ' ')} {value:g}, not set here"
+
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key == "cooldown_minutes":
@@ -264,8 +306,15 @@ def build_detector(base: DetectorSettings, overrides: Mapping[str, Any], where: 
     if "danger_ratio" in changes and "rearm_ratio" not in changes:
         changes["rearm_ratio"] = None
     detector = dataclasses.replace(base, **changes)
+    # The two rules that relate keys: name both, as the user wrote them.
+    if detector.rearm_ratio is not None and detector.rearm_ratio > detector.danger_ratio:
+        raise ConfigError(f"{name('rearm_ratio')}: must be at most the danger ratio "
+                          f"({mention('danger_ratio', detector.danger_ratio)}), got {detector.rearm_ratio:g}")
+    if detector.critical_multiple > detector.extreme_multiple:
+        raise ConfigError(f"{name('critical_multiple')}: must be at most the extreme multiple "
+                          f"({mention('extreme_multiple', detector.extreme_multiple)}), got {detector.critical_multiple:g}")
     try:
-        detector.build()  # the core validates ranges; surface its message with the key
+        detector.build()  # the core validates ranges too; surface its message with the key
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return detector
@@ -282,22 +331,26 @@ def load_settings(
     *,
     exchange: str | None = None,
     symbols: str | None = None,
+    config_label: str | None = None,
 ) -> Settings:
-    """Defaults < TOML file < environment < explicit arguments (CLI flags)."""
+    """Defaults < TOML file < environment < explicit arguments (CLI flags).
+
+    `config_label` is how the file is named in messages (default ``--config FILE``)."""
     env = os.environ if env is None else env
     s = Settings()
     presets = {k: dict(v) for k, v in BUILTIN_PRESETS.items()}
     file_markets: list[tuple[str, str, dict[str, Any], str | None]] = []
     detector_overrides: dict[str, Any] = {}
+    detector_names: dict[str, str] = {}  # detector key -> the TOML key or env variable that set it
 
     if config_file is not None:
-        data = _read_toml(config_file)
+        data = _read_toml(config_file, config_label or f"--config {config_file}")
         unknown = set(data) - _FILE_SECTIONS
         if unknown:
             raise ConfigError(f"{sorted(unknown)[0]}: unknown top-level key (allowed: {', '.join(sorted(_FILE_SECTIONS))})")
         if "depth" in data:
             s.depth = _as(int, data["depth"], "depth")
-        detector_overrides = _detector_overrides(_table(data, "detector"), "detector")
+        detector_overrides = _detector_overrides(_table(data, "detector"), "detector", names=detector_names)
         for name, table in _table(data, "presets").items():
             if not isinstance(table, dict):
                 raise ConfigError(f"presets.{name}: expected a table")
@@ -328,14 +381,16 @@ def load_settings(
         _apply_file_sections(s, data)
 
     # Environment overrides the file.
-    detector_overrides.update(_env_detector(env))
+    detector_overrides.update(_env_detector(env, detector_names))
     _apply_env(s, env)
+    depth_key = "depth"  # the file's key, unless the variable overrides it
     if "ORDER_BOOK_DEPTH" in env:
         s.depth = _as(int, env["ORDER_BOOK_DEPTH"], "ORDER_BOOK_DEPTH")
+        depth_key = "ORDER_BOOK_DEPTH"
     if not 1 <= s.depth <= 5000:
-        raise ConfigError(f"ORDER_BOOK_DEPTH: must be between 1 and 5000, got {s.depth}")
+        raise ConfigError(f"{depth_key}: must be between 1 and 5000, got {s.depth}")
 
-    base = build_detector(DetectorSettings(), detector_overrides, "detector")
+    base = build_detector(DetectorSettings(), detector_overrides, "detector", detector_names)
     s.detector = base
 
     env_exchange = exchange or env.get("EXCHANGE") or None
@@ -369,14 +424,24 @@ def load_settings(
     return s
 
 
-def _read_toml(path: str | Path) -> dict[str, Any]:
+def _read_toml(path: str | Path, label: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
     except FileNotFoundError:
-        raise ConfigError(f"--config: file not found: {path}") from None
+        raise ConfigError(f"{label}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{label}: is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read the file ({exc.strerror or type(exc).__name__})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label}: not a text file (TOML is UTF-8 text)") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -427,16 +492,12 @@ _ENV_DETECTOR = {
 }
 
 
-def _env_detector(env: Mapping[str, str]) -> dict[str, Any]:
+def _env_detector(env: Mapping[str, str], names: dict[str, str]) -> dict[str, Any]:
     out = {}
     for name, key in _ENV_DETECTOR.items():
         if env.get(name, "") != "":
-            out[key] = _as(DETECTOR_KEYS[key], env[name], name)
-    # Checked here too so the error names the variable, not [detector].
-    if out.get("signal", "levels") not in SIGNALS:
-        raise ConfigError(f"SIGNAL: must be one of {', '.join(SIGNALS)}, got {out['signal']!r}")
-    if not 0.0 < out.get("band_bps", 25.0) < 1e4:
-        raise ConfigError(f"BAND_BPS: must be > 0 and < 10000, got {out['band_bps']!r}")
+            out[key] = _detector_value(key, env[name], name)
+            names[key] = name
     return out
 
 

@@ -19,6 +19,7 @@ Also what keeps secrets and floods out of the logs:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -123,12 +124,58 @@ class JsonFormatter(logging.Formatter):
         return _encode(entry).decode()
 
 
+#: ANSI colours of the level names on a terminal.
+_LEVEL_COLOURS = {"DEBUG": "\x1b[2m", "INFO": "\x1b[32m", "WARNING": "\x1b[33m", "ERROR": "\x1b[31m",
+                  "CRITICAL": "\x1b[1;31m"}
+_RESET = "\x1b[0m"
+_TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class TextFormatter(logging.Formatter):
+    """The readable line; with `colour`, the level name is coloured (terminals only)."""
+
+    def __init__(self, *, colour: bool = False) -> None:
+        super().__init__(_TEXT_FORMAT, "%H:%M:%S")
+        self.colour = colour
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        colour = _LEVEL_COLOURS.get(record.levelname) if self.colour else None
+        if colour is None:
+            return line
+        # The padded level name sits right after the time: colour exactly that field.
+        level = f"{record.levelname:<7}"
+        head, sep, tail = line.partition(" " + level)
+        return f"{head} {colour}{level}{_RESET}{tail}" if sep else line
+
+
+def stream_is_terminal(stream) -> bool:
+    """Colour only for a terminal, and never with NO_COLOR set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed stream
+        return False
+
+
+def log_format() -> str:
+    """The LOG_FORMAT in effect ('json' when the root logger writes JSON lines, else
+    'text'): console alerts follow it.  Read from the installed handlers, so it is
+    whatever `setup_logging` (or whoever replaced the handlers since) put there."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            return "json"
+    return "text"
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text", *, access_log: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(TextFormatter(colour=stream_is_terminal(sys.stderr)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -83,7 +83,9 @@ class Monitor:
         self._env = env
         # REDIS_URL / SHARD_COUNT / SHARD_INDEX / REPLICA_ID (sentrycoin/ha/setup.py)
         self.ha_settings = HASettings.from_env(os.environ if env is None else env)
-        self.db_path = Path(settings.db_path) if settings.db_path else default_db_path()
+        # SENTRY_DB / alerts.db, else the default: the simulated market's own file.
+        self.db_path = (Path(settings.db_path) if settings.db_path
+                        else default_db_path(simulated=self.configured_mode == "simulated"))
         try:
             check_writable(self.db_path)
         except StoreUnwritable as exc:

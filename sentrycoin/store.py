@@ -286,15 +286,17 @@ def iso_utc(ms: int) -> str:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def default_db_path() -> Path:
+def default_db_path(*, simulated: bool = False) -> Path:
     """Where the alert database lives unless SENTRY_DB says otherwise.
 
     $XDG_DATA_HOME/sentrycoin/alerts.db, falling back to
-    ~/.local/share/sentrycoin/alerts.db (the XDG default).
+    ~/.local/share/sentrycoin/alerts.db (the XDG default).  The simulated
+    market keeps its own, alerts-simulated.db beside it, so demo alerts (and
+    their outcome tracking) never show up in a live session.
     """
     base = os.environ.get("XDG_DATA_HOME") or ""
     root = Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "share"
-    return root / "sentrycoin" / "alerts.db"
+    return root / "sentrycoin" / ("alerts-simulated.db" if simulated else "alerts.db")
 
 
 def _finite(value: Any) -> Any:

@@ -207,7 +207,7 @@ def test_replay_cli_exit_codes(tmp_path: Path) -> None:
     proc = cli("replay", str(bad))
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("sentrycoin: replay: ") and "plain.zst" in line
+    assert line.startswith("sentrycoin: ") and "plain.zst" in line
     data = zstandard.ZstdCompressor().compress(b"\n".join(raw_lines(1_000, 95, 4000, snapshot_after=8)) + b"\n")
     cut = tmp_path / "cut.zst"
     cut.write_bytes(data[: len(data) // 2])
