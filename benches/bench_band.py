@@ -32,30 +32,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benches.feed_frames import REST, WS, chained_frames, source  # noqa: E402
-from sentrycoin.feeds.binance import BinanceSpotHandler  # noqa: E402
-from sentrycoin.market import DetectorSettings, Market  # noqa: E402
+from benches.feed_frames import chained_frames, source, synced_spot_handler  # noqa: E402
+from sentrycoin.market import DetectorSettings  # noqa: E402
 from sentrycore.band import band_notional  # noqa: E402
 
 CONTENDERS = ("feed", "feed+band", "feed+read", "feed+walk")
 
 
-def synced(snapshot: bytes, first_frame: bytes, settings: DetectorSettings) -> tuple[BinanceSpotHandler, Market]:
-    """As feed_frames.synced_spot_handler, with the market's detector settings given."""
-    market = Market("binance", "BTC-USDT", depth=50, capacity=5000, source="replay", settings=settings)
-    h = BinanceSpotHandler([market], WS, REST)
-    h.on_connected(0)
-    h.take_actions()
-    h.on_snapshot("BTC-USDT", snapshot, 0)
-    h.on_frame(0, first_frame, 0)
-    assert market.valid, "bench handler failed to sync"
-    return h, market
-
-
 def run_round(kind: str, frames: list[bytes], snapshot: bytes, bps: float) -> tuple[int, int]:
     """(ns for the round, messages applied): a fresh synced handler, every frame once."""
     settings = DetectorSettings(signal="band", band_bps=bps) if kind == "feed+band" else DetectorSettings()
-    handler, market = synced(snapshot, frames[0], settings)
+    handler, market = synced_spot_handler(snapshot, frames[0], settings)
     on_frame = handler.on_frame
     book = market.book
     body = frames[1:]
@@ -88,7 +75,7 @@ def run_round(kind: str, frames: list[bytes], snapshot: bytes, bps: float) -> tu
 
 def levels_in_band(frames: list[bytes], snapshot: bytes, bps: float) -> tuple[int, int]:
     """Median and max count of book levels within the band after each message (what the walk reads)."""
-    handler, market = synced(snapshot, frames[0], DetectorSettings())
+    handler, market = synced_spot_handler(snapshot, frames[0], DetectorSettings())
     counts = []
     for f in frames[1:]:
         handler.on_frame(0, f, 0)

@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from sentrycoin.feeds.binance import BinanceSpotHandler
-from sentrycoin.market import Market
+from sentrycoin.market import DetectorSettings, Market
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "BINANCE_SPOT_BTCUSDT_20240808.gz"
 WS = "ws://127.0.0.1:9/stream"
@@ -118,9 +118,10 @@ def chained_frames(kind: str = "recorded", first_id: int = FIRST_ID) -> tuple[li
     return out, json.dumps(snap).encode()
 
 
-def synced_spot_handler(snapshot: bytes, first_frame: bytes) -> tuple[BinanceSpotHandler, Market]:
+def synced_spot_handler(snapshot: bytes, first_frame: bytes,
+                        settings: DetectorSettings | None = None) -> tuple[BinanceSpotHandler, Market]:
     """A handler whose BTC-USDT book is synced; `first_frame` (U = snapshot id + 1) bridges it."""
-    market = Market("binance", "BTC-USDT", depth=50, capacity=5000, source="replay")
+    market = Market("binance", "BTC-USDT", depth=50, capacity=5000, source="replay", settings=settings)
     h = BinanceSpotHandler([market], WS, REST)
     h.on_connected(0)
     h.take_actions()
