@@ -78,6 +78,8 @@ async def test_runner_sends_fetches_with_retry_and_spacing_then_stops():
             runner.drain(handler)
             await wait_for(lambda: len(ws.conns) == 2 and ws.conns[0].closed,
                            what="Reconnect executed")
+            # The server sees the new socket before the client's connected callback runs.
+            await wait_for(lambda: handler.markets["BTC-USDT"].reconnects == 1, what="the client reconnected")
             stats = runner.stats()
             conn_stats = stats["connections"][0]
             assert conn_stats["requested_reconnects"] == 1 and conn_stats["venue"] == "test"
