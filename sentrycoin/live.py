@@ -416,17 +416,19 @@ class LiveRunner:
         if not already_banned:
             log.error("%s: %s from %s: no snapshot request to it before then", handler.venue, reason, host)
         # Every book that waits on this host's snapshots says why in /status.
-        for other in self.handlers:
-            if getattr(other, "rest_url", None) and host_of(other.rest_url or "") == host:
-                for market in other.markets.values():
-                    if not market.valid:
-                        market.invalidate(reason)
+        for other in self._handlers_of_host(host):
+            for market in other.markets.values():
+                if not market.valid:
+                    market.invalidate(reason)
 
     def _hold_recovery(self, host: str, until_monotonic: float) -> None:
         """Books waiting on `host`'s snapshots are not failing while we may not ask it."""
-        for other in self.handlers:
-            if getattr(other, "rest_url", None) and host_of(other.rest_url or "") == host:
-                other.recovery_held_until = max(other.recovery_held_until, until_monotonic)
+        for other in self._handlers_of_host(host):
+            other.recovery_held_until = max(other.recovery_held_until, until_monotonic)
+
+    def _handlers_of_host(self, host: str) -> list[FeedHandler]:
+        """The handlers whose REST snapshots come from `host`."""
+        return [h for h in self.handlers if h.rest_url and host_of(h.rest_url) == host]
 
     def _answered(self, handler: FeedHandler, action: FetchSnapshot, body: bytes) -> None:
         recv_ms = time.time_ns() // 1_000_000

@@ -93,6 +93,7 @@ class FeedHandler:
         # venue's 429 / 418 on its REST host): waiting then is not a failed request.
         self.recovery_held_until = 0.0
         self.recovery_reconnects = 0  # connections reopened because books would not heal
+        self._conn_by_symbol: dict[str, int] = {}  # filled from connections() on first use
 
     # -- what the source asks ---------------------------------------------
 
@@ -245,11 +246,10 @@ class FeedHandler:
         return rec
 
     def conn_id_of(self, symbol: str) -> int:
-        conn_of = self.__dict__.get("_conn_by_symbol")
-        if conn_of is None or symbol not in conn_of:
-            conn_of = {s: spec.conn_id for spec in self.connections() for s in spec.symbols}
-            self._conn_by_symbol = conn_of
-        return conn_of[symbol]
+        if symbol not in self._conn_by_symbol:
+            # Subclasses build their connection specs after this __init__: map lazily.
+            self._conn_by_symbol = {s: spec.conn_id for spec in self.connections() for s in spec.symbols}
+        return self._conn_by_symbol[symbol]
 
     # -- shared helpers for subclasses --------------------------------------
 

@@ -65,10 +65,6 @@ class BookRecovery:
         self.failed_requests = 0  # in a row, since the last reconnect
         self.last_failure_at: float | None = None
 
-    @property
-    def scheduled(self) -> bool:
-        return self.retry_at is not None or self.deadline is not None
-
     def failure_delay(self, policy: RecoveryPolicy, now: float) -> float:
         """Delay before re-requesting after a failure at `now` (0: at once)."""
         last = self.last_failure_at
