@@ -410,10 +410,7 @@ class VenueEmulator:
             else:
                 levels.pop(price, None)
         book.remember()
-        self.on_symbol_step(symbol, changes)
-        for session in self.sessions:
-            if not session.closed and symbol in session.subscribed:
-                session.on_step(symbol, changes)
+        self._publish(symbol, changes)
 
     def open_sessions(self) -> list[Session]:
         return [s for s in self.sessions if not (s.closed or s.stalled)]
@@ -427,12 +424,16 @@ class VenueEmulator:
 
     def step_symbol(self, symbol: str, *, warmup: bool = False) -> list[Change]:
         changes = self.books[symbol].step()
+        self._publish(symbol, changes, to_sessions=not warmup)
+        return changes
+
+    def _publish(self, symbol: str, changes: list[Change], *, to_sessions: bool = True) -> None:
+        """Venue bookkeeping for a change of the truth, then every subscribed session's update."""
         self.on_symbol_step(symbol, changes)
-        if not warmup:
+        if to_sessions:
             for session in self.sessions:
                 if not session.closed and symbol in session.subscribed:
                     session.on_step(symbol, changes)
-        return changes
 
     def step(self) -> None:
         self.step_count += 1
