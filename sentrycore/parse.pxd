@@ -13,6 +13,7 @@
 from libc.stdint cimport int64_t
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.levels cimport LevelBuffer
 
 
 cdef class DepthParser:
@@ -23,13 +24,9 @@ cdef class DepthParser:
     cdef readonly int64_t u
     cdef readonly int64_t pu
     cdef readonly bint has_pu
-    cdef Py_ssize_t nb, na
-    # Level buffers: prices and quantities per side, grown on demand.
-    cdef double* _bp
-    cdef double* _bq
-    cdef double* _ap
-    cdef double* _aq
-    cdef Py_ssize_t _cap_b, _cap_a
+    # The last parsed event's levels per side (buffers grown on demand).
+    cdef LevelBuffer bids
+    cdef LevelBuffer asks
     cdef char _sym[48]
     cdef Py_ssize_t _sym_len
     # The str last handed out for `symbol`, reused while the symbol repeats.
@@ -37,8 +34,6 @@ cdef class DepthParser:
     cdef Py_ssize_t _cached_len
     cdef object _cached_symbol
 
-    cdef bint _grow(self, bint bids) noexcept
-    cdef Py_ssize_t _levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint bids) noexcept
     cdef Py_ssize_t _object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint top, int* fields) noexcept
     cdef object _symbol(self)
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept
