@@ -50,7 +50,7 @@ async def _run_recording(monitor, record_dir: str) -> int:
     (live venues or the simulated market) is recorded, as `sentrycoin record` does."""
     import time
 
-    from sentrycoin.record import close_writers, open_writers
+    from sentrycoin.research.record import close_writers, open_writers
 
     started = time.monotonic()
     writers = open_writers(monitor.handlers, record_dir, depth=monitor.settings.depth,
@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.simulated or settings.mock_fallback:
         check_scenario(settings.sim_scenario, _scenario_name(args))
     if args.record is not None:
-        from sentrycoin.commands import check_out_dir
+        from sentrycoin.research.commands import check_out_dir
 
         check_out_dir(args.record, "--record")
     if not args.no_http:
@@ -306,7 +306,7 @@ def _config_without_tool(args: argparse.Namespace) -> int:
 
 
 def _add_optional_commands(sub) -> None:
-    from sentrycoin import commands
+    from sentrycoin.research import commands
 
     commands.register(sub)
 

@@ -6,7 +6,7 @@ answers by mutating its markets' books and by queueing `Action`s (send a
 frame, fetch a REST snapshot, reconnect) that the frame source carries out.
 The same handler therefore runs unchanged behind the live transport
 (`sentrycoin.transport`), the simulated market (`sentrycoin.sim`) and replay
-(`sentrycoin.replay`): only the source of frames differs.
+(`sentrycoin.research.replay`): only the source of frames differs.
 """
 
 from __future__ import annotations

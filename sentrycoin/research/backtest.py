@@ -721,7 +721,7 @@ def record_replay(paths: Sequence[str | Path], *, depth: int | None = None, sign
                   allow_truncated: bool = False, progress: bool = False) -> tuple[dict[str, Series], list[str]]:
     """Replay files of any readable format through the real pipeline and record each market's
     series; also returns one line per file replayed only up to a cut (`allow_truncated`)."""
-    from sentrycoin.replay import replay_files
+    from sentrycoin.research.replay import replay_files
 
     recorder = SeriesRecorder(_signals_to_record(signals, depth or 50))
     summary = replay_files(paths, depth=depth, observer=recorder, allow_truncated=allow_truncated,
@@ -948,7 +948,7 @@ def cmd_backtest(args) -> int:
         return _user_error(f"--chance-draws {args.chance_draws}: at least 1000 draws")
     if args.early_s < 0:
         return _user_error(f"--early-s {args.early_s:g}: must be >= 0")
-    from sentrycoin.commands import check_out_dir
+    from sentrycoin.research.commands import check_out_dir
     from sentrycoin.config import ConfigError
 
     try:

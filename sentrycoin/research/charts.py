@@ -11,7 +11,7 @@ import numpy as np
 from sentrycoin.sim.scenarios import CrashWindow
 
 if TYPE_CHECKING:
-    from sentrycoin.backtest import Series, SweepRow
+    from sentrycoin.research.backtest import Series, SweepRow
 
 
 

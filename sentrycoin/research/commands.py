@@ -38,7 +38,7 @@ def register(sub) -> None:
     replay.set_defaults(func=cmd_replay)
 
     try:
-        from sentrycoin import backtest as backtest_cli
+        from sentrycoin.research import backtest as backtest_cli
     except ImportError:  # pragma: no cover - the backtest module ships with the package
         return
     backtest_cli.register(sub)
@@ -46,7 +46,7 @@ def register(sub) -> None:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from sentrycoin.cli import _load, _setup_logging, run_async
-    from sentrycoin.record import record_live
+    from sentrycoin.research.record import record_live
 
     settings = _load(args)
     _setup_logging(settings)
@@ -94,7 +94,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import dataclasses
 
     from sentrycoin.cli import _load, _setup_logging
-    from sentrycoin.replay import replay_files
+    from sentrycoin.research.replay import replay_files
     from sentrycoin.research.readers import InputError
 
     settings = _load(args)

@@ -7,7 +7,7 @@ as a live source would call them; the handler's own requests (subscribe,
 fetch a snapshot) are dropped because the recording already holds their
 answers.  Formats:
 
-* our recordings (sentrycoin/recording.py): record by record;
+* our recordings (sentrycoin/research/recording.py): record by record;
 * cryptofeed raw captures: the header's `l2_book` symbols; frames of the
   connections that carried book data, and REST depth snapshots, ordered by
   receive time (the recorder writes REST answers and frames from different
@@ -51,7 +51,7 @@ import numpy as np
 from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
-from sentrycoin.recording import (
+from sentrycoin.research.recording import (
     ConnectRecord,
     DisconnectRecord,
     FrameRecord,
@@ -71,7 +71,7 @@ from sentrycoin.research.readers import (
     sniff,
 )
 
-log = logging.getLogger("sentrycoin.replay")
+log = logging.getLogger("sentrycoin.research.replay")
 
 #: Lines of a Binance raw capture read to find its depth streams.
 RAW_SCAN_LINES = 20_000

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:
-    from sentrycoin.backtest import Backtest, SweepRow
+    from sentrycoin.research.backtest import Backtest, SweepRow
 
 
 def sweep_table(rows: Sequence[SweepRow], title: str = "Threshold sweep", mark: float | None = None):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from sentrycoin.backtest import (
+from sentrycoin.research.backtest import (
     Recording,
     Series,
     COLUMN_DOCS,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentrycoin.backtest import Series, load_labels
+from sentrycoin.research.backtest import Series, load_labels
 from sentrycoin.research.labels import DropRule, label_drops, low_between, parse_drop_rule, parse_duration_ms
 
 

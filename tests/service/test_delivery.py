@@ -24,7 +24,7 @@ from sentrycoin.alerts.outbox import StoreWorker
 from sentrycoin.ha.gate import GateDecision
 from sentrycoin.server.status import alert_problems
 from sentrycoin.store import AlertStore
-from tests.service._c1util import RecordingNotifier, make_event
+from tests.service.alert_doubles import RecordingNotifier, make_event
 
 
 class LoopLag:

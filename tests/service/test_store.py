@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from sentrycoin.store import AlertStore, default_db_path, iso_utc
-from tests.service._c1util import make_event
+from tests.service.alert_doubles import make_event
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from sentrycoin.alerts import AlertManager, ConsoleNotifier, DeliveryError, RetryPolicy, TelegramNotifier
 from sentrycoin.alerts.telegram import format_message
 from sentrycoin.store import AlertRecord, AlertStore
-from tests.service._c1util import RecordingNotifier, make_event
+from tests.service.alert_doubles import RecordingNotifier, make_event
 from tests.service.fake_telegram import FakeTelegram, Hang, Status
 
 CHAT = "-100987654"

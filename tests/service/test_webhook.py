@@ -13,7 +13,7 @@ from aiohttp import web
 from sentrycoin.alerts import AlertManager, DeliveryError, RetryPolicy, WebhookNotifier
 from sentrycoin.alerts.webhook import WebhookPayload
 from sentrycoin.store import AlertStore
-from tests.service._c1util import make_event
+from tests.service.alert_doubles import make_event
 
 SECRET_PATH = "/hooks/T000/B000/SuperSecretHookPath"
 
