@@ -11,7 +11,8 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sentrycoin import __version__
 from sentrycoin.config import ConfigError, Settings, load_settings

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sentrycore import SEVERITY_NAMES, ImbalanceDetector, OrderBook
 from sentrycore.marketcore import DEFAULT_CLOCK_SKEW_MS, MarketCore

@@ -37,9 +37,10 @@ import sqlite3
 import statistics
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import msgspec
 
@@ -196,7 +197,7 @@ class AlertRecord(msgspec.Struct, frozen=True):
         return iso_utc(self.event_ms)
 
     @classmethod
-    def from_event(cls, event: Any, *, id: int | None, created_ms: int) -> "AlertRecord":
+    def from_event(cls, event: Any, *, id: int | None, created_ms: int) -> AlertRecord:
         """Build from a `sentrycoin.market.AlertEvent` (duck-typed to avoid a cycle)."""
         key = episode_id_of(event.exchange, event.symbol, event.severity, event.event_ms)
         return cls(
@@ -282,7 +283,7 @@ def _is_corrupt(exc: BaseException) -> bool:
 
 def iso_utc(ms: int) -> str:
     """Unix ms -> '2026-11-26T08:21:50.123Z'."""
-    dt = datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms / 1000.0, tz=UTC)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -751,7 +752,7 @@ class AlertStore:
             }
         out = []
         for row in rows:
-            d = {c: _finite(v) for c, v in zip(_ALERT_COLUMNS, row)}
+            d = {c: _finite(v) for c, v in zip(_ALERT_COLUMNS, row, strict=True)}
             d["time"] = iso_utc(d["event_ms"])
             d["deliveries"] = deliveries[d["id"]]
             o = outcomes.get(d["id"])
@@ -784,7 +785,7 @@ class AlertStore:
 
     @staticmethod
     def _record(row: tuple) -> AlertRecord:
-        d = dict(zip(_ALERT_COLUMNS, row))
+        d = dict(zip(_ALERT_COLUMNS, row, strict=True))
         for key in ("ratio", "danger_ratio", "bid_volume", "ask_volume", "best_bid", "best_ask"):
             if d[key] is None:  # NaN went in, NULL came out
                 d[key] = math.nan
@@ -792,6 +793,6 @@ class AlertStore:
 
     @staticmethod
     def _outcome_dict(row: tuple) -> dict[str, Any]:
-        d: dict[str, Any] = {c: _finite(v) for c, v in zip(_OUTCOME_COLUMNS, row)}
+        d: dict[str, Any] = {c: _finite(v) for c, v in zip(_OUTCOME_COLUMNS, row, strict=True)}
         d["complete"] = bool(d["complete"])
         return d

@@ -13,14 +13,20 @@ webhook URLs embed a token): only scheme://host ever appears in errors.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp
 import msgspec
 
-from sentrycoin.alerts.base import (DeliveryError, HttpNotifier, RetryPolicy, network_failure, redact_secrets,
-                                    safe_url, timeout_failure)
+from sentrycoin.alerts.base import (
+    DeliveryError,
+    HttpNotifier,
+    RetryPolicy,
+    network_failure,
+    redact_secrets,
+    safe_url,
+    timeout_failure,
+)
 from sentrycoin.store import AlertRecord
 
 log = logging.getLogger("sentrycoin.alerts.webhook")
@@ -119,7 +125,7 @@ class WebhookNotifier(HttpNotifier):
                 status = resp.status
                 retry_header = resp.headers.get("Retry-After")
                 await resp.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise timeout_failure(self.request_timeout_s) from None
         except aiohttp.ClientError as exc:
             raise network_failure(exc, self.redact) from None

@@ -44,7 +44,7 @@ def native(symbol: str) -> str:
 
 
 class BinanceSession(Session):
-    emulator: "BinanceEmulator"
+    emulator: BinanceEmulator
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)

@@ -36,7 +36,7 @@ import asyncio
 import logging
 import random
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar
 
 from aiohttp import WSMsgType, web
@@ -46,7 +46,7 @@ from sentrycoin.emulator.truebook import ASK, BID, Change, TrueBook
 log = logging.getLogger("sentrycoin.emulator")
 
 
-class Fault(str, Enum):
+class Fault(StrEnum):
     DROP = "drop"
     DUPLICATE = "duplicate"
     REORDER = "reorder"
@@ -89,7 +89,7 @@ class Session:
     #: Does the venue answer WebSocket protocol PINGs?  (OKX answers only its text `ping`.)
     answers_protocol_ping: ClassVar[bool] = True
 
-    def __init__(self, emulator: "VenueEmulator", ws: web.WebSocketResponse, request: web.Request,
+    def __init__(self, emulator: VenueEmulator, ws: web.WebSocketResponse, request: web.Request,
                  index: int) -> None:
         self.emulator = emulator
         self.ws = ws
@@ -442,7 +442,7 @@ class VenueEmulator:
 
     # -- server lifecycle ---------------------------------------------------------
 
-    async def start(self) -> "VenueEmulator":
+    async def start(self) -> VenueEmulator:
         app = web.Application()
         self.add_routes(app)
         self._runner = web.AppRunner(app, handle_signals=False)
@@ -465,7 +465,7 @@ class VenueEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "VenueEmulator":
+    async def __aenter__(self) -> VenueEmulator:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

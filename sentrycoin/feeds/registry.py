@@ -13,8 +13,8 @@ import importlib
 import inspect
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import Market

@@ -52,7 +52,8 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 log = logging.getLogger("sentrycoin.ha")
@@ -309,7 +310,7 @@ class RedisCoordinator:
             except Exception as exc:  # closing a dead connection
                 log.debug("closing Redis client: %s", type(exc).__name__)
 
-    async def __aenter__(self) -> "RedisCoordinator":
+    async def __aenter__(self) -> RedisCoordinator:
         await self.start()
         return self
 

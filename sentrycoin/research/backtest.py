@@ -43,9 +43,10 @@ import csv
 import dataclasses
 import math
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -54,6 +55,7 @@ from sentrycoin.research.charts import plot_runs, plot_series, plot_sweep
 from sentrycoin.research.labels import DropRule, label_drops, low_between, parse_drop_rule
 from sentrycoin.research.report import console as report_console
 from sentrycoin.research.report import maybe_progress, print_report
+
 # Re-exported: callers take the sweep table from here, beside the rows it shows.
 from sentrycoin.research.report import sweep_table as sweep_table
 from sentrycoin.research.signals import Signal, parse_signals, signal_values
@@ -97,7 +99,7 @@ class Series:
     def __len__(self) -> int:
         return len(self.event_ms)
 
-    def for_signal(self, signal: Signal | None) -> "Series":
+    def for_signal(self, signal: Signal | None) -> Series:
         if signal is None or (signal.kind == "levels" and int(signal.size) == self.depth):
             return self
         try:
@@ -194,7 +196,7 @@ class Score:
     false_alert_ms: list[int] = field(default_factory=list)
     market_ms: int = 0  # monitored time summed over markets
 
-    def merge(self, other: "Score") -> "Score":
+    def merge(self, other: Score) -> Score:
         return Score(self.windows + other.windows, self.alerts + other.alerts,
                      self.false_alerts + other.false_alerts, self.false_alert_ms + other.false_alert_ms,
                      self.market_ms + other.market_ms)
@@ -350,7 +352,7 @@ def chance_baseline(inputs: Sequence[Recording], alerts: Sequence[dict[str, list
     rng = np.random.default_rng(seed)
     hits = np.zeros(draws, dtype=np.int64)
     cooldown_ms = cooldown_s * 1000.0
-    for rec, rec_alerts in zip(inputs, alerts):
+    for rec, rec_alerts in zip(inputs, alerts, strict=True):
         wins = _by_symbol(rec.windows)
         for symbol, ser in sorted(rec.series.items()):
             k = len(rec_alerts.get(symbol, ()))
@@ -782,14 +784,14 @@ def _time_ms(raw: str, where: str) -> int:
     try:
         value = float(raw)
     except ValueError:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         try:
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"{where}: {raw!r} is neither Unix ms nor an ISO-8601 time") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1000)
     # Unix seconds, ms or us: pick by magnitude.
     if value < 1e11:
@@ -948,8 +950,8 @@ def cmd_backtest(args) -> int:
         return _user_error(f"--chance-draws {args.chance_draws}: at least 1000 draws")
     if args.early_s < 0:
         return _user_error(f"--early-s {args.early_s:g}: must be >= 0")
-    from sentrycoin.research.commands import check_out_dir
     from sentrycoin.config import ConfigError
+    from sentrycoin.research.commands import check_out_dir
 
     try:
         check_out_dir(args.out, "--out")

@@ -94,8 +94,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import dataclasses
 
     from sentrycoin.cli import _load, _setup_logging
-    from sentrycoin.research.replay import replay_files
     from sentrycoin.research.readers import InputError
+    from sentrycoin.research.replay import replay_files
 
     settings = _load(args)
     _setup_logging(settings)

@@ -40,25 +40,16 @@ import csv
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import numpy as np
 
-from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
-from sentrycoin.research.recording import (
-    ConnectRecord,
-    DisconnectRecord,
-    FrameRecord,
-    Header,
-    SnapshotRecord,
-    decode_record,
-)
 from sentrycoin.research.readers import (
     Cut,
     CutReport,
@@ -70,6 +61,15 @@ from sentrycoin.research.readers import (
     lines,
     sniff,
 )
+from sentrycoin.research.recording import (
+    ConnectRecord,
+    DisconnectRecord,
+    FrameRecord,
+    Header,
+    SnapshotRecord,
+    decode_record,
+)
+from sentrycore.marketcore import SourceClock
 
 log = logging.getLogger("sentrycoin.research.replay")
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from sentrycore.band import band_notional
 
 
-
 @dataclass(frozen=True, slots=True)
 class Signal:
     """What the detector's ratio is computed from: `levels:N` or `band:BPS`."""

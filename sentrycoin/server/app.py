@@ -43,13 +43,12 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
-from http import HTTPStatus
-
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
@@ -244,7 +243,7 @@ def _parse_since(raw: str) -> int:
     except ValueError:
         raise ValueError(f"since must be Unix milliseconds or an ISO-8601 time, got {raw!r}") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1000)
 
 

@@ -75,7 +75,7 @@ class ProcessingTimeHistogram:
     def cumulative(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         running = 0
-        for bound, n in zip(self.bounds_s, self.counts):
+        for bound, n in zip(self.bounds_s, self.counts[:-1], strict=True):
             running += n
             out.append((repr(bound), float(running)))
         out.append(("+Inf", float(running + self.counts[-1])))

@@ -56,13 +56,12 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Union
 
 import msgspec
 import numpy as np
 
 #: A number, or a [lo, hi] range drawn uniformly once per seed and symbol.
-Range = Union[float, tuple[float, float]]
+Range = float | tuple[float, float]
 
 
 class ScenarioError(ValueError):
@@ -121,7 +120,7 @@ class SpoofSpec(msgspec.Struct, tag="spoof", tag_field="kind",
     symbols: list[str] | None = None
 
 
-EventSpec = Union[FlashCrashSpec, WhaleDumpSpec, SpoofSpec]
+EventSpec = FlashCrashSpec | WhaleDumpSpec | SpoofSpec
 EVENT_KINDS = ("flash_crash", "whale_dump", "spoof")
 _DEFAULT_SPECS = {"flash_crash": FlashCrashSpec, "whale_dump": WhaleDumpSpec, "spoof": SpoofSpec}
 

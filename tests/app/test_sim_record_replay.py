@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sentrycoin.research.backtest import backtest_recorded, load_labels
 from sentrycoin.market import DetectorSettings
+from sentrycoin.research.backtest import backtest_recorded, load_labels
 from sentrycoin.research.record import tee_handler
 from sentrycoin.research.recording import Header, RecordingWriter
 from sentrycoin.research.replay import replay_files

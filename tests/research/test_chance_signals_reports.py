@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from sentrycoin.market import DetectorSettings
 from sentrycoin.research.backtest import (
-    Recording,
-    Series,
     COLUMN_DOCS,
     SWEEP_COLUMNS,
+    Recording,
+    Series,
     Signal,
     backtest_simulated,
     chance_baseline,
@@ -27,7 +28,6 @@ from sentrycoin.research.backtest import (
     signal_values,
     sweep,
 )
-from sentrycoin.market import DetectorSettings
 from sentrycoin.research.labels import parse_drop_rule
 from sentrycoin.sim.scenarios import CrashWindow
 from sentrycore import OrderBook

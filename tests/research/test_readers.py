@@ -12,9 +12,9 @@ import msgspec
 import pytest
 import zstandard
 
+from sentrycoin.research.readers import InputError, TruncatedInput, sniff
 from sentrycoin.research.recording import Header, RecordingWriter
 from sentrycoin.research.replay import replay_files
-from sentrycoin.research.readers import InputError, TruncatedInput, sniff
 
 enc = msgspec.json.encode
 

@@ -4,9 +4,9 @@ store tests in this directory can add their own without colliding."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-import io
 from pathlib import Path
 from typing import Any
 

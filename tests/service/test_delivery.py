@@ -41,7 +41,7 @@ class LoopLag:
             await asyncio.sleep(0.005)
             self.max_lag_s = max(self.max_lag_s, loop.time() - t - 0.005)
 
-    def __enter__(self) -> "LoopLag":
+    def __enter__(self) -> LoopLag:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 

@@ -236,7 +236,12 @@ def test_schema_v1_database_is_upgraded_in_place_keeping_rows(tmp_path: Path) ->
 # -- v3: alert keys, snapshots, paging, corrupt files ------------------------------------
 
 from sentrycoin.store import (  # noqa: E402
-    AlertRecord, DeliveryRow, StoreUnwritable, check_writable, episode_id_of, store_problem_text,
+    AlertRecord,
+    DeliveryRow,
+    StoreUnwritable,
+    check_writable,
+    episode_id_of,
+    store_problem_text,
 )
 
 

@@ -38,7 +38,7 @@ class Receiver:
             self.ok.append(body)
         return web.Response(status=status, headers=headers)
 
-    async def __aenter__(self) -> "Receiver":
+    async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.router.add_post(SECRET_PATH, self.handle)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from sentrycoin.market import DetectorSettings, Market
 from sentrycoin.research.backtest import (
     DEFAULT_THRESHOLDS,
     Recording,
@@ -24,7 +25,6 @@ from sentrycoin.research.backtest import (
     sweep_table,
     write_sweep_csv,
 )
-from sentrycoin.market import DetectorSettings, Market
 from sentrycoin.sim.scenarios import CrashWindow
 
 DAY = 86_400_000
