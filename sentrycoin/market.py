@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sentrycoin.feeds.venues import size_unit as venue_size_unit
 from sentrycore import SEVERITY_NAMES, ImbalanceDetector, OrderBook
 from sentrycore.marketcore import DEFAULT_CLOCK_SKEW_MS, MarketCore
 
@@ -165,8 +166,6 @@ class Market(MarketCore):
         # say what happened (None until the first failure).
         self.last_error: str | None = None
         if size_unit is None:
-            from sentrycoin.feeds.registry import size_unit as venue_size_unit  # registry imports this module
-
             size_unit = venue_size_unit(exchange)
         # What the book's sizes count ("coins" of the base asset, or "contracts"):
         # bid_volume / ask_volume and MIN_VOLUME are in this unit.

@@ -12,7 +12,7 @@ import numpy as np
 from sentrycoin.sim.scenarios import CrashWindow
 
 if TYPE_CHECKING:
-    from sentrycoin.research.backtest import Series, SweepRow
+    from sentrycoin.research.results import Series, SweepRow
 
 
 

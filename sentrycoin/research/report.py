@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sentrycoin.research.backtest import Backtest, SweepRow
+    from sentrycoin.research.results import Backtest, SweepRow
 
 
 def sweep_table(rows: Sequence[SweepRow], title: str = "Threshold sweep", mark: float | None = None):

@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -55,9 +55,9 @@ from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from sentrycoin.logs import install_server_log_filter, redact_url_secrets, register_secret
-from sentrycoin.market import Market
 from sentrycoin.server.live import LiveHub
 from sentrycoin.server.metrics import build_registry
+from sentrycoin.server.protocols import AlertStoreLike, MonitorLike
 from sentrycoin.server.status import alert_problems, health, status_document
 
 log = logging.getLogger("sentrycoin.server")
@@ -86,51 +86,6 @@ def _enc_fallback(obj: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_enc_fallback).encode
-
-
-# -- what the server needs from the monitor --------------------------------------
-
-
-class FeedCountersLike(Protocol):
-    frames: int
-    bytes: int
-    decode_errors: int
-
-
-class AlertStoreLike(Protocol):
-    """sentrycoin.alerts.outbox.StoreWorker: `read(op)` runs op(AlertStore) off the loop."""
-
-    async def read(self, op: Callable[[Any], Any]) -> Any: ...
-
-
-class AlertManagerLike(Protocol):
-    # `.stats` fields read by /metrics: submitted, queue_dropped, by_severity (dict),
-    # delivered / failed (dicts per notifier), queue_depth; attributes or dict keys.
-    # Optional: store_problem() / delivery_problem() -> str | None, read by /health.
-    store: AlertStoreLike | None
-    stats: Any
-
-
-class MonitorLike(Protocol):
-    """The minimum the HTTP surface reads; sentrycoin.monitor.Monitor provides it.
-
-    Optional: `processing_time` (a metrics.ProcessingTimeHistogram) feeds the
-    sentrycoin_message_processing_seconds histogram; absent, it stays empty.
-    `health_problems()` -> [{"kind", "message", ...}] adds the monitor's own
-    problems to /health; `fallback_status()` -> [{"venue", ...}] lists the
-    venues MOCK_FALLBACK shows on simulated data (/status, dashboard banner).
-    """
-
-    mode: str  # live | simulated | mixed (MOCK_FALLBACK) | replay
-    markets: list[Market]
-    started_monotonic: float  # time.monotonic() at start
-    stale_after_s: float  # /health: a book older than this is stale
-    version: str
-    alert_manager: AlertManagerLike | None
-
-    def settings_redacted(self) -> dict[str, Any]: ...
-
-    def feed_counters(self) -> Mapping[str, FeedCountersLike]: ...
 
 
 # -- app keys -------------------------------------------------------------------

@@ -19,13 +19,11 @@ import logging
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sentrycoin.market import AlertEvent, Market
+from sentrycoin.server.protocols import MonitorLike
 from sentrycoin.store import iso_utc
-
-if TYPE_CHECKING:
-    from sentrycoin.server.app import MonitorLike
 
 log = logging.getLogger("sentrycoin.server.status")
 

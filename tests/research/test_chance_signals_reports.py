@@ -14,10 +14,6 @@ from rich.console import Console
 
 from sentrycoin.market import DetectorSettings
 from sentrycoin.research.backtest import (
-    COLUMN_DOCS,
-    SWEEP_COLUMNS,
-    Recording,
-    Series,
     Signal,
     backtest_simulated,
     chance_baseline,
@@ -29,6 +25,7 @@ from sentrycoin.research.backtest import (
     sweep,
 )
 from sentrycoin.research.labels import parse_drop_rule
+from sentrycoin.research.results import COLUMN_DOCS, SWEEP_COLUMNS, Recording, Series
 from sentrycoin.sim.scenarios import CrashWindow
 from sentrycore import OrderBook
 

@@ -41,7 +41,7 @@ class SrvBrokenNotifier(Notifier):
 
 
 class SrvMonitor:
-    """Implements sentrycoin.server.app.MonitorLike for tests."""
+    """Implements sentrycoin.server.protocols.MonitorLike for tests."""
 
     def __init__(self, markets: list[Market], *, mode: str = "simulated", stale_after_s: float = 30.0,
                  alert_manager: Any = None) -> None:
