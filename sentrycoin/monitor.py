@@ -420,10 +420,11 @@ class Monitor:
         self.markets[:] = [m for m in self.markets if self._by_key.get(m.key) is m]
         markets: list[Market] = []
         for key in want:
-            market = keep.get(key)
-            if market is None:
+            kept = keep.get(key)
+            if kept is None:
                 market = self._add_market(venue, key[1], configs[key].detector, "live")
             else:
+                market = kept
                 market.connected = False
                 market.invalidate("lease change: resubscribing")
             markets.append(market)

@@ -55,6 +55,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import msgspec
@@ -88,7 +89,8 @@ class _OutcomeSink(Protocol):
 class GateLike(Protocol):
     """sentrycoin.ha.gate.DeliveryGate, as the manager uses it."""
 
-    replica_id: str
+    @property
+    def replica_id(self) -> str: ...
 
     async def claim(self, rec: AlertRecord, channel: str) -> Any: ...
     async def finish(self, episode_id: str, channel: str, *, delivered: bool) -> None: ...
@@ -386,7 +388,7 @@ class AlertManager:
         while len(self._alerts) < self.max_in_memory:
             after, limit = self._reload_after_id, self._sweep_batch
             try:
-                batch = await self.store.read(lambda s, limit=limit, after=after: s.pending_alerts(limit=limit, after_id=after))
+                batch = await self.store.read(partial(AlertStore.pending_alerts, limit=limit, after_id=after))
             except Exception as exc:
                 log.debug("reading pending alerts failed (%s); retrying", type(exc).__name__)
                 return

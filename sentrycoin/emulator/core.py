@@ -292,7 +292,7 @@ class Session:
 class VenueEmulator:
     """Base class: one venue's WebSocket + REST endpoints on 127.0.0.1."""
 
-    venue: ClassVar[str] = ""
+    venue: str = ""  # a class default; okx, bybit and binance set theirs per instance (spot or derivatives)
     session_class: ClassVar[type[Session]] = Session
     #: Faults this venue's protocol can express.
     supported_faults: ClassVar[frozenset[Fault]] = DELIVERY_FAULTS
@@ -449,9 +449,7 @@ class VenueEmulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
         return self
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -202,7 +202,7 @@ class _BinanceHandler(FeedHandler):
         log.info("%s: diff-depth %s, REST snapshot limit %d (weight %d) for depth %d",
                  self.venue, self.stream_suffix, self.snapshot_limit,
                  self.request_weight(self.snapshot_limit), depth)
-        self._decoder = msgspec.json.Decoder(self.combined_type, strict=False)
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.combined_type, strict=False)
         self._parser = DepthParser()
         self._envelope_decoder = msgspec.json.Decoder(Envelope)
         self._event_decoder = msgspec.json.Decoder(EventType)

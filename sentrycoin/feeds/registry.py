@@ -27,7 +27,7 @@ log = logging.getLogger("sentrycoin.feeds.registry")
 def handler_class(venue: str) -> type[FeedHandler]:
     module_name, _, class_name = venue_info(venue).handler.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def make_handler(

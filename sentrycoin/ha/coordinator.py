@@ -477,7 +477,7 @@ class RedisCoordinator:
             return [False] * len(held)
         script = self.script(_RENEW_CHANNEL_LUA)
 
-        async def run(r):  # type: ignore[no-untyped-def]
+        async def run(r):
             pipe = r.pipeline(transaction=False)
             for episode_id, channel in held:
                 await script(keys=self.delivery_keys(episode_id, channel)[:1], args=[self.replica_id, lease_ms],

@@ -142,7 +142,7 @@ class LeaseManager:
             release_script = self.coordinator.script(_RELEASE_LUA)
             hb = self.heartbeat_key(self.shard_index)
 
-            async def run(r):  # type: ignore[no-untyped-def]
+            async def run(r):
                 pipe = r.pipeline(transaction=False)
                 for m in held:
                     await release_script(keys=[self.lease_key(m)], args=[self.me], client=pipe)
@@ -183,7 +183,7 @@ class LeaseManager:
         held = sorted(self._held)
         shards = range(self.shard_count)
 
-        async def phase1(r):  # type: ignore[no-untyped-def]
+        async def phase1(r):
             pipe = r.pipeline(transaction=False)
             pipe.set(self.heartbeat_key(self.shard_index), me, px=ttl)
             for s in shards:
@@ -212,7 +212,7 @@ class LeaseManager:
         if not give_back and not wanted:
             return True
 
-        async def phase2(r):  # type: ignore[no-untyped-def]
+        async def phase2(r):
             pipe = r.pipeline(transaction=False)
             for m in give_back:
                 await release(keys=[self.lease_key(m)], args=[me], client=pipe)

@@ -43,7 +43,7 @@ import csv
 import dataclasses
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 
@@ -142,7 +142,7 @@ def _by_symbol(windows: Iterable[CrashWindow]) -> dict[str, list[CrashWindow]]:
     return out
 
 
-def score(alerts_ms: dict[str, Iterable[int]], windows: Iterable[CrashWindow], market_ms: int,
+def score(alerts_ms: Mapping[str, Iterable[int]], windows: Iterable[CrashWindow], market_ms: int,
           *, early_ms: int = 0, run: str = "", unscored: Iterable[CrashWindow] = ()) -> Score:
     """Score alert times (per symbol) against windows.
 

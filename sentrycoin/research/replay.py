@@ -292,19 +292,19 @@ class Replayer:
                         record = decode(line)
                     except msgspec.DecodeError:
                         raise Cut(f"line {n} is not a recording record") from None
-                    kind = type(record)
-                    if kind is FrameRecord:
+                    # `type(record) is X` (not a saved type): mypy narrows the record by it.
+                    if type(record) is FrameRecord:
                         if stream is not None:
                             stream.frame(record.conn, record.ms, record.data.encode())
-                    elif kind is SnapshotRecord:
+                    elif type(record) is SnapshotRecord:
                         if stream is not None:
                             stream.snapshot(record.symbol, record.ms, record.body.encode())
-                    elif kind is Header:
+                    elif type(record) is Header:
                         stream = self.open_stream(record.venue, record.symbols, self.depth or record.depth)
-                    elif kind is ConnectRecord:
+                    elif type(record) is ConnectRecord:
                         if stream is not None:
                             stream.connected(record.conn)
-                    elif kind is DisconnectRecord:
+                    elif type(record) is DisconnectRecord:
                         if stream is not None:
                             stream.disconnected(record.conn)
                 if progress is not None:
@@ -579,7 +579,7 @@ def replay_files(paths: Iterable[str | Path], *, detector: DetectorSettings | No
             advance = None
             if progress_ctx is not None:
                 bar, task = progress_ctx
-                bar.update(task, description=path.name)
+                bar.update(task, description=Path(path).name)
                 advance = lambda n, bar=bar, task=task: bar.advance(task, n)  # noqa: E731
             replayer.replay_file(path, advance)
     finally:

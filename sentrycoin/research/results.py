@@ -73,15 +73,20 @@ class WindowResult:
     @property
     def delay_after_onset_ms(self) -> int | None:
         """First alert - window start (negative: an early detection)."""
-        return None if self.outcome != "detected" else self.first_alert_ms - self.window.start_ms
+        if self.outcome != "detected" or self.first_alert_ms is None:
+            return None
+        return self.first_alert_ms - self.window.start_ms
 
     @property
     def warning_before_bottom_ms(self) -> int | None:
-        return None if self.outcome != "detected" else self.window.bottom_ms - self.first_alert_ms
+        if self.outcome != "detected" or self.first_alert_ms is None:
+            return None
+        return self.window.bottom_ms - self.first_alert_ms
 
     @property
     def early(self) -> bool:
-        return self.outcome == "detected" and self.first_alert_ms < self.window.start_ms
+        return (self.outcome == "detected" and self.first_alert_ms is not None
+                and self.first_alert_ms < self.window.start_ms)
 
 
 @dataclass(slots=True)

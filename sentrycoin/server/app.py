@@ -306,7 +306,7 @@ def create_app(
     app[HUB_KEY] = LiveHub(monitor, tick_s=tick_s, history_s=history_s)
     app[REGISTRY_KEY] = build_registry(monitor)
 
-    async def live_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    async def live_ctx(app: web.Application):
         app[HUB_KEY].start()
         yield
         await app[HUB_KEY].stop()

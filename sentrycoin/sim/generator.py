@@ -383,12 +383,12 @@ class SymbolSim:
             if found is None:
                 return
             side, key = found
-            extra = side.walls.pop(key, None)
-            if extra is None:
+            added = side.walls.pop(key, None)
+            if added is None:
                 return  # already taken or trimmed
             i = bisect.bisect_left(side.keys, key)
             if i < len(side.keys) and side.keys[i] == key:
-                side.set(i, max(1, side.qty[i] - extra))
+                side.set(i, max(1, side.qty[i] - added))
 
     # -- one frame ---------------------------------------------------------------------
 

@@ -191,7 +191,7 @@ def validate(spec: ScenarioSpec) -> ScenarioSpec:
     _check(0 <= n.trade_rate_hz <= 1000, "normal.trade_rate_hz", "must be within [0, 1000]", n.trade_rate_hz)
     _check(0 <= n.volatility <= 100, "normal.volatility", "must be within [0, 100]", n.volatility)
     for i, ev in enumerate(spec.events):
-        kind = type(ev).__struct_config__.tag
+        kind = str(type(ev).__struct_config__.tag)  # each event spec's tag is its kind name
         for name, lo, hi in _LIMITS[kind]:
             _check_range(getattr(ev, name), f"events[{i}].{name}", lo, hi)
         if isinstance(ev, SpoofSpec):
