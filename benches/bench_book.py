@@ -35,7 +35,7 @@ def _check_same_volumes() -> None:
     rivals = [DictBisectBook(), SortedDictBook(), OrderBookLibBook()]
     for r in rivals:
         r.load(STREAM.snapshot_bids, STREAM.snapshot_asks)
-    for (bl, al), (bp, bq, ap, aq) in list(zip(STREAM.lists, STREAM.arrays))[:300]:
+    for (bl, al), (bp, bq, ap, aq) in list(zip(STREAM.lists, STREAM.arrays, strict=True))[:300]:
         core.apply_bids(bp, bq)
         core.apply_asks(ap, aq)
         for r in rivals:
@@ -53,15 +53,15 @@ def _run_core(book: OrderBook) -> None:
     for bp, bq, ap, aq in STREAM.arrays:
         apply_bids(bp, bq)
         apply_asks(ap, aq)
-        book.bid_volume
-        book.ask_volume
+        _ = book.bid_volume  # the reads are part of what is measured
+        _ = book.ask_volume
 
 
 def _run_core_message(book: OrderBook) -> None:
     apply = book.apply
     for bp, bq, ap, aq in STREAM.arrays:
         apply(bp, bq, ap, aq)
-        book.volumes
+        _ = book.volumes  # the read is part of what is measured
 
 
 def _run_rival(book) -> None:
@@ -129,8 +129,8 @@ def _run_core_single(book: OrderBook) -> None:
             ub(p, q)
         else:
             ua(p, q)
-        book.bid_volume
-        book.ask_volume
+        _ = book.bid_volume  # the reads are part of what is measured
+        _ = book.ask_volume
 
 
 def _run_sorteddict_single(book: SortedDictBook) -> None:

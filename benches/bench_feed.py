@@ -208,7 +208,7 @@ def check_same_volumes(cs: list[Contender]) -> None:
     ref = cs[0].volumes()
     for c in cs[1:]:
         got = c.volumes()
-        assert all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(ref, got)), (c.name, ref, got)
+        assert all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(ref, got, strict=True)), (c.name, ref, got)
 
 
 def measure(kind: str, repeats: int) -> list[dict]:

@@ -163,7 +163,7 @@ class Server:
     def __init__(self, pin: bool = True) -> None:
         self.pin = pin
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         templates, _ = frame_templates()
         ctx = mp.get_context("spawn")
         self.pipe, child = ctx.Pipe()

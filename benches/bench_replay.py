@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sentrycoin.record import tee_handler  # noqa: E402
-from sentrycoin.recording import Header, RecordingWriter  # noqa: E402
-from sentrycoin.replay import replay_files  # noqa: E402
+from sentrycoin.research.record import tee_handler  # noqa: E402
+from sentrycoin.research.recording import Header, RecordingWriter  # noqa: E402
+from sentrycoin.research.replay import replay_files  # noqa: E402
 from sentrycoin.sim.source import simulated_source  # noqa: E402
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT", "ADA-USDT", "DOGE-USDT", "XRP-USDT", "LTC-USDT",

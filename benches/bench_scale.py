@@ -61,7 +61,7 @@ def _monitor_quantile_us(hist, q: float) -> float | None:
     if not total:
         return None
     running = 0
-    for bound, c in zip(list(hist.bounds_s) + [float("inf")], hist.counts):
+    for bound, c in zip(list(hist.bounds_s) + [float("inf")], hist.counts, strict=True):
         running += c
         if running >= q * total:
             return bound * 1e6

@@ -57,18 +57,20 @@ def _generated(n: int = 3000, seed: int = 7) -> tuple[list[bytes], bytes]:
     rng = random.Random(seed)
     mid = 61800.0
     frames = []
+
+    def side(sign: int, mid: float) -> list[list[str]]:
+        k = max(1, int(rng.gauss(10, 5)))
+        out = []
+        for _ in range(k):
+            price = round(mid + sign * rng.expovariate(1 / 20) + sign * 0.01, 2)
+            qty = 0.0 if rng.random() < 0.4 else round(rng.expovariate(3), 5)
+            out.append([f"{price:.8f}", f"{qty:.8f}"])
+        return out
+
     for _ in range(n):
         mid += rng.gauss(0, 2)
-        def side(sign: int) -> list[list[str]]:
-            k = max(1, int(rng.gauss(10, 5)))
-            out = []
-            for _ in range(k):
-                price = round(mid + sign * rng.expovariate(1 / 20) + sign * 0.01, 2)
-                qty = 0.0 if rng.random() < 0.4 else round(rng.expovariate(3), 5)
-                out.append([f"{price:.8f}", f"{qty:.8f}"])
-            return out
         data = {"e": "depthUpdate", "E": 1723161255208, "s": "BTCUSDT", "U": 1, "u": 1,
-                "b": side(-1), "a": side(1)}
+                "b": side(-1, mid), "a": side(1, mid)}
         frames.append(json.dumps({"stream": "btcusdt@depth@100ms", "data": data},
                                  separators=(",", ":")).encode())
     levels = [[f"{mid - 0.01 * i:.8f}", "0.50000000"] for i in range(1, 1001)]

@@ -7,13 +7,13 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sentrycoin.alerts.base import fmt_num
 from sentrycoin.emulator import ASK, TrueBook
 from sentrycoin.store import iso_utc
 from tests.service.fake_telegram import FakeTelegram, Hang, Ok, Status
-
 
 # -- flaky Telegram ---------------------------------------------------------------
 

@@ -43,8 +43,8 @@ import random
 import shutil
 import signal
 import socket
-import subprocess
 import sqlite3
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -243,7 +243,7 @@ class Soak:
             self.proc.send_signal(signal.SIGINT)
         try:
             rc = await asyncio.wait_for(self.proc.wait(), 60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.proc.kill()
             rc = await self.proc.wait()
             self.log("monitor did not stop within 60 s of SIGINT: killed")
@@ -255,7 +255,7 @@ class Soak:
                 self.bad.send_signal(signal.SIGTERM)
             try:
                 bad_rc = await asyncio.wait_for(self.bad.wait(), 60)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.bad.kill()
                 bad_rc = await self.bad.wait()
         if self.redis is not None:
@@ -322,7 +322,7 @@ class Soak:
             try:
                 await asyncio.wait_for(stop.wait(), 10.0)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _crash_outcomes(self, rows: list[dict]) -> dict[str, int]:
@@ -357,7 +357,7 @@ class Soak:
             for r in rs:
                 e = episodes.setdefault(r["episode_id"], {"rows": [], "sent": 0})
                 e["rows"].append((replica, r))
-        for key, e in episodes.items():
+        for e in episodes.values():
             e["sent"] = sum(received[record_key(r)] for rep, r in e["rows"] if rep == "good")
         # A lower severity is "covered" when its market's higher-severity alert of the same burst was
         # delivered (the gate suppresses it on purpose).

@@ -4,33 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import logging
-import math
 import os
 import signal
-import socket
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sentrycoin import __version__
-from sentrycoin.config import ConfigError, Settings, load_settings
+from sentrycoin.cli_common import (
+    check_out_dir,
+    check_port_free,
+    check_scenario,
+    load_command_settings,
+    port_number,
+    positive_float,
+    run_async,
+    setup_command_logging,
+)
+from sentrycoin.config import ConfigError, Settings
 
 log = logging.getLogger("sentrycoin")
-
-
-def _event_loop_factory():
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        return None
-    return uvloop.new_event_loop
-
-
-def run_async(coro) -> int:
-    factory = _event_loop_factory()
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
 
 
 # -- run ------------------------------------------------------------------------
@@ -50,7 +44,7 @@ async def _run_recording(monitor, record_dir: str) -> int:
     (live venues or the simulated market) is recorded, as `sentrycoin record` does."""
     import time
 
-    from sentrycoin.record import close_writers, open_writers
+    from sentrycoin.research.record import close_writers, open_writers
 
     started = time.monotonic()
     writers = open_writers(monitor.handlers, record_dir, depth=monitor.settings.depth,
@@ -92,7 +86,7 @@ def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = _load(args)
+    settings = load_command_settings(args)
     if args.scenario:
         settings.sim_scenario = args.scenario
     if args.port is not None:
@@ -104,30 +98,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.simulated or settings.mock_fallback:
         check_scenario(settings.sim_scenario, _scenario_name(args))
     if args.record is not None:
-        from sentrycoin.commands import check_out_dir
-
         check_out_dir(args.record, "--record")
     if not args.no_http:
         check_port_free(settings.host, settings.port, _port_name(args))
-    _setup_logging(settings)
+    setup_command_logging(settings)
     return run_async(_run_monitor(settings, serve_http=not args.no_http, record_dir=args.record))
-
-
-def check_scenario(scenario: str, name: str) -> None:
-    """ConfigError naming `name` (the flag or variable) unless `scenario` loads:
-    a built-in name, or a readable, valid scenario .toml file."""
-    from sentrycoin.config import SCENARIOS
-    from sentrycoin.sim.scenarios import load_scenario
-
-    if scenario not in SCENARIOS and not scenario.endswith(".toml"):
-        raise ConfigError(f"{name}: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} "
-                          "(or a path to a scenario .toml file)")
-    try:
-        load_scenario(scenario)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{name} {scenario}: not a text file (a scenario is a TOML text file)") from None
-    except ValueError as exc:  # ScenarioError: one line naming the file and the key
-        raise ConfigError(f"{name}: {exc}") from None
 
 
 def _scenario_name(args: argparse.Namespace) -> str:
@@ -142,92 +117,17 @@ def _port_name(args: argparse.Namespace) -> str:
     return "--port" if args.port is not None else "PORT"
 
 
-def check_port_free(host: str, port: int, name: str) -> None:
-    """ConfigError (one line naming `name`) unless `host`:`port` can be bound now.
-
-    Checked before anything starts, so a port already in use is a user mistake
-    reported as such, not a bind traceback from inside the server."""
-    if port == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ConfigError(f"HOST={host}: cannot listen on this address ({exc})") from None
-    for family, kind, proto, _, address in infos:
-        with socket.socket(family, kind, proto) as sock:
-            # The server sets SO_REUSEADDR too: a port in TIME_WAIT is free, a listening one is not.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise ConfigError(f"{name}={port}: port already in use on {host} "
-                                      "(another program listens there; choose another with --port or PORT)") from None
-                if exc.errno == errno.EACCES:
-                    raise ConfigError(f"{name}={port}: permission denied (ports below 1024 need privileges)") from None
-                if exc.errno == errno.EADDRNOTAVAIL:
-                    raise ConfigError(f"HOST={host}: not an address of this machine") from None
-                raise ConfigError(f"{name}={port}: cannot listen on {host}:{port} ({exc.strerror})") from None
-
-
 # -- config check ---------------------------------------------------------------
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     import msgspec
 
-    settings = _load(args, config_file=args.file, config_label=args.file)
+    settings = load_command_settings(args, config_file=args.file, config_label=args.file)
     print(msgspec.json.format(msgspec.json.encode(settings.redacted()), indent=2).decode())
     where = f"{len(settings.markets)} markets" if settings.markets else "no markets: the simulated market runs"
     print(f"OK: {args.file} is valid ({where})", file=sys.stderr)
     return 0
-
-
-# -- plumbing -------------------------------------------------------------------
-
-
-def _load(args: argparse.Namespace, config_file: str | None = None, config_label: str | None = None) -> Settings:
-    return load_settings(
-        config_file or getattr(args, "config", None),
-        exchange=getattr(args, "exchange", None),
-        symbols=getattr(args, "symbols", None),
-        config_label=config_label,
-    )
-
-
-# -- flag types: argparse reports their ValueError as "--flag: message" (one line, exit 2) ---
-
-
-def _number(kind: type, text: str, accept, requirement: str):
-    """`text` as `kind` (int or float, finite), or ArgumentTypeError naming the requirement."""
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
-    if not (math.isfinite(value) and accept(value)):
-        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
-    return value
-
-
-def port_number(text: str) -> int:
-    return _number(int, text, lambda v: 0 <= v <= 65535, "a port number 0-65535 (0: any free port)")
-
-
-def positive_float(text: str) -> float:
-    return _number(float, text, lambda v: v > 0, "a number > 0")
-
-
-def non_negative_float(text: str) -> float:
-    return _number(float, text, lambda v: v >= 0, "a number >= 0")
-
-
-def positive_int(text: str) -> int:
-    return _number(int, text, lambda v: v >= 1, "a whole number >= 1")
-
-
-def non_negative_int(text: str) -> int:
-    return _number(int, text, lambda v: v >= 0, "a whole number >= 0")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -258,12 +158,6 @@ class Parser(argparse.ArgumentParser):
         hint = f" (see `{self.prog} --help`)"
         print(f"sentrycoin: {message}{hint}", file=sys.stderr)
         raise SystemExit(2)
-
-
-def _setup_logging(settings: Settings) -> None:
-    from sentrycoin.logs import setup_logging
-
-    setup_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,7 +200,7 @@ def _config_without_tool(args: argparse.Namespace) -> int:
 
 
 def _add_optional_commands(sub) -> None:
-    from sentrycoin import commands
+    from sentrycoin.research import commands
 
     commands.register(sub)
 

@@ -26,13 +26,14 @@ import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from sentrycoin.feeds.venues import VENUE_NAMES as VENUE_NAMES  # one list: the venue table
 from sentrycoin.market import SIGNALS, DetectorSettings
 
-VENUE_NAMES = ("binance", "binance-futures", "coinbase", "kraken", "bybit", "bybit-linear", "okx", "okx-swap")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 SCENARIOS = ("normal", "flash_crash", "whale_dump", "spoof", "recovery", "mixed")
 REDACTED = "***"

@@ -27,8 +27,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import Market
@@ -63,7 +64,7 @@ class VenueFallback:
     handler: FeedHandler  # the live handler, still running in the runner: the probe
     live: list[Market]
     twins: dict[tuple[str, str], Market]  # live key -> twin still shown
-    source: "SimSource"
+    source: SimSource
     stop: asyncio.Event
     since_ms: int
     since_monotonic: float
@@ -95,7 +96,7 @@ class MockFallback:
 
     def __init__(
         self,
-        runner: "LiveRunner",
+        runner: LiveRunner,
         *,
         after_s: float,
         make_source: SourceFactory,
@@ -168,7 +169,7 @@ class MockFallback:
     def _switch(self, handler: FeedHandler, live: list[Market], now: float) -> None:
         venue = handler.venue
         source = self.make_source(venue, live)
-        twins = {m.key: twin for m, twin in zip(live, source.markets)}
+        twins = {m.key: twin for m, twin in zip(live, source.markets, strict=True)}
         fb = VenueFallback(venue=venue, handler=handler, live=live, twins=twins, source=source,
                            stop=asyncio.Event(), since_ms=time.time_ns() // 1_000_000, since_monotonic=now)
         self._set_probe_cap(handler, self.probe_backoff_max_s)

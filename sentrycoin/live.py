@@ -45,8 +45,8 @@ import asyncio
 import logging
 import random
 import time
-from datetime import datetime, timezone
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -411,7 +411,7 @@ class LiveRunner:
         wait_s = max(retry_after_s or 0.0, backoff_s)
         budget.block_for(wait_s)
         self._hold_recovery(host, budget.blocked_until)
-        until = datetime.fromtimestamp(time.time() + wait_s, timezone.utc).strftime("%H:%M:%S UTC")
+        until = datetime.fromtimestamp(time.time() + wait_s, UTC).strftime("%H:%M:%S UTC")
         reason = f"Binance IP ban (418) until {until}"
         if not already_banned:
             log.error("%s: %s from %s: no snapshot request to it before then", handler.venue, reason, host)

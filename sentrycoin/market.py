@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
+from sentrycoin.alert_fields import AlertFields
+from sentrycoin.feeds.venues import size_unit as venue_size_unit
 from sentrycore import SEVERITY_NAMES, ImbalanceDetector, OrderBook
 from sentrycore.marketcore import DEFAULT_CLOCK_SKEW_MS, MarketCore
 
@@ -76,24 +78,9 @@ class DetectorSettings:
         )
 
 
-@dataclass(slots=True, frozen=True)
-class AlertEvent:
-    """One detector decision, with the book's numbers at that instant."""
+class AlertEvent(AlertFields, frozen=True, kw_only=True):
+    """One detector decision, with the book's numbers at that instant (fields: AlertFields)."""
 
-    exchange: str
-    symbol: str
-    source: str  # one of SOURCES
-    severity: str  # warning | critical | extreme
-    ratio: float
-    danger_ratio: float
-    bid_volume: float
-    ask_volume: float
-    best_bid: float
-    best_ask: float
-    depth: int
-    # Venue event time (or simulated / recorded time), Unix ms: for display
-    # and latency only; the detector decided on the local clock.
-    event_ms: int
     size_unit: str = "coins"  # what bid_volume / ask_volume count: "coins" or "contracts" (okx-swap)
 
     @property
@@ -165,8 +152,6 @@ class Market(MarketCore):
         # say what happened (None until the first failure).
         self.last_error: str | None = None
         if size_unit is None:
-            from sentrycoin.feeds.registry import size_unit as venue_size_unit  # registry imports this module
-
             size_unit = venue_size_unit(exchange)
         # What the book's sizes count ("coins" of the base asset, or "contracts"):
         # bid_volume / ask_volume and MIN_VOLUME are in this unit.

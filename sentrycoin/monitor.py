@@ -13,9 +13,10 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sentrycoin import __version__
 from sentrycoin.alerts.factory import build_notifiers
@@ -235,7 +236,7 @@ class Monitor:
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event, on_ready: Callable[["Monitor"], None] | None = None) -> None:
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[Monitor], None] | None = None) -> None:
         """Run until `stop` is set; then stop the source, flush alerts, close the server."""
         if self.ha is not None:
             await self.ha.start()  # never raises: no Redis means local cooldowns + retries
@@ -419,10 +420,11 @@ class Monitor:
         self.markets[:] = [m for m in self.markets if self._by_key.get(m.key) is m]
         markets: list[Market] = []
         for key in want:
-            market = keep.get(key)
-            if market is None:
+            kept = keep.get(key)
+            if kept is None:
                 market = self._add_market(venue, key[1], configs[key].detector, "live")
             else:
+                market = kept
                 market.connected = False
                 market.invalidate("lease change: resubscribing")
             markets.append(market)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 Clock = Callable[[], float]
 
@@ -55,7 +55,7 @@ class TokenBucket:
 
     @classmethod
     def at_most(cls, n: float, per_s: float, burst: float | None = None,
-                clock: Clock = time.monotonic) -> "TokenBucket":
+                clock: Clock = time.monotonic) -> TokenBucket:
         """A bucket that never lets more than `n` through in any window of `per_s` seconds.
 
         In any window of length T a bucket passes at most capacity + rate * T,

@@ -37,11 +37,14 @@ import sqlite3
 import statistics
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import msgspec
+
+from sentrycoin.alert_fields import ALERT_FIELDS, BOOK_NUMBER_FIELDS, AlertFields, alert_fields_of
 
 log = logging.getLogger("sentrycoin.store")
 
@@ -134,10 +137,12 @@ _V3_INDEXES = (
 #: Final delivery states: the row leaves the outbox.
 FINAL_STATES = frozenset({"delivered", "failed", "suppressed"})
 
-_ALERT_COLUMNS = (
-    "id", "exchange", "symbol", "source", "severity", "ratio", "danger_ratio", "bid_volume",
-    "ask_volume", "best_bid", "best_ask", "depth", "event_ms", "created_ms", "alert_key", "episode_id",
-)
+#: The alerts table's columns, in SELECT order: the row id, the shared alert fields
+#: (alert_fields.py), then the record's own.  The CREATE TABLE above spells them out
+#: (a schema change is a migration); test_alert_fields.py checks the two agree.
+_ALERT_COLUMNS = ("id", *ALERT_FIELDS, "created_ms", "alert_key", "episode_id")
+_INSERT_ALERT = (f"INSERT INTO alerts ({', '.join(_ALERT_COLUMNS[1:])}) "
+                 f"VALUES ({', '.join('?' for _ in _ALERT_COLUMNS[1:])})")
 
 _OUTCOME_COLUMNS = (
     "complete", "start_ms", "ref_mid", "mid_10s", "mid_30s", "mid_60s", "mid_300s", "mid_900s",
@@ -158,8 +163,8 @@ def episode_id_of(exchange: str, symbol: str, severity: str, event_ms: int) -> s
     return f"{exchange}:{symbol}:{severity}:{int(event_ms)}"
 
 
-class AlertRecord(msgspec.Struct, frozen=True):
-    """An alert as stored (and as handed to notifiers).
+class AlertRecord(AlertFields, frozen=True, kw_only=True):
+    """An alert as stored (and as handed to notifiers): AlertFields and its identities.
 
     `id` is the database row id, None while (or if) the row is not written:
     the running monitor identifies alerts by `alert_key` and hands notifiers
@@ -169,18 +174,6 @@ class AlertRecord(msgspec.Struct, frozen=True):
     """
 
     id: int | None
-    exchange: str
-    symbol: str
-    source: str
-    severity: str
-    ratio: float
-    danger_ratio: float
-    bid_volume: float
-    ask_volume: float
-    best_bid: float
-    best_ask: float
-    depth: int
-    event_ms: int
     created_ms: int
     alert_key: str = ""
     episode_id: str = ""
@@ -196,27 +189,14 @@ class AlertRecord(msgspec.Struct, frozen=True):
         return iso_utc(self.event_ms)
 
     @classmethod
-    def from_event(cls, event: Any, *, id: int | None, created_ms: int) -> "AlertRecord":
-        """Build from a `sentrycoin.market.AlertEvent` (duck-typed to avoid a cycle)."""
+    def from_event(cls, event: AlertFields, *, id: int | None, created_ms: int) -> AlertRecord:
+        """Build from a `sentrycoin.market.AlertEvent` (or any AlertFields)."""
         key = episode_id_of(event.exchange, event.symbol, event.severity, event.event_ms)
-        return cls(
-            id=id,
-            exchange=event.exchange,
-            symbol=event.symbol,
-            source=event.source,
-            severity=event.severity,
-            ratio=float(event.ratio),
-            danger_ratio=float(event.danger_ratio),
-            bid_volume=float(event.bid_volume),
-            ask_volume=float(event.ask_volume),
-            best_bid=float(event.best_bid),
-            best_ask=float(event.best_ask),
-            depth=int(event.depth),
-            event_ms=int(event.event_ms),
-            created_ms=created_ms,
-            alert_key=key,
-            episode_id=key,
-        )
+        fields = alert_fields_of(event)
+        # Plain int/float whatever number types the event holds: the record is stored and encoded.
+        fields.update({name: float(fields[name]) for name in BOOK_NUMBER_FIELDS})
+        fields.update(depth=int(event.depth), event_ms=int(event.event_ms))
+        return cls(**fields, id=id, created_ms=created_ms, alert_key=key, episode_id=key)
 
 
 class DeliveryRow(msgspec.Struct, frozen=True):
@@ -282,7 +262,7 @@ def _is_corrupt(exc: BaseException) -> bool:
 
 def iso_utc(ms: int) -> str:
     """Unix ms -> '2026-11-26T08:21:50.123Z'."""
-    dt = datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms / 1000.0, tz=UTC)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -446,7 +426,7 @@ class AlertStore:
 
     # -- outbox ------------------------------------------------------------
 
-    def insert_alert(self, event: Any, notifiers: Iterable[str], *, created_ms: int | None = None) -> AlertRecord:
+    def insert_alert(self, event: AlertFields, notifiers: Iterable[str], *, created_ms: int | None = None) -> AlertRecord:
         """Store an alert and a pending delivery row per notifier, atomically."""
         created = _now_ms() if created_ms is None else created_ms
         rec = AlertRecord.from_event(event, id=None, created_ms=created)
@@ -469,12 +449,9 @@ class AlertStore:
                 row = db.execute("SELECT id FROM alerts WHERE alert_key = ?", (rec.alert_key,)).fetchone()
                 if row is None:
                     cur = db.execute(
-                        "INSERT INTO alerts (exchange, symbol, source, severity, ratio, danger_ratio, "
-                        "bid_volume, ask_volume, best_bid, best_ask, depth, event_ms, created_ms, alert_key, "
-                        "episode_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (rec.exchange, rec.symbol, rec.source, rec.severity, rec.ratio, rec.danger_ratio,
-                         rec.bid_volume, rec.ask_volume, rec.best_bid, rec.best_ask, rec.depth,
-                         rec.event_ms, rec.created_ms, rec.alert_key, rec.episode_id or rec.alert_key),
+                        _INSERT_ALERT,
+                        (*alert_fields_of(rec).values(), rec.created_ms, rec.alert_key,
+                         rec.episode_id or rec.alert_key),
                     )
                     alert_id = int(cur.lastrowid)  # type: ignore[arg-type]
                 else:
@@ -751,7 +728,7 @@ class AlertStore:
             }
         out = []
         for row in rows:
-            d = {c: _finite(v) for c, v in zip(_ALERT_COLUMNS, row)}
+            d = {c: _finite(v) for c, v in zip(_ALERT_COLUMNS, row, strict=True)}
             d["time"] = iso_utc(d["event_ms"])
             d["deliveries"] = deliveries[d["id"]]
             o = outcomes.get(d["id"])
@@ -784,14 +761,14 @@ class AlertStore:
 
     @staticmethod
     def _record(row: tuple) -> AlertRecord:
-        d = dict(zip(_ALERT_COLUMNS, row))
-        for key in ("ratio", "danger_ratio", "bid_volume", "ask_volume", "best_bid", "best_ask"):
+        d = dict(zip(_ALERT_COLUMNS, row, strict=True))
+        for key in BOOK_NUMBER_FIELDS:
             if d[key] is None:  # NaN went in, NULL came out
                 d[key] = math.nan
         return AlertRecord(**d)
 
     @staticmethod
     def _outcome_dict(row: tuple) -> dict[str, Any]:
-        d: dict[str, Any] = {c: _finite(v) for c, v in zip(_OUTCOME_COLUMNS, row)}
+        d: dict[str, Any] = {c: _finite(v) for c, v in zip(_OUTCOME_COLUMNS, row, strict=True)}
         d["complete"] = bool(d["complete"])
         return d

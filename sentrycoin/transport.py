@@ -46,8 +46,8 @@ import socket
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
@@ -156,7 +156,7 @@ class _Listener(WSListener):
 
     __slots__ = ("conn", "_fragments", "_fragment_type", "_replacement")
 
-    def __init__(self, conn: "Connection", replacement: bool = False) -> None:
+    def __init__(self, conn: Connection, replacement: bool = False) -> None:
         super().__init__()
         self.conn = conn
         self._fragments: list[bytes] | None = None
@@ -275,7 +275,7 @@ class Connection:
         if self._task is not None and self._task is not asyncio.current_task():
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=5.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._task.cancel()
             except (asyncio.CancelledError, Exception):  # cancelled above, or failed (logged by the task)
                 if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -500,7 +500,7 @@ class Connection:
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=delay_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     # -- picows callbacks (via _Listener) ------------------------------------

@@ -1,6 +1,5 @@
 """Type stubs for sentrycore.book (the Cython OrderBook)."""
 
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt

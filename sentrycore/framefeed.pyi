@@ -1,6 +1,7 @@
 """Type stubs for sentrycore.framefeed (the replay's frame-record reader)."""
 
 from collections.abc import Callable
+from typing import Any
 
 from sentrycore.marketcore import SourceClock
 
@@ -19,7 +20,7 @@ class FrameFeeder:
 
     def __init__(self, clock: SourceClock) -> None: ...
     def feed(self, batch: list[bytes], start: int, on_frame: Callable[[int, bytes, int], object],
-             actions: list[object], observe: Callable[[], object] | None) -> int:
+             actions: list[Any], observe: Callable[[], object] | None) -> int:
         """Feed batch[start:]'s frame records to `on_frame(conn, data, ms)`, setting
         the clock to each frame's receive time first and clearing `actions`
         after each; returns the index of the first line of another shape

@@ -1,9 +1,13 @@
 """Type stubs for sentrycore.parse (the Cython Binance depthUpdate parser)."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sentrycore.book import OrderBook
 from sentrycore.counters import FeedCounters
+
+# A real dict (read in C), of ChainState or a handler's subclass of it.
+_State = TypeVar("_State", bound=ChainState)
 
 class ChainState:
     """Per-symbol sync state of a sequenced diff-depth stream, read and
@@ -58,7 +62,7 @@ class DepthParser:
     def apply_next(self, book: OrderBook, last_u: int, pu_chain: bool) -> bool:
         """`apply_to` only when the event continues a chain ending at `last_u`:
         `U == last_u + 1` (spot), or with `pu_chain`, `pu == last_u` (futures)."""
-    def take(self, data: bytes | bytearray | memoryview, routes: dict[str, ChainState], pu_chain: bool) -> bool:
+    def take(self, data: bytes | bytearray | memoryview, routes: dict[str, _State], pu_chain: bool) -> bool:
         """The whole synced hot path: parse; when it is a combined-stream event
         whose `s` maps in `routes` to a synced ChainState and continues its
         chain, apply it to `state.book`, set `state.last_u = u` and call
@@ -90,7 +94,7 @@ class FramePath:
     def __init__(
         self,
         parser: DepthParser,
-        routes: dict[str, ChainState],
+        routes: dict[str, _State],
         pu_chain: bool,
         counters: FeedCounters,
         fallback: Callable[[bytes, int], None],

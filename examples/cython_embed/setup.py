@@ -1,9 +1,10 @@
 """Build the embedding example: `python setup.py build_ext --inplace`."""
 
 import numpy
-import sentrycore
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+import sentrycore
 
 setup(
     name="sentrycore-embed-example",

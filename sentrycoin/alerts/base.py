@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,7 +28,7 @@ from sentrycoin.logs import BOT_TOKEN_RE
 from sentrycoin.store import AlertRecord
 
 
-def network_failure(exc: BaseException, redact: Callable[[str], str]) -> "DeliveryError":
+def network_failure(exc: BaseException, redact: Callable[[str], str]) -> DeliveryError:
     """A transient DeliveryError for an aiohttp failure.  Only a failure to
     connect proves the far end got nothing; anything later (connection reset
     or closed while waiting for the answer) leaves the outcome unknown."""
@@ -37,7 +37,7 @@ def network_failure(exc: BaseException, redact: Callable[[str], str]) -> "Delive
                          outcome_unknown=not connect_failed)
 
 
-def timeout_failure(timeout_s: float) -> "DeliveryError":
+def timeout_failure(timeout_s: float) -> DeliveryError:
     """The request timed out: it may have been delivered (outcome unknown)."""
     return DeliveryError(f"timeout after {timeout_s:g} s (no answer)", outcome_unknown=True)
 

@@ -9,13 +9,16 @@ like the log lines, so a log shipper parses every line of the output.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
 from sentrycoin.alerts.base import DeliveryError, Notifier, fmt_num, fmt_volume, source_label
 from sentrycoin.logs import log_format, stream_is_terminal
 from sentrycoin.store import AlertRecord
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _encode = msgspec.json.Encoder().encode
 
@@ -66,7 +69,7 @@ class ConsoleNotifier(Notifier):
         self._stream = stream
         self._color = color
         self._json = json
-        self._console = None
+        self._console: Console | None = None  # rich's, made on the first coloured write
 
     @property
     def stream(self) -> TextIO:

@@ -54,7 +54,9 @@ import logging
 import random
 import socket
 import time
-from typing import Any, Callable, Collection, Protocol, Sequence
+from collections.abc import Callable, Collection, Sequence
+from functools import partial
+from typing import Any, Protocol
 
 import msgspec
 
@@ -87,7 +89,8 @@ class _OutcomeSink(Protocol):
 class GateLike(Protocol):
     """sentrycoin.ha.gate.DeliveryGate, as the manager uses it."""
 
-    replica_id: str
+    @property
+    def replica_id(self) -> str: ...
 
     async def claim(self, rec: AlertRecord, channel: str) -> Any: ...
     async def finish(self, episode_id: str, channel: str, *, delivered: bool) -> None: ...
@@ -385,7 +388,7 @@ class AlertManager:
         while len(self._alerts) < self.max_in_memory:
             after, limit = self._reload_after_id, self._sweep_batch
             try:
-                batch = await self.store.read(lambda s: s.pending_alerts(limit=limit, after_id=after))
+                batch = await self.store.read(partial(AlertStore.pending_alerts, limit=limit, after_id=after))
             except Exception as exc:
                 log.debug("reading pending alerts failed (%s); retrying", type(exc).__name__)
                 return
@@ -427,7 +430,7 @@ class AlertManager:
         self._needs_reload = True
         try:
             await asyncio.wait_for(self._reload(), 5.0)
-        except (asyncio.TimeoutError, Exception) as exc:  # the flush loop retries
+        except (TimeoutError, Exception) as exc:  # the flush loop retries
             log.warning("outbox: reading pending alerts at start failed (%s); retrying in the background",
                         type(exc).__name__)
         for n in self.notifiers:
@@ -449,7 +452,7 @@ class AlertManager:
         grace_until = loop.time() + self.send_grace_s
         try:
             await self.drain(min(drain_timeout_s, self.send_grace_s))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("alert manager stopping with %d deliveries unfinished (kept in the outbox)",
                         self.stats.queue_depth + sum(1 for t in self._alerts.values() if not t.final))
         self._stopping = True
@@ -459,7 +462,7 @@ class AlertManager:
             async with asyncio.timeout_at(grace_until):
                 while any(self._sending.values()):
                     await asyncio.sleep(0.01)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("alert manager stopping while a send is still in flight (its outcome is unknown; "
                         "it is resent, flagged possible_duplicate, on restart)")
         for handle in self._deferred.values():
@@ -479,7 +482,7 @@ class AlertManager:
         self._flush_dirty()
         try:
             await self.store.flush(5.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("alert store: %d write(s) still queued at shutdown", self.store.queued)
         await self.store.close()
         for n in self.notifiers:
@@ -504,10 +507,10 @@ class AlertManager:
                         if row is not None and row.state == "pending" and not (
                                 row.error or "").startswith(OUTCOME_UNKNOWN):
                             await self._gate.finish(tracked.rec.episode_id, name, delivered=False)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("HA: releasing delivery leases at stop timed out (they expire by themselves)")
 
-    async def __aenter__(self) -> "AlertManager":
+    async def __aenter__(self) -> AlertManager:
         await self.start()
         return self
 

@@ -27,7 +27,8 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from sentrycoin.alerts.outbox import StoreWorker
 from sentrycoin.store import OUTCOME_HORIZONS_S, AlertRecord, AlertStore
@@ -64,7 +65,7 @@ class OutcomeAccumulator:
         self.observed_ms = start_ms
 
     @classmethod
-    def resume(cls, saved: dict[str, Any], horizons_s: Iterable[int] = OUTCOME_HORIZONS_S) -> "OutcomeAccumulator":
+    def resume(cls, saved: dict[str, Any], horizons_s: Iterable[int] = OUTCOME_HORIZONS_S) -> OutcomeAccumulator:
         """Rebuild from a stored partial outcome (after a restart).
 
         Horizons that passed while the process was down stay None: the first

@@ -21,7 +21,8 @@ import html
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -252,7 +253,7 @@ class TelegramNotifier(HttpNotifier):
                     status = resp.status
                     raw = await resp.read()
                     retry_header = resp.headers.get("Retry-After")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._pace()
                 raise timeout_failure(self.request_timeout_s) from None
             except aiohttp.ClientError as exc:

@@ -13,36 +13,32 @@ webhook URLs embed a token): only scheme://host ever appears in errors.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp
 import msgspec
 
-from sentrycoin.alerts.base import (DeliveryError, HttpNotifier, RetryPolicy, network_failure, redact_secrets,
-                                    safe_url, timeout_failure)
+from sentrycoin.alert_fields import AlertFields, alert_fields_of
+from sentrycoin.alerts.base import (
+    DeliveryError,
+    HttpNotifier,
+    RetryPolicy,
+    network_failure,
+    redact_secrets,
+    safe_url,
+    timeout_failure,
+)
 from sentrycoin.store import AlertRecord
 
 log = logging.getLogger("sentrycoin.alerts.webhook")
 
 
-class WebhookPayload(msgspec.Struct, omit_defaults=False):
-    """The JSON body.  Floats that are NaN/inf are encoded as null by msgspec."""
+class WebhookPayload(AlertFields, frozen=True, kw_only=True):
+    """The JSON body: AlertFields, then what a receiver needs beside them.
+    Floats that are NaN/inf are encoded as null by msgspec."""
 
     episode_id: str
-    exchange: str
-    symbol: str
-    source: str
-    severity: str
-    ratio: float
-    danger_ratio: float
-    bid_volume: float
-    ask_volume: float
-    best_bid: float
-    best_ask: float
     mid_price: float | None
-    depth: int
-    event_ms: int
     time: str
     simulated: bool
     status_url: str | None
@@ -54,20 +50,9 @@ _encode = msgspec.json.Encoder().encode
 
 def payload_of(alert: AlertRecord, public_url: str | None = None) -> WebhookPayload:
     return WebhookPayload(
+        **alert_fields_of(alert),
         episode_id=alert.episode_id,
-        exchange=alert.exchange,
-        symbol=alert.symbol,
-        source=alert.source,
-        severity=alert.severity,
-        ratio=alert.ratio,
-        danger_ratio=alert.danger_ratio,
-        bid_volume=alert.bid_volume,
-        ask_volume=alert.ask_volume,
-        best_bid=alert.best_bid,
-        best_ask=alert.best_ask,
         mid_price=alert.mid_price,
-        depth=alert.depth,
-        event_ms=alert.event_ms,
         time=alert.time_iso,
         simulated=alert.source != "live",
         status_url=(public_url.rstrip("/") + "/status") if public_url else None,
@@ -119,7 +104,7 @@ class WebhookNotifier(HttpNotifier):
                 status = resp.status
                 retry_header = resp.headers.get("Retry-After")
                 await resp.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise timeout_failure(self.request_timeout_s) from None
         except aiohttp.ClientError as exc:
             raise network_failure(exc, self.redact) from None

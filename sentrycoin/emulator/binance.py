@@ -39,12 +39,17 @@ SPOT_LIMITS = range(1, 5001)
 FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 
+def _close_soon(session: Session) -> None:
+    """Start closing `session` (a call_later callback cannot await)."""
+    asyncio.get_running_loop().create_task(session.close())
+
+
 def native(symbol: str) -> str:
     return symbol.replace("-", "")
 
 
 class BinanceSession(Session):
-    emulator: "BinanceEmulator"
+    emulator: BinanceEmulator
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
@@ -99,7 +104,7 @@ class BinanceSession(Session):
         elif method == "UNSUBSCRIBE":
             for stream in req.get("params") or []:
                 symbol = self.emulator.stream_symbols.get(stream)
-                self.subscribed.discard(symbol)  # type: ignore[arg-type]
+                self.subscribed.discard(symbol)
             self.send(_json.encode({"result": None, "id": req_id}).decode())
         elif method == "LIST_SUBSCRIPTIONS":
             streams = [s for s, sym in self.emulator.stream_symbols.items() if sym in self.subscribed]
@@ -308,7 +313,7 @@ class BinanceEmulator(VenueEmulator):
         loop = asyncio.get_running_loop()
         for session in sessions:
             session.send(event)
-            loop.call_later(grace_s, lambda s=session: loop.create_task(s.close()))
+            loop.call_later(grace_s, _close_soon, session)
         return sessions
 
     async def depth(self, request: web.Request) -> web.Response:

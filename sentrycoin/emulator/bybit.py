@@ -30,7 +30,7 @@ def native(symbol: str) -> str:
 
 
 class BybitSession(Session):
-    emulator: "BybitEmulator"
+    emulator: BybitEmulator
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)

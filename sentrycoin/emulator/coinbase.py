@@ -29,12 +29,12 @@ CHANNELS = ("level2", "heartbeats", "ticker", "market_trades", "candles", "statu
 
 
 def stamp(shift_ms: int = 0) -> str:
-    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(milliseconds=shift_ms)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=shift_ms)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"  # Coinbase prints nanoseconds
 
 
 class CoinbaseSession(Session):
-    emulator: "CoinbaseEmulator"
+    emulator: CoinbaseEmulator
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
@@ -58,7 +58,7 @@ class CoinbaseSession(Session):
             if self.channels.get("heartbeats"):
                 self.heartbeat_counter += 1
                 self.send(self._envelope("heartbeats", [{
-                    "current_time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC"),
+                    "current_time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC"),
                     "heartbeat_counter": self.heartbeat_counter}]))
 
     def _envelope(self, channel: str, events: list, *, skip: int = 0, shift_ms: int = 0) -> str:

@@ -36,7 +36,7 @@ import asyncio
 import logging
 import random
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar
 
 from aiohttp import WSMsgType, web
@@ -46,7 +46,7 @@ from sentrycoin.emulator.truebook import ASK, BID, Change, TrueBook
 log = logging.getLogger("sentrycoin.emulator")
 
 
-class Fault(str, Enum):
+class Fault(StrEnum):
     DROP = "drop"
     DUPLICATE = "duplicate"
     REORDER = "reorder"
@@ -89,7 +89,7 @@ class Session:
     #: Does the venue answer WebSocket protocol PINGs?  (OKX answers only its text `ping`.)
     answers_protocol_ping: ClassVar[bool] = True
 
-    def __init__(self, emulator: "VenueEmulator", ws: web.WebSocketResponse, request: web.Request,
+    def __init__(self, emulator: VenueEmulator, ws: web.WebSocketResponse, request: web.Request,
                  index: int) -> None:
         self.emulator = emulator
         self.ws = ws
@@ -292,7 +292,7 @@ class Session:
 class VenueEmulator:
     """Base class: one venue's WebSocket + REST endpoints on 127.0.0.1."""
 
-    venue: ClassVar[str] = ""
+    venue: str = ""  # a class default; okx, bybit and binance set theirs per instance (spot or derivatives)
     session_class: ClassVar[type[Session]] = Session
     #: Faults this venue's protocol can express.
     supported_faults: ClassVar[frozenset[Fault]] = DELIVERY_FAULTS
@@ -442,16 +442,14 @@ class VenueEmulator:
 
     # -- server lifecycle ---------------------------------------------------------
 
-    async def start(self) -> "VenueEmulator":
+    async def start(self) -> VenueEmulator:
         app = web.Application()
         self.add_routes(app)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
         return self
 
@@ -465,7 +463,7 @@ class VenueEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "VenueEmulator":
+    async def __aenter__(self) -> VenueEmulator:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -38,7 +38,7 @@ def pair(symbol: str) -> str:
 
 
 def rfc3339(shift_ms: int = 0) -> str:
-    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(milliseconds=shift_ms)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=shift_ms)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -65,7 +65,7 @@ def kraken_checksum(book: TrueBook, bids: list[tuple[int, int]], asks: list[tupl
 
 
 class KrakenSession(Session):
-    emulator: "KrakenEmulator"
+    emulator: KrakenEmulator
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)

@@ -55,7 +55,7 @@ def wire_levels(book: TrueBook, levels: list[tuple[int, int]]) -> list[list[str]
 
 
 class OkxSession(Session):
-    emulator: "OkxEmulator"
+    emulator: OkxEmulator
     answers_protocol_ping = False
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003

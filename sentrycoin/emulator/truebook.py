@@ -130,9 +130,10 @@ class TrueBook:
                 del levels[price]
                 changes[(side, price)] = 0
             elif op < 0.7 or len(levels) < self.min_levels:
-                price = self._new_price(side)
-                if price is None:
+                new_price = self._new_price(side)
+                if new_price is None:
                     continue
+                price = new_price
                 qty = self._lots()
                 levels[price] = qty
                 changes[(side, price)] = qty

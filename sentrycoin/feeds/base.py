@@ -6,7 +6,7 @@ answers by mutating its markets' books and by queueing `Action`s (send a
 frame, fetch a REST snapshot, reconnect) that the frame source carries out.
 The same handler therefore runs unchanged behind the live transport
 (`sentrycoin.transport`), the simulated market (`sentrycoin.sim`) and replay
-(`sentrycoin.replay`): only the source of frames differs.
+(`sentrycoin.research.replay`): only the source of frames differs.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
 import numpy as np
+
+from sentrycoin.feeds.recovery import BookRecovery, RecoveryPolicy
+from sentrycoin.market import Market
 
 # Re-exported: handlers, the monitor and tests take FeedCounters from here.  It
 # has C fields, so the Cython Binance frame path counts without Python writes.
 from sentrycore.counters import FeedCounters as FeedCounters
-from sentrycoin.feeds.recovery import BookRecovery, RecoveryPolicy
-from sentrycoin.market import Market
 
 log = logging.getLogger("sentrycoin.feeds")
 
@@ -66,7 +67,7 @@ class Reconnect:
     make_before_break: bool = False
 
 
-Action = Union[Send, FetchSnapshot, Reconnect]
+Action = Send | FetchSnapshot | Reconnect
 
 
 class FeedHandler:
@@ -338,7 +339,7 @@ def apply_levels(book: object, bids: Levels, asks: Levels) -> None:
     nb = len(bids)
     if nb + len(asks) == 0:
         return
-    arr = np.array(list(zip(*(bids + asks))), np.float64)
+    arr = np.array(list(zip(*(bids + asks), strict=True)), np.float64)
     book.apply(arr[0, :nb], arr[1, :nb], arr[0, nb:], arr[1, nb:])  # type: ignore[attr-defined]
 
 

@@ -48,8 +48,9 @@ requests on the weight Binance reports (see sentrycoin/live.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -201,7 +202,7 @@ class _BinanceHandler(FeedHandler):
         log.info("%s: diff-depth %s, REST snapshot limit %d (weight %d) for depth %d",
                  self.venue, self.stream_suffix, self.snapshot_limit,
                  self.request_weight(self.snapshot_limit), depth)
-        self._decoder = msgspec.json.Decoder(self.combined_type, strict=False)
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.combined_type, strict=False)
         self._parser = DepthParser()
         self._envelope_decoder = msgspec.json.Decoder(Envelope)
         self._event_decoder = msgspec.json.Decoder(EventType)
@@ -216,7 +217,7 @@ class _BinanceHandler(FeedHandler):
             self._streams_of[conn_id] = streams
             self._specs.append(ConnectionSpec(
                 conn_id=conn_id, url=ws_url, symbols=list(group), max_lifetime_s=MAX_LIFETIME_S))
-            for symbol, stream in zip(group, streams):
+            for symbol, stream in zip(group, streams, strict=True):
                 native = to_venue(self.venue, symbol)
                 st = _SymbolState(symbol, native, self.markets[symbol], conn_id)
                 self._states[symbol] = st

@@ -29,7 +29,7 @@ become floats inside msgspec (`strict=False`).  Each update event costs one
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -81,7 +81,7 @@ _L2_EVENTS = msgspec.json.Decoder(list[_L2Event], strict=False)
 _ENCODE = msgspec.json.Encoder()
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
 
@@ -92,7 +92,7 @@ def _event_ms(timestamp: str, recv_ms: int) -> int:
     except ValueError:
         return recv_ms
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     # Integer arithmetic: a float timestamp * 1000 can land a hair under the ms.
     return (when - _EPOCH) // _ONE_MS
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 from urllib.parse import urlsplit
@@ -62,7 +62,7 @@ _V1_HOSTS = ("ws.kraken.com", "beta-ws.kraken.com")
 KrakenProtocol = Literal["v1", "v2"]
 
 _INF = math.inf
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 #: Plausible venue times (Unix s); v1 level times outside are ignored.
 _MIN_TIME_S = 1e9
@@ -279,7 +279,7 @@ class _BookState:
 
 def _merge(tokens: dict[float, str], side: _Side) -> None:
     """Message order matters: a price may appear twice, the last one wins."""
-    for price, token in zip(side.prices, side.tokens):
+    for price, token in zip(side.prices, side.tokens, strict=True):
         if token is None:
             tokens.pop(price, None)
         else:
@@ -521,7 +521,7 @@ class KrakenHandler(FeedHandler):
             event_ms = recv_ms
         else:
             if ts.tzinfo is None:  # RFC 3339 says UTC; a zone-less time is read so
-                ts = ts.replace(tzinfo=timezone.utc)
+                ts = ts.replace(tzinfo=UTC)
             event_ms = (ts - _EPOCH) // _ONE_MS  # integer ms, no float rounding
         self._apply(conn_id, market, state, bids, asks, snapshot, msg.checksum, event_ms)
 

@@ -52,7 +52,8 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import msgspec
 

@@ -7,7 +7,7 @@
   takeover of a dead replica's markets.
 """
 
-from sentrycoin.ha.coordinator import RedisCoordinator, SEVERITY_RANK, default_replica_id
+from sentrycoin.ha.coordinator import SEVERITY_RANK, RedisCoordinator, default_replica_id
 from sentrycoin.ha.gate import DeliveryGate, cooldown_lookup
 from sentrycoin.ha.leases import ACQUIRED, LOST, LeaseManager
 from sentrycoin.ha.sharding import market_id, shard_markets, shard_of

@@ -52,7 +52,8 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 log = logging.getLogger("sentrycoin.ha")
@@ -309,7 +310,7 @@ class RedisCoordinator:
             except Exception as exc:  # closing a dead connection
                 log.debug("closing Redis client: %s", type(exc).__name__)
 
-    async def __aenter__(self) -> "RedisCoordinator":
+    async def __aenter__(self) -> RedisCoordinator:
         await self.start()
         return self
 
@@ -476,7 +477,7 @@ class RedisCoordinator:
             return [False] * len(held)
         script = self.script(_RENEW_CHANNEL_LUA)
 
-        async def run(r):  # type: ignore[no-untyped-def]
+        async def run(r):
             pipe = r.pipeline(transaction=False)
             for episode_id, channel in held:
                 await script(keys=self.delivery_keys(episode_id, channel)[:1], args=[self.replica_id, lease_ms],

@@ -31,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sentrycoin.ha.coordinator import DONE, HELD, SEND, EpisodeJoin, RedisCoordinator
 
@@ -197,7 +198,7 @@ class DeliveryGate:
                 continue
             if not self.coordinator.available:
                 continue  # local mode: nothing to renew; the next claim decides
-            for lease, ok in zip(held, kept):
+            for lease, ok in zip(held, kept, strict=True):
                 if not ok and lease in self._held:
                     # We stalled past the TTL and another replica took over: stop
                     # renewing; the next claim before a send answers `held`/`done`.

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from sentrycoin.ha.coordinator import RedisCoordinator
 from sentrycoin.ha.sharding import MarketKey, check_shard, market_id, shard_of
@@ -142,7 +142,7 @@ class LeaseManager:
             release_script = self.coordinator.script(_RELEASE_LUA)
             hb = self.heartbeat_key(self.shard_index)
 
-            async def run(r):  # type: ignore[no-untyped-def]
+            async def run(r):
                 pipe = r.pipeline(transaction=False)
                 for m in held:
                     await release_script(keys=[self.lease_key(m)], args=[self.me], client=pipe)
@@ -183,7 +183,7 @@ class LeaseManager:
         held = sorted(self._held)
         shards = range(self.shard_count)
 
-        async def phase1(r):  # type: ignore[no-untyped-def]
+        async def phase1(r):
             pipe = r.pipeline(transaction=False)
             pipe.set(self.heartbeat_key(self.shard_index), me, px=ttl)
             for s in shards:
@@ -196,10 +196,10 @@ class LeaseManager:
         if not ok or res is None:
             return False
         beats = res[1:1 + self.shard_count]
-        alive = {s for s, v in zip(shards, beats) if v is not None and v != me}
+        alive = {s for s, v in zip(shards, beats, strict=True) if v is not None and v != me}
         alive.add(self.shard_index)
         still: list[MarketKey] = []
-        for m, r in zip(held, res[1 + self.shard_count:]):
+        for m, r in zip(held, res[1 + self.shard_count:], strict=True):
             if int(r) == 1:
                 still.append(m)
             else:
@@ -212,7 +212,7 @@ class LeaseManager:
         if not give_back and not wanted:
             return True
 
-        async def phase2(r):  # type: ignore[no-untyped-def]
+        async def phase2(r):
             pipe = r.pipeline(transaction=False)
             for m in give_back:
                 await release(keys=[self.lease_key(m)], args=[me], client=pipe)
@@ -226,7 +226,7 @@ class LeaseManager:
         for m in give_back:
             log.info("HA: handing %s back to the replica of shard %d", market_id(m), self._shard[m])
             self._change(LOST, m)
-        for m, r in zip(wanted, res[len(give_back):]):
+        for m, r in zip(wanted, res[len(give_back):], strict=True):
             if r:
                 self._change(ACQUIRED, m)
         return True

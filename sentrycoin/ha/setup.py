@@ -24,8 +24,9 @@ SHARD_INDEX for uptime: both watch the shard, claims make one of them send.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from sentrycoin.config import ConfigError
 from sentrycoin.ha.coordinator import RedisCoordinator, safe_redis_url
@@ -85,7 +86,7 @@ class HASettings:
         return self.redis_url is not None and self.shard_count > 1
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "HASettings":
+    def from_env(cls, env: Mapping[str, str]) -> HASettings:
         url = env.get("REDIS_URL", "").strip() or None
         count = _int(env, "SHARD_COUNT", 1)
         index = _int(env, "SHARD_INDEX", 0)

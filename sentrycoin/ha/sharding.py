@@ -12,7 +12,7 @@ consistent hashing: replicas are few and restart together when it changes).
 from __future__ import annotations
 
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 MarketKey = tuple[str, str]  # (exchange, symbol), the same as Market.key
 

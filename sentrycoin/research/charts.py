@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sentrycoin.sim.scenarios import CrashWindow
 
 if TYPE_CHECKING:
-    from sentrycoin.backtest import Series, SweepRow
+    from sentrycoin.research.results import Series, SweepRow
 
 
 
@@ -69,7 +70,8 @@ def plot_runs(panels: Sequence[tuple[str, Series, Sequence[CrashWindow], Sequenc
     rows = math.ceil(n / cols)
     fig = _figure(3.2 * cols, 2.2 * rows + 0.6)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, (name, ser, windows, alerts_ms) in zip(axes, panels):
+    # The grid may have more cells than panels: the spare cells stay empty.
+    for ax, (name, ser, windows, alerts_ms) in zip(axes, panels, strict=False):
         t0 = int(ser.event_ms[0]) if len(ser) else 0
         ax.plot((ser.event_ms - t0) / 1000.0, ser.mid, lw=0.6, color="tab:blue")
         for w in windows:
@@ -98,7 +100,7 @@ def plot_sweep(rows: Sequence[SweepRow], path: str | Path, title: str = "") -> P
     fig = _figure(7 * max(1, len(label_sets)), 5.5)
     axes = np.atleast_1d(fig.subplots(1, max(1, len(label_sets)), squeeze=False)).ravel()
     colors = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
-    for ax, labels in zip(axes, label_sets or [""]):
+    for ax, labels in zip(axes, label_sets or [""], strict=True):
         mine_all = [r for r in rows if r.labels == labels]
         for i, name in enumerate(dict.fromkeys(r.signal for r in rows)):
             mine = sorted((r for r in mine_all if r.signal == name and not math.isnan(r.detection_rate)),

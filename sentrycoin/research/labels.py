@@ -92,7 +92,7 @@ def label_drops(symbol: str, event_ms: np.ndarray, mid: np.ndarray, rule: DropRu
         start, low, end = ep
         out.append(CrashWindow(symbol, rule.name, times[start], times[start], times[low], times[end]))
 
-    for i, (t, p) in enumerate(zip(times, prices)):
+    for i, (t, p) in enumerate(zip(times, prices, strict=True)):
         if math.isnan(p):
             continue
         while peaks and prices[peaks[-1]] <= p:

@@ -2,7 +2,7 @@
 
 Formats (compression is read from the first bytes: zstd, gzip, or none):
 
-* ``sentrycoin``: our own recordings (sentrycoin/recording.py), a ``header``
+* ``sentrycoin``: our own recordings (sentrycoin/research/recording.py), a ``header``
   record first;
 * ``cryptofeed``: cryptofeed's raw captures (a ``header`` with ``exchange``,
   then ``http`` / ``connect`` / ``send`` / ``recv`` records, ``ts`` in Unix s);
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import msgspec
 import zstandard

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sentrycoin.backtest import Backtest, SweepRow
+    from rich.progress import Progress
+
+    from sentrycoin.research.results import Backtest, SweepRow
 
 
 def sweep_table(rows: Sequence[SweepRow], title: str = "Threshold sweep", mark: float | None = None):
@@ -103,7 +106,7 @@ class maybe_progress:
     def __init__(self, enabled: bool, what: str, total: int | None) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.what, self.total = what, total
-        self.bar = None
+        self.bar: Progress | None = None
 
     def __enter__(self) -> Callable[[int], None]:
         if not self.enabled:
@@ -111,11 +114,11 @@ class maybe_progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            transient=True, console=Console(stderr=True))
-        self.bar.start()
-        task = self.bar.add_task(self.what, total=self.total)
-        return lambda n: self.bar.advance(task, n)  # type: ignore[union-attr]
+        bar = self.bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  transient=True, console=Console(stderr=True))
+        bar.start()
+        task = bar.add_task(self.what, total=self.total)
+        return lambda n: bar.advance(task, n)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

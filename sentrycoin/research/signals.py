@@ -6,7 +6,7 @@
   basis points of the mid.
 
 `signal_values(book, signal)` reads a live `OrderBook`; backtests call it
-after every applied message (sentrycoin.backtest.SeriesRecorder).  The band
+after every applied message (sentrycoin.research.backtest.SeriesRecorder).  The band
 is the core's own walk (sentrycore.band), the code a live detector would run.
 """
 
@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 from sentrycore.band import band_notional
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,22 +43,21 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
-from http import HTTPStatus
-
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from sentrycoin.logs import install_server_log_filter, redact_url_secrets, register_secret
-from sentrycoin.market import Market
 from sentrycoin.server.live import LiveHub
 from sentrycoin.server.metrics import build_registry
+from sentrycoin.server.protocols import AlertStoreLike, MonitorLike
 from sentrycoin.server.status import alert_problems, health, status_document
 
 log = logging.getLogger("sentrycoin.server")
@@ -87,51 +86,6 @@ def _enc_fallback(obj: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_enc_fallback).encode
-
-
-# -- what the server needs from the monitor --------------------------------------
-
-
-class FeedCountersLike(Protocol):
-    frames: int
-    bytes: int
-    decode_errors: int
-
-
-class AlertStoreLike(Protocol):
-    """sentrycoin.alerts.outbox.StoreWorker: `read(op)` runs op(AlertStore) off the loop."""
-
-    async def read(self, op: Callable[[Any], Any]) -> Any: ...
-
-
-class AlertManagerLike(Protocol):
-    # `.stats` fields read by /metrics: submitted, queue_dropped, by_severity (dict),
-    # delivered / failed (dicts per notifier), queue_depth; attributes or dict keys.
-    # Optional: store_problem() / delivery_problem() -> str | None, read by /health.
-    store: AlertStoreLike | None
-    stats: Any
-
-
-class MonitorLike(Protocol):
-    """The minimum the HTTP surface reads; sentrycoin.monitor.Monitor provides it.
-
-    Optional: `processing_time` (a metrics.ProcessingTimeHistogram) feeds the
-    sentrycoin_message_processing_seconds histogram; absent, it stays empty.
-    `health_problems()` -> [{"kind", "message", ...}] adds the monitor's own
-    problems to /health; `fallback_status()` -> [{"venue", ...}] lists the
-    venues MOCK_FALLBACK shows on simulated data (/status, dashboard banner).
-    """
-
-    mode: str  # live | simulated | mixed (MOCK_FALLBACK) | replay
-    markets: list[Market]
-    started_monotonic: float  # time.monotonic() at start
-    stale_after_s: float  # /health: a book older than this is stale
-    version: str
-    alert_manager: AlertManagerLike | None
-
-    def settings_redacted(self) -> dict[str, Any]: ...
-
-    def feed_counters(self) -> Mapping[str, FeedCountersLike]: ...
 
 
 # -- app keys -------------------------------------------------------------------
@@ -244,7 +198,7 @@ def _parse_since(raw: str) -> int:
     except ValueError:
         raise ValueError(f"since must be Unix milliseconds or an ISO-8601 time, got {raw!r}") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1000)
 
 
@@ -352,7 +306,7 @@ def create_app(
     app[HUB_KEY] = LiveHub(monitor, tick_s=tick_s, history_s=history_s)
     app[REGISTRY_KEY] = build_registry(monitor)
 
-    async def live_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    async def live_ctx(app: web.Application):
         app[HUB_KEY].start()
         yield
         await app[HUB_KEY].stop()

@@ -39,16 +39,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from sentrycoin.market import AlertEvent, Market
+from sentrycoin.server.protocols import MonitorLike
 from sentrycoin.server.status import MessageRates, alert_json, book_status, fallback_status, finite
-
-if TYPE_CHECKING:
-    from sentrycoin.server.app import MonitorLike
 
 log = logging.getLogger("sentrycoin.server.live")
 

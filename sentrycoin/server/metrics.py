@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -34,10 +34,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from sentrycoin.server.protocols import MonitorLike
 from sentrycoin.server.status import DEGRADED_AFTER_STALE, fallback_status, invalid_books
-
-if TYPE_CHECKING:
-    from sentrycoin.server.app import MonitorLike
 
 #: Upper bounds (seconds) of the processing-time buckets: 1 µs .. 50 ms.
 DEFAULT_BUCKETS_S: tuple[float, ...] = (
@@ -75,7 +73,7 @@ class ProcessingTimeHistogram:
     def cumulative(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         running = 0
-        for bound, n in zip(self.bounds_s, self.counts):
+        for bound, n in zip(self.bounds_s, self.counts[:-1], strict=True):
             running += n
             out.append((repr(bound), float(running)))
         out.append(("+Inf", float(running + self.counts[-1])))

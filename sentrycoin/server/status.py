@@ -19,13 +19,13 @@ import logging
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import msgspec
 
 from sentrycoin.market import AlertEvent, Market
+from sentrycoin.server.protocols import MonitorLike
 from sentrycoin.store import iso_utc
-
-if TYPE_CHECKING:
-    from sentrycoin.server.app import MonitorLike
 
 log = logging.getLogger("sentrycoin.server.status")
 
@@ -43,23 +43,12 @@ def finite(value: float | None) -> float | None:
 
 
 def alert_json(event: AlertEvent | None) -> dict[str, Any] | None:
+    """The alert as /status and /live show it: every field of the event (AlertFields and
+    size_unit), numbers that are not finite as null."""
     if event is None:
         return None
-    return {
-        "exchange": event.exchange,
-        "symbol": event.symbol,
-        "source": event.source,
-        "severity": event.severity,
-        "ratio": finite(event.ratio),
-        "danger_ratio": finite(event.danger_ratio),
-        "bid_volume": finite(event.bid_volume),
-        "ask_volume": finite(event.ask_volume),
-        "best_bid": finite(event.best_bid),
-        "best_ask": finite(event.best_ask),
-        "depth": event.depth,
-        "event_ms": event.event_ms,
-        "size_unit": event.size_unit,
-    }
+    return {name: finite(value) if isinstance(value, float) else value
+            for name, value in msgspec.structs.asdict(event).items()}
 
 
 class MessageRates:

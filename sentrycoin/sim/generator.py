@@ -383,12 +383,12 @@ class SymbolSim:
             if found is None:
                 return
             side, key = found
-            extra = side.walls.pop(key, None)
-            if extra is None:
+            added = side.walls.pop(key, None)
+            if added is None:
                 return  # already taken or trimmed
             i = bisect.bisect_left(side.keys, key)
             if i < len(side.keys) and side.keys[i] == key:
-                side.set(i, max(1, side.qty[i] - extra))
+                side.set(i, max(1, side.qty[i] - added))
 
     # -- one frame ---------------------------------------------------------------------
 
@@ -448,8 +448,8 @@ class SymbolSim:
 
     def snapshot(self, limit: int = 1000) -> bytes:
         tick, lot = self.tick_e8, self.lot_e8
-        bids = [(fmt_e8(-k * tick), fmt_e8(q * lot)) for k, q in zip(self.bids.keys[:limit], self.bids.qty[:limit])]
-        asks = [(fmt_e8(k * tick), fmt_e8(q * lot)) for k, q in zip(self.asks.keys[:limit], self.asks.qty[:limit])]
+        bids = [(fmt_e8(-k * tick), fmt_e8(q * lot)) for k, q in zip(self.bids.keys[:limit], self.bids.qty[:limit], strict=True)]
+        asks = [(fmt_e8(k * tick), fmt_e8(q * lot)) for k, q in zip(self.asks.keys[:limit], self.asks.qty[:limit], strict=True)]
         return _encoder.encode(DepthSnapshot(self.update_id, bids, asks))
 
     # -- truth, for tests and charts -------------------------------------------------------

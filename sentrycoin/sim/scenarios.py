@@ -56,13 +56,12 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Union
 
 import msgspec
 import numpy as np
 
 #: A number, or a [lo, hi] range drawn uniformly once per seed and symbol.
-Range = Union[float, tuple[float, float]]
+Range = float | tuple[float, float]
 
 
 class ScenarioError(ValueError):
@@ -121,7 +120,7 @@ class SpoofSpec(msgspec.Struct, tag="spoof", tag_field="kind",
     symbols: list[str] | None = None
 
 
-EventSpec = Union[FlashCrashSpec, WhaleDumpSpec, SpoofSpec]
+EventSpec = FlashCrashSpec | WhaleDumpSpec | SpoofSpec
 EVENT_KINDS = ("flash_crash", "whale_dump", "spoof")
 _DEFAULT_SPECS = {"flash_crash": FlashCrashSpec, "whale_dump": WhaleDumpSpec, "spoof": SpoofSpec}
 
@@ -192,7 +191,7 @@ def validate(spec: ScenarioSpec) -> ScenarioSpec:
     _check(0 <= n.trade_rate_hz <= 1000, "normal.trade_rate_hz", "must be within [0, 1000]", n.trade_rate_hz)
     _check(0 <= n.volatility <= 100, "normal.volatility", "must be within [0, 100]", n.volatility)
     for i, ev in enumerate(spec.events):
-        kind = type(ev).__struct_config__.tag
+        kind = str(type(ev).__struct_config__.tag)  # each event spec's tag is its kind name
         for name, lo, hi in _LIMITS[kind]:
             _check_range(getattr(ev, name), f"events[{i}].{name}", lo, hi)
         if isinstance(ev, SpoofSpec):

@@ -31,13 +31,13 @@ import bisect
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler, FetchSnapshot, Reconnect, Send
 from sentrycoin.market import AlertSink, DetectorSettings, Market
 from sentrycoin.sim.generator import DEFAULT_START_MS, MarketGenerator
 from sentrycoin.sim.scenarios import ScenarioSpec, load_scenario
+from sentrycore.marketcore import SourceClock
 
 log = logging.getLogger("sentrycoin.sim")
 
@@ -196,7 +196,7 @@ class SimSource:
             if delay_s > 0:
                 try:
                     await asyncio.wait_for(stop_event.wait(), timeout=delay_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             else:
                 await asyncio.sleep(0)  # behind the clock: catch up, but let others run

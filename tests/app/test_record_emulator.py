@@ -10,9 +10,9 @@ import pytest
 
 from sentrycoin.config import load_settings
 from sentrycoin.emulator import Fault, create_emulator
-from sentrycoin.record import record_live
-from sentrycoin.recording import ConnectRecord, FrameRecord, SnapshotRecord, read_records
-from sentrycoin.replay import replay_files
+from sentrycoin.research.record import record_live
+from sentrycoin.research.recording import ConnectRecord, FrameRecord, SnapshotRecord, read_records
+from sentrycoin.research.replay import replay_files
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 

@@ -6,9 +6,9 @@ import msgspec
 import pytest
 
 from sentrycoin.market import DetectorSettings
-from sentrycoin.recording import FrameRecord, Header, RecordingWriter, SnapshotRecord, read_records
-from sentrycoin.replay import replay_files, tardis_symbol
 from sentrycoin.research.readers import InputError, TruncatedInput
+from sentrycoin.research.recording import FrameRecord, Header, RecordingWriter, SnapshotRecord, read_records
+from sentrycoin.research.replay import replay_files, tardis_symbol
 
 enc = msgspec.json.encode
 

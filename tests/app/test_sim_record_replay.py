@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sentrycoin.backtest import backtest_recorded, load_labels
 from sentrycoin.market import DetectorSettings
-from sentrycoin.record import tee_handler
-from sentrycoin.recording import Header, RecordingWriter
-from sentrycoin.replay import replay_files
+from sentrycoin.research.backtest import backtest_recorded, load_labels
+from sentrycoin.research.record import tee_handler
+from sentrycoin.research.recording import Header, RecordingWriter
+from sentrycoin.research.replay import replay_files
 from sentrycoin.sim.source import simulated_source
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]

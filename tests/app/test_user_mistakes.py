@@ -215,10 +215,10 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, C
 
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
-            procs = dict(zip(filled, pool.map(run, filled.values())))
+            procs = dict(zip(filled, pool.map(run, filled.values()), strict=True))
     finally:
         occupier.close()
-    return {cid: (case, filled[cid], procs[cid]) for cid, case in zip(filled, CASES)}
+    return {cid: (case, filled[cid], procs[cid]) for cid, case in zip(filled, CASES, strict=True)}
 
 
 @pytest.mark.parametrize("case_id", [c.id for c in CASES])

@@ -23,7 +23,7 @@ from sentrycoin.market import DetectorSettings, Market
 from sentrycore import OrderBook
 from sentrycore.book import MAX_PRICE, MAX_QTY
 from sentrycore.parse import ChainState, DepthParser
-from tests.feeds._b1util import bn_snapshot
+from tests.feeds.binance_bybit_okx_frames import bn_snapshot
 
 HUGE = 1e308
 

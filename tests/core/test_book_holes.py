@@ -142,7 +142,7 @@ def test_seeded_deep_traffic_matches_reference_and_uses_holes(best_first: bool) 
             if best_first:
                 prices = np.sort(prices)[::-1] if lo == 0.0 else np.sort(prices)
             qtys = np.where(rng.random(n) < 0.5, 0.0, np.round(rng.exponential(2.0, n) + 0.01, 3))
-            sides.append(list(zip(prices.tolist(), qtys.tolist())))
+            sides.append(list(zip(prices.tolist(), qtys.tolist(), strict=True)))
         _batch(book, ref, *sides)
         assert_same(book, ref)
         s = book._storage()

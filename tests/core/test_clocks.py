@@ -17,8 +17,8 @@ import pytest
 
 from sentrycoin.config import ConfigError, load_settings
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
-from sentrycoin.recording import Header, RecordingWriter
-from sentrycoin.replay import replay_files
+from sentrycoin.research.recording import Header, RecordingWriter
+from sentrycoin.research.replay import replay_files
 from sentrycore import ImbalanceDetector, OrderBook
 from sentrycore.marketcore import DEFAULT_CLOCK_SKEW_MS, MarketCore, SourceClock
 from sentrycore.parse import ChainState, DepthParser
@@ -218,7 +218,7 @@ def test_replay_decides_on_recorded_receive_time_and_counts_skew(tmp_path) -> No
 def test_backtest_of_a_recording_decides_as_its_replay(tmp_path) -> None:
     # The backtest re-runs the detector over the recorded series: on the
     # clock the replay decided on, so its alerts are the replay's.
-    from sentrycoin.backtest import detect, record_replay
+    from sentrycoin.research.backtest import detect, record_replay
 
     files = skewed_recording(tmp_path)
     settings = DetectorSettings(cooldown_s=300)

@@ -51,7 +51,7 @@ def test_nogil_replay_matches_python_api(fast_replay) -> None:
 
     book_py, det_py = fresh()
     fired_py = []
-    for p, q, t in zip(prices, qtys, times):
+    for p, q, t in zip(prices, qtys, times, strict=True):
         try:
             book_py.update_ask(p, q)
         except ValueError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sentrycoin.feeds.binance import BinanceSpotHandler
 from sentrycoin.market import AlertEvent, Market
 from sentrycore.marketcore import SourceClock
-from tests.feeds._b1util import read_gz_lines
+from tests.feeds.binance_bybit_okx_frames import read_gz_lines
 from tests.realdata import realdata_path
 
 FILES = ("BINANCE_SPOT_BTCUSDT_20240808.gz", "BINANCE_SPOT_BTCUSDT_20240809.gz")

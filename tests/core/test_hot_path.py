@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from sentrycoin.market import DetectorSettings, Market
 from sentrycore import ImbalanceDetector, OrderBook
 from sentrycore.marketcore import MarketCore
 from sentrycore.parse import ChainState, DepthParser
-from sentrycoin.market import DetectorSettings, Market
 from tests.core.test_parse import BASE
 
 

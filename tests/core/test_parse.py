@@ -124,7 +124,7 @@ def test_generated_frames_parse_exactly_like_msgspec(frame):
     assert same_as(p, ev)
     assert p.n_bids == len(ev.b) and p.n_asks == len(ev.a)
     # msgspec and float() agree on every quoted value too (the brief's oracle).
-    for (px, qty), (rp, rq) in zip(p.bids + p.asks, ev.b + ev.a):
+    for (px, qty), (rp, rq) in zip(p.bids + p.asks, ev.b + ev.a, strict=True):
         assert math.copysign(1, px) == 1 and px == rp and qty == rq
 
 
@@ -163,7 +163,7 @@ def test_clinger_edges():
     for text in cases:
         quoted = "e" not in text
         item = f'"{text}"' if quoted else text
-        frame = ('{"E":1,"s":"S","U":1,"u":1,"b":[[%s,%s]],"a":[]}' % (item, item)).encode()
+        frame = f'{{"E":1,"s":"S","U":1,"u":1,"b":[[{item},{item}]],"a":[]}}'.encode()
         assert p.parse(frame) == 2, text
         assert p.bids == [(float(text), float(text))], text
         assert p.bids == RAW.decode(frame).b, text
@@ -304,7 +304,7 @@ def test_buffers_grow_and_are_reused():
     p = DepthParser()
     levels = ",".join(f'["{1000 + i}.5","{i}.25"]' for i in range(3000))
     asks = ",".join(f'["{2000 + i}","1"]' for i in range(70))
-    big = ('{"E":1,"s":"S","U":1,"u":1,"b":[%s],"a":[%s]}' % (levels, asks)).encode()
+    big = f'{{"E":1,"s":"S","U":1,"u":1,"b":[{levels}],"a":[{asks}]}}'.encode()
     assert p.parse(big) == 2
     assert p.n_bids == 3000 and p.bids[2999] == (3999.5, 2999.25) and p.n_asks == 70
     small = b'{"E":2,"s":"T","U":2,"u":3,"b":[],"a":[["1","2"]]}'
@@ -416,7 +416,7 @@ def _synced(handler_cls, pu: bool):
                                            "asks": [["101", "1"]]}).encode(), 0)
     extra = ',"pu":100' if pu else ""
     h.on_frame(0, ('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":5,"s":"BTCUSDT",'
-                   '"U":100,"u":101%s,"b":[],"a":[]}}' % extra).encode(), 0)
+                   f'"U":100,"u":101{extra},"b":[],"a":[]}}}}').encode(), 0)
     assert market.valid
     return h, market
 
@@ -424,7 +424,7 @@ def _synced(handler_cls, pu: bool):
 def _ev(U, u, b, pu=None):
     extra = f',"pu":{pu}' if pu is not None else ""
     return ('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":9,"s":"BTCUSDT",'
-            '"U":%d,"u":%d%s,"b":%s,"a":[]}}' % (U, u, extra, b)).encode()
+            f'"U":{U:d},"u":{u:d}{extra},"b":{b},"a":[]}}}}').encode()
 
 
 @pytest.mark.parametrize("handler_cls,pu", [(BinanceSpotHandler, False), (BinanceFuturesHandler, True)])

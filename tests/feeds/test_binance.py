@@ -9,7 +9,7 @@ import pytest
 
 from sentrycoin.feeds.base import FetchSnapshot, Reconnect, Send
 from sentrycoin.feeds.binance import MAX_LIFETIME_S, BinanceFuturesHandler, BinanceSpotHandler
-from tests.feeds._b1util import bn_depth, bn_snapshot, book_dict, book_state, fetches, make_markets
+from tests.feeds.binance_bybit_okx_frames import bn_depth, bn_snapshot, book_dict, book_state, fetches, make_markets
 
 WS = "ws://127.0.0.1:9/stream"
 REST = "http://127.0.0.1:9/api/v3/depth"

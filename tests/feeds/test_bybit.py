@@ -9,7 +9,7 @@ import pytest
 
 from sentrycoin.feeds.base import Send
 from sentrycoin.feeds.bybit import BybitLinearHandler, BybitSpotHandler, choose_depth
-from tests.feeds._b1util import bb_book, book_dict, book_state, make_markets, sends
+from tests.feeds.binance_bybit_okx_frames import bb_book, book_dict, book_state, make_markets, sends
 
 WS = "ws://127.0.0.1:9/v5/public/spot"
 BIDS = [(100.0, 1.0), (99.0, 2.0)]

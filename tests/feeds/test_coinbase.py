@@ -11,7 +11,7 @@ import pytest
 from sentrycoin.feeds.base import Send
 from sentrycoin.feeds.coinbase import CoinbaseHandler
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
-from tests.feeds._b2util import (
+from tests.feeds.coinbase_kraken_frames import (
     book_copy,
     cb_frame,
     cb_heartbeat,

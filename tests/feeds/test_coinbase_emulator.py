@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.feeds._b1util import emulator_round_trip
+from tests.feeds.binance_bybit_okx_frames import emulator_round_trip
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sentrycoin.feeds.coinbase import CoinbaseHandler, served_product
 from sentrycoin.market import Market
-from tests.feeds._b2util import book_copy, cb_l2, cb_snapshot_levels, same_book
+from tests.feeds.coinbase_kraken_frames import book_copy, cb_l2, cb_snapshot_levels, same_book
 from tests.feeds.test_coinbase import sends
 
 

@@ -19,7 +19,7 @@ from sentrycoin.feeds.kraken import (
     to_v2_symbol,
 )
 from sentrycoin.market import Market
-from tests.feeds._b2util import (
+from tests.feeds.coinbase_kraken_frames import (
     book_copy,
     counting_book,
     kr_v1_snapshot,

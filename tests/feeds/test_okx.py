@@ -8,7 +8,7 @@ import pytest
 
 from sentrycoin.feeds.base import Reconnect
 from sentrycoin.feeds.okx import OkxSpotHandler, OkxSwapHandler, okx_checksum
-from tests.feeds._b1util import book_dict, book_state, make_markets, okx_book, sends
+from tests.feeds.binance_bybit_okx_frames import book_dict, book_state, make_markets, okx_book, sends
 
 WS = "ws://127.0.0.1:9/ws/v5/public"
 

@@ -14,7 +14,7 @@ import pytest
 
 from sentrycoin.feeds.base import FetchSnapshot, Reconnect, Send
 from sentrycoin.feeds.okx import SUBSCRIBE_REQUESTS_PER_HOUR, OkxSpotHandler, OkxSwapHandler
-from tests.feeds._b1util import book_dict, make_markets, okx_book, okx_levels
+from tests.feeds.binance_bybit_okx_frames import book_dict, make_markets, okx_book, okx_levels
 
 WS = "ws://127.0.0.1:9/ws/v5/public"
 REST = "http://127.0.0.1:9/api/v5/market/books"

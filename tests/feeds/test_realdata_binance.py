@@ -19,7 +19,7 @@ import pytest
 
 from sentrycoin.feeds.base import FetchSnapshot
 from sentrycoin.feeds.binance import BinanceSpotHandler
-from tests.feeds._b1util import make_markets, read_gz_lines, read_jsonl_zst
+from tests.feeds.binance_bybit_okx_frames import make_markets, read_gz_lines, read_jsonl_zst
 from tests.realdata import realdata_path
 
 WS = "wss://stream.binance.com:9443/stream"

@@ -16,7 +16,7 @@ import pytest
 
 from sentrycoin.feeds.coinbase import CoinbaseHandler
 from sentrycoin.market import Market
-from tests.feeds._b2util import read_records, recv_frames
+from tests.feeds.coinbase_kraken_frames import read_records, recv_frames
 from tests.realdata import realdata_path
 
 SYMBOLS = ("BTC-USD", "ETH-USD")

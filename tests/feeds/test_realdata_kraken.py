@@ -14,7 +14,7 @@ import pytest
 
 from sentrycoin.feeds.kraken import KrakenHandler, from_venue_symbol
 from sentrycoin.market import Market
-from tests.feeds._b2util import read_records, recv_frames
+from tests.feeds.coinbase_kraken_frames import read_records, recv_frames
 from tests.realdata import realdata_path
 
 BOOK_CONN = "KRAKEN.ws.50"  # the recording's book connection (48: trades, 49: ticker)

@@ -13,7 +13,7 @@ from sentrycoin.feeds.base import FetchSnapshot, Reconnect, Send
 from sentrycoin.feeds.recovery import RecoveryPolicy
 from sentrycoin.feeds.registry import make_handler
 from sentrycoin.market import Market
-from tests.feeds._b1util import bb_book
+from tests.feeds.binance_bybit_okx_frames import bb_book
 
 POLICY = RecoveryPolicy(snapshot_timeout_s=15.0, retry_initial_s=1.0, retry_max_s=8.0,
                         reconnect_after=3, healthy_after_s=60.0)

@@ -11,7 +11,7 @@ from sentrycoin.feeds import registry
 from sentrycoin.feeds.binance import BinanceFuturesHandler, BinanceSpotHandler
 from sentrycoin.feeds.bybit import BybitLinearHandler, BybitSpotHandler
 from sentrycoin.feeds.okx import OkxSpotHandler, OkxSwapHandler
-from tests.feeds._b1util import make_markets
+from tests.feeds.binance_bybit_okx_frames import make_markets
 
 ENV_NAMES = {
     "binance": ("BINANCE_WS_URL", "BINANCE_REST_URL"),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -61,7 +61,7 @@ class Replica:
         self.stop_event = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    def start(self) -> "Replica":
+    def start(self) -> Replica:
         self.task = asyncio.create_task(self.monitor.run(self.stop_event), name=f"monitor {self.name}")
         return self
 

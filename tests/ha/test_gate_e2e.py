@@ -72,7 +72,7 @@ class ReplicaUnderTest:
     def market(self) -> Market:
         return next(iter(self.markets.values()))
 
-    async def start(self) -> "ReplicaUnderTest":
+    async def start(self) -> ReplicaUnderTest:
         await self.coord.start()
         await self.manager.start()
         return self
@@ -179,7 +179,7 @@ async def test_bad_token_replica_does_not_silence_the_fleet(redis_server: RedisS
             await good.stop()
 
 
-def _spawn_claimer(redis_url: str, api_url: str, token: str, db: Path, ttl_s: float) -> "asyncio.Future":
+def _spawn_claimer(redis_url: str, api_url: str, token: str, db: Path, ttl_s: float) -> asyncio.Future:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     return asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.ha._claimer_child", "--redis", redis_url, "--api-url", api_url,

@@ -34,7 +34,7 @@ class Replica:
             assert kind == LOST
             self.watching.remove(market)
 
-    async def start(self) -> "Replica":
+    async def start(self) -> Replica:
         await self.coord.start()
         await self.leases.start()
         return self

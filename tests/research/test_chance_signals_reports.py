@@ -12,11 +12,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from sentrycoin.backtest import (
-    Recording,
-    Series,
-    COLUMN_DOCS,
-    SWEEP_COLUMNS,
+from sentrycoin.market import DetectorSettings
+from sentrycoin.research.backtest import (
     Signal,
     backtest_simulated,
     chance_baseline,
@@ -27,8 +24,8 @@ from sentrycoin.backtest import (
     signal_values,
     sweep,
 )
-from sentrycoin.market import DetectorSettings
 from sentrycoin.research.labels import parse_drop_rule
+from sentrycoin.research.results import COLUMN_DOCS, SWEEP_COLUMNS, Recording, Series
 from sentrycoin.sim.scenarios import CrashWindow
 from sentrycore import OrderBook
 

@@ -11,9 +11,9 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sentrycoin.research.recording import FrameRecord, Header, SnapshotRecord, decode_record
 from sentrycore.framefeed import FrameFeeder
 from sentrycore.marketcore import SourceClock
-from sentrycoin.recording import FrameRecord, Header, SnapshotRecord, decode_record
 
 encode = msgspec.json.Encoder().encode
 
@@ -151,9 +151,9 @@ class DecliningFeeder(FrameFeeder):
 
 
 def test_a_replay_through_the_feeder_equals_the_msgspec_replay(tmp_path, monkeypatch) -> None:
-    import sentrycoin.replay as replay
-    from sentrycoin.record import tee_handler
-    from sentrycoin.recording import RecordingWriter
+    import sentrycoin.research.replay as replay
+    from sentrycoin.research.record import tee_handler
+    from sentrycoin.research.recording import RecordingWriter
     from sentrycoin.sim.source import simulated_source
 
     symbols = ["BTC-USDT", "ETH-USDT"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentrycoin.backtest import Series, load_labels
+from sentrycoin.research.backtest import Series, load_labels
 from sentrycoin.research.labels import DropRule, label_drops, low_between, parse_drop_rule, parse_duration_ms
 
 
@@ -75,7 +77,7 @@ def test_windows_cover_exactly_the_qualifying_points(steps, drop, within_steps) 
         b = int(w.bottom_ms // 1000)
         assert b in qualifying and int(w.end_ms // 1000) in qualifying
         assert mid[int(w.start_ms // 1000)] * (1 - drop) >= mid[b] - 1e-9
-    for a, b in zip(wins, wins[1:]):
+    for a, b in pairwise(wins):
         assert a.end_ms < b.start_ms  # episodes never overlap
 
 

@@ -12,9 +12,9 @@ import msgspec
 import pytest
 import zstandard
 
-from sentrycoin.recording import Header, RecordingWriter
-from sentrycoin.replay import replay_files
 from sentrycoin.research.readers import InputError, TruncatedInput, sniff
+from sentrycoin.research.recording import Header, RecordingWriter
+from sentrycoin.research.replay import replay_files
 
 enc = msgspec.json.encode
 
@@ -252,7 +252,7 @@ def test_run_record_records_the_simulated_market(tmp_path: Path) -> None:
     summary = replay_files(files)
     assert summary.messages > 0 and summary.snapshots >= 1
     assert all(m.valid for m in summary.markets)
-    from sentrycoin.recording import read_records
+    from sentrycoin.research.recording import read_records
 
     header = next(iter(read_records(files[0])))
     assert isinstance(header, Header) and header.source == "simulated"
@@ -263,7 +263,7 @@ def test_backtest_of_a_truncated_file_says_how_far_it_got(tmp_path: Path) -> Non
 
     from rich.console import Console
 
-    from sentrycoin.backtest import backtest_recorded, print_report
+    from sentrycoin.research.backtest import backtest_recorded, print_report
     from sentrycoin.research.labels import parse_drop_rule
 
     data = zstandard.ZstdCompressor().compress(b"\n".join(raw_lines(1_000, 95, 4000, snapshot_after=8)) + b"\n")

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from sentrycoin.backtest import backtest_recorded, parse_signals
+from sentrycoin.research.backtest import backtest_recorded, parse_signals
 from sentrycoin.research.labels import label_drops, parse_drop_rule
 from tests.realdata import realdata_path
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sentrycoin.replay import replay_files
+from sentrycoin.research.replay import replay_files
 from tests.realdata import realdata_path
 
 RAW = ["BINANCE_SPOT_BTCUSDT_20240808.gz", "BINANCE_SPOT_ETHUSDT_20240808.gz",

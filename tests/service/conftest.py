@@ -4,9 +4,9 @@ store tests in this directory can add their own without colliding."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-import io
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class SrvBrokenNotifier(Notifier):
 
 
 class SrvMonitor:
-    """Implements sentrycoin.server.app.MonitorLike for tests."""
+    """Implements sentrycoin.server.protocols.MonitorLike for tests."""
 
     def __init__(self, markets: list[Market], *, mode: str = "simulated", stale_after_s: float = 30.0,
                  alert_manager: Any = None) -> None:

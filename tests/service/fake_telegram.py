@@ -113,7 +113,7 @@ class FakeTelegram:
 
     # -- server ---------------------------------------------------------------
 
-    async def start(self) -> "FakeTelegram":
+    async def start(self) -> FakeTelegram:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
@@ -132,7 +132,7 @@ class FakeTelegram:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeTelegram":
+    async def __aenter__(self) -> FakeTelegram:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -161,7 +161,7 @@ class FakeTelegram:
             rec.answer = "hang"
             try:
                 await asyncio.wait_for(self._closing.wait(), behaviour.seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             return self._error(500)
         if isinstance(behaviour, Status):

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sentrycoin.alerts import AlertManager, ConsoleNotifier, DeliveryError, RetryPolicy, build_notifiers
-from sentrycoin.alerts import factory
+from sentrycoin.alerts import AlertManager, ConsoleNotifier, DeliveryError, RetryPolicy, build_notifiers, factory
 from sentrycoin.alerts.telegram import TelegramNotifier
 from sentrycoin.alerts.webhook import WebhookNotifier
 from sentrycoin.store import AlertStore
-from tests.service._c1util import RecordingNotifier, make_event
+from tests.service.alert_doubles import RecordingNotifier, make_event
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """kill -9 between detection and delivery: the restart delivers exactly once.
 
-A child process (tests/service/_c1util.py) runs a real Market whose book
+A child process (tests/service/alert_doubles.py) runs a real Market whose book
 trips the detector, wired to an AlertManager that sends to the fake
 Telegram.  The parent SIGKILLs it after the alert reached the outbox but
 before Telegram accepted it, restarts it on the same database and checks
@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 async def _spawn(mode: str, db: Path, api_url: str, token: str) -> asyncio.subprocess.Process:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.service._c1util", mode, "--db", str(db), "--api-url", api_url,
+        sys.executable, "-m", "tests.service.alert_doubles", mode, "--db", str(db), "--api-url", api_url,
         "--token", token, cwd=REPO_ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )

@@ -24,7 +24,7 @@ from sentrycoin.alerts.outbox import StoreWorker
 from sentrycoin.ha.gate import GateDecision
 from sentrycoin.server.status import alert_problems
 from sentrycoin.store import AlertStore
-from tests.service._c1util import RecordingNotifier, make_event
+from tests.service.alert_doubles import RecordingNotifier, make_event
 
 
 class LoopLag:
@@ -41,7 +41,7 @@ class LoopLag:
             await asyncio.sleep(0.005)
             self.max_lag_s = max(self.max_lag_s, loop.time() - t - 0.005)
 
-    def __enter__(self) -> "LoopLag":
+    def __enter__(self) -> LoopLag:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sentrycoin.alerts import AlertManager, OutcomeTracker, compute_outcome
 from sentrycoin.store import AlertStore
-from tests.service._c1util import RecordingNotifier, make_event
+from tests.service.alert_doubles import RecordingNotifier, make_event
 
 T0 = 1_000_000
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sentrycoin.logs import OneLineServerErrors, redact_url_secrets, setup_logging
-from tests.service._c1util import RecordingNotifier, make_event
+from tests.service.alert_doubles import RecordingNotifier, make_event
 from tests.service.conftest import SrvMonitor
 
 TOKEN = "s3cret-status-token-4242"

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from sentrycoin.store import AlertStore, default_db_path, iso_utc
-from tests.service._c1util import make_event
+from tests.service.alert_doubles import make_event
 
 
 @pytest.fixture
@@ -236,7 +236,12 @@ def test_schema_v1_database_is_upgraded_in_place_keeping_rows(tmp_path: Path) ->
 # -- v3: alert keys, snapshots, paging, corrupt files ------------------------------------
 
 from sentrycoin.store import (  # noqa: E402
-    AlertRecord, DeliveryRow, StoreUnwritable, check_writable, episode_id_of, store_problem_text,
+    AlertRecord,
+    DeliveryRow,
+    StoreUnwritable,
+    check_writable,
+    episode_id_of,
+    store_problem_text,
 )
 
 

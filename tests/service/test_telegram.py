@@ -6,6 +6,7 @@ import asyncio
 import html
 import logging
 import socket
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from sentrycoin.alerts import AlertManager, ConsoleNotifier, DeliveryError, RetryPolicy, TelegramNotifier
 from sentrycoin.alerts.telegram import format_message
 from sentrycoin.store import AlertRecord, AlertStore
-from tests.service._c1util import RecordingNotifier, make_event
+from tests.service.alert_doubles import RecordingNotifier, make_event
 from tests.service.fake_telegram import FakeTelegram, Hang, Status
 
 CHAT = "-100987654"
@@ -138,7 +139,7 @@ async def test_backoff_is_exponential_and_jittered(tg: FakeTelegram, store: Aler
         manager.submit(make_event())
         await tg.wait_for_messages(1, timeout_s=5)
         await manager.drain()
-    gaps = [b.at - a.at for a, b in zip(tg.requests, tg.requests[1:])]
+    gaps = [b.at - a.at for a, b in pairwise(tg.requests)]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4
     policy = RetryPolicy(base_s=1.0, max_s=8.0, jitter=0.5)
     assert policy.delay_s(1, rng=lambda: 0.0) == 1.0 and policy.delay_s(1, rng=lambda: 1.0) == 0.5
@@ -201,7 +202,7 @@ async def test_pacing_one_message_per_interval(tg: FakeTelegram, store: AlertSto
         await tg.wait_for_messages(3, timeout_s=5)
         await manager.drain()
     times = [r.at for r in tg.requests]
-    assert all(b - a >= 0.25 for a, b in zip(times, times[1:]))
+    assert all(b - a >= 0.25 for a, b in pairwise(times))
 
 
 def _closed_port() -> int:

@@ -13,7 +13,7 @@ from aiohttp import web
 from sentrycoin.alerts import AlertManager, DeliveryError, RetryPolicy, WebhookNotifier
 from sentrycoin.alerts.webhook import WebhookPayload
 from sentrycoin.store import AlertStore
-from tests.service._c1util import make_event
+from tests.service.alert_doubles import make_event
 
 SECRET_PATH = "/hooks/T000/B000/SuperSecretHookPath"
 
@@ -38,7 +38,7 @@ class Receiver:
             self.ok.append(body)
         return web.Response(status=status, headers=headers)
 
-    async def __aenter__(self) -> "Receiver":
+    async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.router.add_post(SECRET_PATH, self.handle)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)

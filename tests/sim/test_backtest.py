@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from sentrycoin.backtest import (
+from sentrycoin.market import DetectorSettings, Market
+from sentrycoin.research.backtest import (
     DEFAULT_THRESHOLDS,
     Recording,
     Series,
@@ -24,7 +25,6 @@ from sentrycoin.backtest import (
     sweep_table,
     write_sweep_csv,
 )
-from sentrycoin.market import DetectorSettings, Market
 from sentrycoin.sim.scenarios import CrashWindow
 
 DAY = 86_400_000
@@ -153,7 +153,7 @@ def test_run_cli_prints_and_returns_exit_codes(tmp_path):
 
 
 def test_windows_csv_round_trip_and_errors(tmp_path):
-    from sentrycoin.backtest import Score, WindowResult, load_windows_csv, write_windows_csv
+    from sentrycoin.research.backtest import Score, WindowResult, load_windows_csv, write_windows_csv
 
     wins = [W("A", 1000, 3000, 5000, fall=2000), W("B", 7000, 8000, 9000)]
     s = Score(windows=[WindowResult(wins[0], "detected", 1500, "x"), WindowResult(wins[1], "missed", None, "x")])
@@ -168,7 +168,7 @@ def test_windows_csv_round_trip_and_errors(tmp_path):
 def test_argparse_glue(tmp_path):
     import argparse
 
-    from sentrycoin.backtest import register
+    from sentrycoin.research.backtest import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

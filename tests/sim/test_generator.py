@@ -121,8 +121,8 @@ def test_handler_book_equals_generator_truth():
         assert market.valid and market.resyncs == 0 and market.rejected == 0
         tick = sim.tick_e8 / 1e8
         lot = sim.lot_e8 / 1e8
-        want_bids = np.array([[-k * tick, q * lot] for k, q in zip(sim.bids.keys, sim.bids.qty)])
-        want_asks = np.array([[k * tick, q * lot] for k, q in zip(sim.asks.keys, sim.asks.qty)])
+        want_bids = np.array([[-k * tick, q * lot] for k, q in zip(sim.bids.keys, sim.bids.qty, strict=True)])
+        want_asks = np.array([[k * tick, q * lot] for k, q in zip(sim.asks.keys, sim.asks.qty, strict=True)])
         assert market.book.bid_levels == len(want_bids) and market.book.ask_levels == len(want_asks)
         np.testing.assert_allclose(market.book.bids(len(want_bids)), want_bids, rtol=1e-12)
         np.testing.assert_allclose(market.book.asks(len(want_asks)), want_asks, rtol=1e-12)

@@ -61,7 +61,7 @@ def test_tee_records_everything_needed_to_replay_identically():
         h.on_frame(0, data, ms)
     assert [(a.symbol, a.severity, a.event_ms, a.ratio) for a in replayed] == \
         [(a.symbol, a.severity, a.event_ms, a.ratio) for a in alerts]
-    for a, b in zip(markets, src.markets):
+    for a, b in zip(markets, src.markets, strict=True):
         assert a.book.ratio == b.book.ratio and a.book.best_bid == b.book.best_bid
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 import uvloop
@@ -28,7 +28,7 @@ class ServerConn:
 
 
 class _ServerListener(WSListener):
-    def __init__(self, server: "LocalWSServer") -> None:
+    def __init__(self, server: LocalWSServer) -> None:
         self.server = server
         self.conn: ServerConn | None = None
 
@@ -75,7 +75,7 @@ class LocalWSServer:
         scheme = "wss" if self.ssl_context is not None else "ws"
         return f"{scheme}://127.0.0.1:{self.port}/ws"
 
-    async def __aenter__(self) -> "LocalWSServer":
+    async def __aenter__(self) -> LocalWSServer:
         def factory(request: WSUpgradeRequest) -> WSListener:
             return _ServerListener(self)
 

@@ -4,7 +4,6 @@ in `last_error` in a short human form."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 
@@ -27,7 +26,7 @@ def _dead_port() -> int:
 def test_connect_errors_have_short_human_names() -> None:
     assert describe_connect_error(socket.gaierror(-2, "Name or service not known")) == "DNS failure"
     assert describe_connect_error(ConnectionRefusedError(111, "Connect call failed")) == "connection refused"
-    assert describe_connect_error(asyncio.TimeoutError()) == "connect timeout"
+    assert describe_connect_error(TimeoutError()) == "connect timeout"
     assert describe_connect_error(TimeoutError()) == "connect timeout"
     assert describe_connect_error(ssl.SSLCertVerificationError(1, "certificate verify failed")) \
         == "TLS certificate rejected"

@@ -260,7 +260,7 @@ async def test_venue_quirks_keep_books_true(venue: str, quirk: dict) -> None:
         for _ in range(3):
             await h.converge()
             steps = h.emu.step_count
-            await wait_for(lambda: h.emu.step_count >= steps + 80, 10.0, what="traffic")
+            await wait_for(lambda steps=steps: h.emu.step_count >= steps + 80, 10.0, what="traffic")
         await h.converge()
         assert not h.problems, h.problems[:3]
         assert all(valid for valid, _ in h.alerts)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
+from itertools import pairwise
 
 import aiohttp
 import pytest
 
-from sentrycoin.emulator import BID, ASK, Fault, create_emulator
+from sentrycoin.emulator import ASK, BID, Fault, create_emulator
 from sentrycoin.emulator.okx import okx_checksum
 from sentrycoin.emulator.truebook import TrueBook, fixed_text
 from tests.transport.conftest import wait_for
@@ -80,7 +81,7 @@ async def test_binance_stream_and_rest_bridge_to_the_truth():
         while True:
             try:
                 msg = await recv_json(ws, 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             buffered.append(msg)
         for msg in buffered:
@@ -124,7 +125,7 @@ async def test_binance_futures_chain_on_pu_and_subscribe_method_and_rate_limit()
         await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth@100ms"],"id":7}')
         assert await recv_json(ws) == {"result": None, "id": 7}
         events = [(await recv_json(ws))["data"] for _ in range(20)]
-        for a, b in zip(events, events[1:]):
+        for a, b in pairwise(events):
             assert b["pu"] == a["u"] and b["U"] > a["u"]
         for i in range(6):  # more than 5 messages in a second: Binance disconnects
             await ws.send_str(f'{{"method":"LIST_SUBSCRIPTIONS","id":{i}}}')
@@ -296,7 +297,7 @@ async def test_coinbase_sequence_spans_channels_and_idle_connections_close():
         while True:
             try:
                 msg = await recv_json(ws, 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             if msg["channel"] == "heartbeats":
                 break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 from aiohttp import web
 
@@ -28,7 +29,7 @@ class RestServer:
             return web.Response(status=503, text="busy")
         return web.Response(body=b'{"snap":"%s"}' % request.query["symbol"].encode())
 
-    async def __aenter__(self) -> "RestServer":
+    async def __aenter__(self) -> RestServer:
         app = web.Application()
         app.router.add_get("/depth", self.depth)
         self.runner = web.AppRunner(app)
@@ -67,7 +68,7 @@ async def test_runner_sends_fetches_with_retry_and_spacing_then_stops():
                                                  ("ETH-USDT", b'{"snap":"ETH-USDT"}')]
             assert len(rest.hits) == 3  # one 503, retried; duplicates coalesced
             assert runner.snapshot_failures == 1 and runner.snapshots_fetched == 2
-            gaps = [b[0] - a[0] for a, b in zip(rest.hits, rest.hits[1:])]
+            gaps = [b[0] - a[0] for a, b in pairwise(rest.hits)]
             assert all(g >= 0.04 for g in gaps)  # per-venue spacing honoured
 
             handler.actions.append(Send(0, "hello"))

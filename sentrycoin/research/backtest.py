@@ -43,9 +43,9 @@ import csv
 import dataclasses
 import math
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -54,61 +54,31 @@ from sentrycoin.research.charts import plot_runs, plot_series, plot_sweep
 from sentrycoin.research.labels import DropRule, label_drops, low_between, parse_drop_rule
 from sentrycoin.research.report import console as report_console
 from sentrycoin.research.report import maybe_progress, print_report
+
 # Re-exported: callers take the sweep table from here, beside the rows it shows.
 from sentrycoin.research.report import sweep_table as sweep_table
+from sentrycoin.research.results import (
+    DEFAULT_DRAWS,
+    NO_CHANCE,
+    SWEEP_COLUMNS,
+    Backtest,
+    Chance,
+    LabelSet,
+    Recording,
+    Score,
+    Series,
+    SweepRow,
+    WindowResult,
+)
 from sentrycoin.research.signals import Signal, parse_signals, signal_values
 from sentrycoin.sim.scenarios import CrashWindow, ScenarioSpec, load_scenario
 
-DAY_MS = 86_400_000
 #: danger ratios for the default sweep: 1.5 .. 6.0 in steps of 0.25
 DEFAULT_THRESHOLDS = tuple(round(1.5 + 0.25 * i, 2) for i in range(19))
-#: Random draws of the chance baseline (>= 1,000: p-values to about +-0.015).
-DEFAULT_DRAWS = 1000
 DEFAULT_EARLY_S = 60.0
 
 
 # -- recording ------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Series:
-    """One market's numbers after every applied message (valid book only).
-
-    `bid_volume` / `ask_volume` are what the detector is fed: the book's
-    top-N volumes, or one signal's values after `for_signal`."""
-
-    symbol: str
-    event_ms: np.ndarray  # int64
-    bid_volume: np.ndarray  # float64
-    ask_volume: np.ndarray
-    mid: np.ndarray
-    signals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    depth: int = 0  # the book's N: "levels:<depth>" is bid_volume / ask_volume
-    # int64, the detector's clock at each row (the market's local clock: the
-    # simulated or recorded receive time); None: the same as event_ms.
-    clock_ms: np.ndarray | None = None
-
-    @property
-    def ratio(self) -> np.ndarray:
-        # Same convention as the detector: inf when only asks remain, NaN when empty.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.ask_volume / self.bid_volume
-
-    def __len__(self) -> int:
-        return len(self.event_ms)
-
-    def for_signal(self, signal: Signal | None) -> "Series":
-        if signal is None or (signal.kind == "levels" and int(signal.size) == self.depth):
-            return self
-        try:
-            bid, ask = self.signals[signal.name]
-        except KeyError:
-            raise ValueError(f"signal {signal.name} was not recorded for {self.symbol}") from None
-        return Series(self.symbol, self.event_ms, bid, ask, self.mid, self.signals, self.depth, self.clock_ms)
-
-    @property
-    def span_ms(self) -> int:
-        return int(self.event_ms[-1] - self.event_ms[0]) if len(self) else 0
 
 
 class SeriesRecorder:
@@ -165,89 +135,6 @@ def detect(series: Series, settings: DetectorSettings) -> list[tuple[int, int]]:
 # -- scoring -----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class WindowResult:
-    window: CrashWindow
-    outcome: str  # detected | late | missed
-    first_alert_ms: int | None
-    run: str = ""  # which input (e.g. "seed 7")
-
-    @property
-    def delay_after_onset_ms(self) -> int | None:
-        """First alert - window start (negative: an early detection)."""
-        return None if self.outcome != "detected" else self.first_alert_ms - self.window.start_ms
-
-    @property
-    def warning_before_bottom_ms(self) -> int | None:
-        return None if self.outcome != "detected" else self.window.bottom_ms - self.first_alert_ms
-
-    @property
-    def early(self) -> bool:
-        return self.outcome == "detected" and self.first_alert_ms < self.window.start_ms
-
-
-@dataclass(slots=True)
-class Score:
-    windows: list[WindowResult] = field(default_factory=list)
-    alerts: int = 0
-    false_alerts: int = 0
-    false_alert_ms: list[int] = field(default_factory=list)
-    market_ms: int = 0  # monitored time summed over markets
-
-    def merge(self, other: "Score") -> "Score":
-        return Score(self.windows + other.windows, self.alerts + other.alerts,
-                     self.false_alerts + other.false_alerts, self.false_alert_ms + other.false_alert_ms,
-                     self.market_ms + other.market_ms)
-
-    @property
-    def detected(self) -> int:
-        return sum(1 for w in self.windows if w.outcome == "detected")
-
-    @property
-    def early(self) -> int:
-        return sum(1 for w in self.windows if w.early)
-
-    @property
-    def late(self) -> int:
-        return sum(1 for w in self.windows if w.outcome == "late")
-
-    @property
-    def missed(self) -> int:
-        return len(self.windows) - self.detected
-
-    @property
-    def detection_rate(self) -> float:
-        return self.detected / len(self.windows) if self.windows else math.nan
-
-    @property
-    def false_per_day(self) -> float:
-        return self.false_alerts / (self.market_ms / DAY_MS) if self.market_ms > 0 else math.nan
-
-    def delays_s(self) -> np.ndarray:
-        return np.array([w.delay_after_onset_ms / 1000 for w in self.windows
-                         if w.delay_after_onset_ms is not None], dtype=float)
-
-    def warnings_s(self) -> np.ndarray:
-        return np.array([w.warning_before_bottom_ms / 1000 for w in self.windows
-                         if w.warning_before_bottom_ms is not None], dtype=float)
-
-    def delay_percentiles(self, qs: Sequence[float] = (10, 25, 50, 75, 90)) -> dict[str, float]:
-        delays = self.delays_s()
-        if not len(delays):
-            return {f"p{int(q)}": math.nan for q in qs}
-        return {f"p{int(q)}": float(np.percentile(delays, q)) for q in qs}
-
-    @property
-    def median_delay_after_onset_s(self) -> float:
-        d = self.delays_s()
-        return float(np.median(d)) if len(d) else math.nan
-
-    @property
-    def median_warning_before_bottom_s(self) -> float:
-        w = self.warnings_s()
-        return float(np.median(w)) if len(w) else math.nan
-
-
 def _by_symbol(windows: Iterable[CrashWindow]) -> dict[str, list[CrashWindow]]:
     out: dict[str, list[CrashWindow]] = {}
     for w in windows:
@@ -255,7 +142,7 @@ def _by_symbol(windows: Iterable[CrashWindow]) -> dict[str, list[CrashWindow]]:
     return out
 
 
-def score(alerts_ms: dict[str, Iterable[int]], windows: Iterable[CrashWindow], market_ms: int,
+def score(alerts_ms: Mapping[str, Iterable[int]], windows: Iterable[CrashWindow], market_ms: int,
           *, early_ms: int = 0, run: str = "", unscored: Iterable[CrashWindow] = ()) -> Score:
     """Score alert times (per symbol) against windows.
 
@@ -288,19 +175,6 @@ def score(alerts_ms: dict[str, Iterable[int]], windows: Iterable[CrashWindow], m
     return result
 
 
-@dataclass(slots=True)
-class Recording:
-    """What one run of the pipeline leaves for scoring, with one set of windows."""
-
-    series: dict[str, Series]
-    windows: list[CrashWindow]  # crashes wholly inside the data
-    partial: list[CrashWindow] = field(default_factory=list)  # crashes the data cut off
-
-    @property
-    def market_ms(self) -> int:
-        return sum(ser.span_ms for ser in self.series.values())
-
-
 def alerts_of(rec: Recording, settings: DetectorSettings, signal: Signal | None = None) -> dict[str, list[int]]:
     return {s: [t for t, _ in detect(ser.for_signal(signal), settings)] for s, ser in rec.series.items()}
 
@@ -312,20 +186,6 @@ def score_series(rec: Recording, settings: DetectorSettings, *, early_ms: int = 
 
 
 # -- chance baseline ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True, frozen=True)
-class Chance:
-    """What random alert times at the detector's rate and cooldown achieve."""
-
-    detection_rate: float  # mean over draws
-    p05: float  # 5th and 95th percentile of the draws' detection rate
-    p95: float
-    p_value: float  # share of draws detecting at least as many windows as the detector
-    draws: int
-
-
-NO_CHANCE = Chance(math.nan, math.nan, math.nan, math.nan, 0)
 
 
 def random_alert_times(rng: np.random.Generator, t0: float, span: float, k: int, gap: float,
@@ -350,7 +210,7 @@ def chance_baseline(inputs: Sequence[Recording], alerts: Sequence[dict[str, list
     rng = np.random.default_rng(seed)
     hits = np.zeros(draws, dtype=np.int64)
     cooldown_ms = cooldown_s * 1000.0
-    for rec, rec_alerts in zip(inputs, alerts):
+    for rec, rec_alerts in zip(inputs, alerts, strict=True):
         wins = _by_symbol(rec.windows)
         for symbol, ser in sorted(rec.series.items()):
             k = len(rec_alerts.get(symbol, ()))
@@ -371,62 +231,6 @@ def chance_baseline(inputs: Sequence[Recording], alerts: Sequence[dict[str, list
 
 
 # -- sweep ----------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True, frozen=True)
-class LabelSet:
-    """One definition of what counts as a crash, and the windows it gives per input."""
-
-    name: str  # "scenario", "drop 0.5%:5m", "labels.csv"
-    description: str
-    inputs: tuple[Recording, ...]
-
-
-@dataclass(slots=True, frozen=True)
-class SweepRow:
-    labels: str
-    signal: str
-    danger_ratio: float
-    windows: int
-    detected: int
-    early: int
-    late: int
-    missed: int
-    detection_rate: float
-    alerts: int
-    false_alerts: int
-    false_per_day: float
-    median_delay_after_onset_s: float
-    median_warning_before_bottom_s: float
-    chance_detection_rate: float
-    chance_p05: float
-    chance_p95: float
-    chance_p_value: float
-
-
-SWEEP_COLUMNS = [f.name for f in dataclasses.fields(SweepRow)]
-
-#: What each CSV column means (docs/research.md repeats this table).
-COLUMN_DOCS = {
-    "labels": "which crash definition the row is scored against",
-    "signal": "levels:N (top-N volumes) or band:BPS (notional within BPS of mid)",
-    "danger_ratio": "the detector's threshold on ask/bid of the signal",
-    "windows": "crash windows scored",
-    "detected": "windows with an alert in [start - early_s, bottom)",
-    "early": "of those, first alert before the window's start",
-    "late": "windows whose first alert came in [bottom, end]",
-    "missed": "windows not detected (late ones included)",
-    "detection_rate": "detected / windows",
-    "alerts": "alerts raised",
-    "false_alerts": "alerts outside every [start - early_s, end]",
-    "false_per_day": "false alerts per market per day of data",
-    "median_delay_after_onset_s": "median of first alert - window start, s (negative: early)",
-    "median_warning_before_bottom_s": "median of bottom - first alert, s",
-    "chance_detection_rate": "mean detection rate of random alerts at the same rate and cooldown",
-    "chance_p05": "5th percentile of the random draws' detection rate",
-    "chance_p95": "95th percentile of the random draws' detection rate",
-    "chance_p_value": "share of random draws detecting at least as many windows (small = better than chance)",
-}
 
 
 def evaluate(inputs: Sequence[Recording], settings: DetectorSettings, *, signal: Signal | None = None,
@@ -509,56 +313,6 @@ def _fmt(v: object) -> str:
 
 
 # -- one backtest --------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Backtest:
-    kind: str  # "simulated" | "recorded"
-    scenario: str  # scenario name, or the files
-    seeds: list[int]
-    symbols: list[str]
-    settings: DetectorSettings
-    score: Score  # configured settings, first label set, first signal
-    sweep: list[SweepRow]
-    files: dict[str, Path] = field(default_factory=dict)
-    label_sets: list[LabelSet] = field(default_factory=list)
-    signals: list[Signal] = field(default_factory=list)
-    at_settings: list[SweepRow] = field(default_factory=list)  # one per (label set, signal)
-    early_s: float = 0.0
-    market_ms: int = 0
-    draws: int = DEFAULT_DRAWS
-    chance_seed: int = 0
-    truncated: list[str] = field(default_factory=list)  # files used only up to a cut
-
-    @property
-    def title(self) -> str:
-        what = ", ".join(self.symbols)
-        if self.kind == "simulated":
-            return f"Simulated backtest: {self.scenario} x {len(self.seeds)} seeds ({what})"
-        days = self.market_ms / 60_000
-        return f"Recorded backtest: {self.scenario} ({what}; {days:,.1f} market-minutes)"
-
-    def summary(self) -> dict[str, float | int | str]:
-        s = self.score
-        out: dict[str, float | int | str] = {
-            "kind": self.kind, "scenario": self.scenario, "seeds": len(self.seeds), "symbols": ",".join(self.symbols),
-            "labels": self.label_sets[0].name if self.label_sets else "",
-            "signal": self.at_settings[0].signal if self.at_settings else "",
-            "danger_ratio": self.settings.danger_ratio, "early_s": self.early_s, "windows": len(s.windows),
-            "detected": s.detected, "early": s.early, "late": s.late, "missed": s.missed,
-            "detection_rate": s.detection_rate, "alerts": s.alerts, "false_alerts": s.false_alerts,
-            "false_per_day": s.false_per_day, "median_delay_after_onset_s": s.median_delay_after_onset_s,
-            "median_warning_before_bottom_s": s.median_warning_before_bottom_s,
-        }
-        out.update({f"delay_after_onset_{k}_s": v for k, v in s.delay_percentiles().items()})
-        if self.at_settings:
-            row = self.at_settings[0]
-            out.update(chance_detection_rate=row.chance_detection_rate, chance_p_value=row.chance_p_value)
-        return out
-
-
-#: The name older callers know it by.
-SimBacktest = Backtest
 
 
 def _run_backtest(kind: str, name: str, seeds: list[int], inputs: Sequence[dict[str, Series]],
@@ -721,7 +475,7 @@ def record_replay(paths: Sequence[str | Path], *, depth: int | None = None, sign
                   allow_truncated: bool = False, progress: bool = False) -> tuple[dict[str, Series], list[str]]:
     """Replay files of any readable format through the real pipeline and record each market's
     series; also returns one line per file replayed only up to a cut (`allow_truncated`)."""
-    from sentrycoin.replay import replay_files
+    from sentrycoin.research.replay import replay_files
 
     recorder = SeriesRecorder(_signals_to_record(signals, depth or 50))
     summary = replay_files(paths, depth=depth, observer=recorder, allow_truncated=allow_truncated,
@@ -782,14 +536,14 @@ def _time_ms(raw: str, where: str) -> int:
     try:
         value = float(raw)
     except ValueError:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         try:
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"{where}: {raw!r} is neither Unix ms nor an ISO-8601 time") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1000)
     # Unix seconds, ms or us: pick by magnitude.
     if value < 1e11:
@@ -890,7 +644,7 @@ def load_windows_csv(path: str | Path) -> list[CrashWindow]:
 
 
 def register(sub) -> None:
-    from sentrycoin.cli import non_negative_float, non_negative_int, positive_float, positive_int
+    from sentrycoin.cli_common import non_negative_float, non_negative_int, positive_float, positive_int
     from sentrycoin.research.readers import READABLE
 
     p = sub.add_parser("backtest", help="score the detector against crashes (recordings or simulated scenarios), "
@@ -948,7 +702,7 @@ def cmd_backtest(args) -> int:
         return _user_error(f"--chance-draws {args.chance_draws}: at least 1000 draws")
     if args.early_s < 0:
         return _user_error(f"--early-s {args.early_s:g}: must be >= 0")
-    from sentrycoin.commands import check_out_dir
+    from sentrycoin.cli_common import check_out_dir
     from sentrycoin.config import ConfigError
 
     try:
@@ -957,7 +711,7 @@ def cmd_backtest(args) -> int:
         return _user_error(str(exc))
     progress = not args.no_progress
     if args.simulate:
-        from sentrycoin.cli import check_scenario
+        from sentrycoin.cli_common import check_scenario
         from sentrycoin.config import parse_symbols
 
         try:

@@ -9,7 +9,14 @@ import signal
 import sys
 import time
 
-from sentrycoin.cli import positive_float, positive_int
+from sentrycoin.cli_common import (
+    check_out_dir,
+    load_command_settings,
+    positive_float,
+    positive_int,
+    run_async,
+    setup_command_logging,
+)
 from sentrycoin.config import ConfigError
 from sentrycoin.research.readers import READABLE
 
@@ -38,18 +45,17 @@ def register(sub) -> None:
     replay.set_defaults(func=cmd_replay)
 
     try:
-        from sentrycoin import backtest as backtest_cli
+        from sentrycoin.research import backtest as backtest_cli
     except ImportError:  # pragma: no cover - the backtest module ships with the package
         return
     backtest_cli.register(sub)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from sentrycoin.cli import _load, _setup_logging, run_async
-    from sentrycoin.record import record_live
+    from sentrycoin.research.record import record_live
 
-    settings = _load(args)
-    _setup_logging(settings)
+    settings = load_command_settings(args)
+    setup_command_logging(settings)
     if not settings.markets:
         raise ConfigError("record needs a venue and symbols (--exchange/--symbols, EXCHANGE/SYMBOLS or --config)")
     check_out_dir(args.out, "--out")
@@ -74,31 +80,14 @@ def cmd_record(args: argparse.Namespace) -> int:
     return run_async(main())
 
 
-def check_out_dir(path: str, flag: str) -> None:
-    """ConfigError naming `flag` unless `path` is (or can become) a writable folder."""
-    import os
-    from pathlib import Path
-
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ConfigError(f"{flag} {path}: is a file, not a folder")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{flag} {path}: cannot create the folder ({exc.strerror or type(exc).__name__})") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: folder is not writable (permission denied)")
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from sentrycoin.cli import _load, _setup_logging
-    from sentrycoin.replay import replay_files
     from sentrycoin.research.readers import InputError
+    from sentrycoin.research.replay import replay_files
 
-    settings = _load(args)
-    _setup_logging(settings)
+    settings = load_command_settings(args)
+    setup_command_logging(settings)
     detector = settings.detector
     if args.danger_ratio is not None:
         detector = dataclasses.replace(detector, danger_ratio=args.danger_ratio, rearm_ratio=None)

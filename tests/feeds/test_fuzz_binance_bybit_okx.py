@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sentrycoin.feeds.binance import BinanceFuturesHandler, BinanceSpotHandler
 from sentrycoin.feeds.bybit import BybitLinearHandler, BybitSpotHandler
 from sentrycoin.feeds.okx import OkxSpotHandler, OkxSwapHandler
-from tests.feeds._b1util import (
+from tests.feeds.binance_bybit_okx_frames import (
     bb_book,
     bn_depth,
     bn_snapshot,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import msgspec
 import zstandard
@@ -152,7 +152,7 @@ class RecordingWriter:
     def close(self) -> None:
         self._close_current()
 
-    def __enter__(self) -> "RecordingWriter":
+    def __enter__(self) -> RecordingWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,7 @@ as a live source would call them; the handler's own requests (subscribe,
 fetch a snapshot) are dropped because the recording already holds their
 answers.  Formats:
 
-* our recordings (sentrycoin/recording.py): record by record;
+* our recordings (sentrycoin/research/recording.py): record by record;
 * cryptofeed raw captures: the header's `l2_book` symbols; frames of the
   connections that carried book data, and REST depth snapshots, ordered by
   receive time (the recorder writes REST answers and frames from different
@@ -40,27 +40,17 @@ import csv
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import numpy as np
 
-from sentrycore.framefeed import FrameFeeder
-from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import AlertEvent, DetectorSettings, Market
-from sentrycoin.recording import (
-    ConnectRecord,
-    DisconnectRecord,
-    FrameRecord,
-    Header,
-    SnapshotRecord,
-    decode_record,
-)
 from sentrycoin.research.readers import (
     Cut,
     CutReport,
@@ -72,8 +62,18 @@ from sentrycoin.research.readers import (
     lines,
     sniff,
 )
+from sentrycoin.research.recording import (
+    ConnectRecord,
+    DisconnectRecord,
+    FrameRecord,
+    Header,
+    SnapshotRecord,
+    decode_record,
+)
+from sentrycore.framefeed import FrameFeeder
+from sentrycore.marketcore import SourceClock
 
-log = logging.getLogger("sentrycoin.replay")
+log = logging.getLogger("sentrycoin.research.replay")
 
 #: Lines of a Binance raw capture read to find its depth streams.
 RAW_SCAN_LINES = 20_000
@@ -322,19 +322,19 @@ class Replayer:
                         record = decode(line)
                     except msgspec.DecodeError:
                         raise Cut(f"line {n + feeder.lines} is not a recording record") from None
-                    kind = type(record)
-                    if kind is FrameRecord:
+                    # `type(record) is X` (not a saved type): mypy narrows the record by it.
+                    if type(record) is FrameRecord:
                         if stream is not None:
                             stream.frame(record.conn, record.ms, record.data.encode())
-                    elif kind is SnapshotRecord:
+                    elif type(record) is SnapshotRecord:
                         if stream is not None:
                             stream.snapshot(record.symbol, record.ms, record.body.encode())
-                    elif kind is Header:
+                    elif type(record) is Header:
                         stream = self.open_stream(record.venue, record.symbols, self.depth or record.depth)
-                    elif kind is ConnectRecord:
+                    elif type(record) is ConnectRecord:
                         if stream is not None:
                             stream.connected(record.conn)
-                    elif kind is DisconnectRecord:
+                    elif type(record) is DisconnectRecord:
                         if stream is not None:
                             stream.disconnected(record.conn)
                 if progress is not None:
@@ -609,7 +609,7 @@ def replay_files(paths: Iterable[str | Path], *, detector: DetectorSettings | No
             advance = None
             if progress_ctx is not None:
                 bar, task = progress_ctx
-                bar.update(task, description=path.name)
+                bar.update(task, description=Path(path).name)
                 advance = lambda n, bar=bar, task=task: bar.advance(task, n)  # noqa: E731
             replayer.replay_file(path, advance)
     finally:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sentrycoin.feeds.coinbase import CoinbaseHandler
 from sentrycoin.feeds.kraken import KrakenHandler, from_venue_symbol
 from sentrycoin.market import Market
-from tests.feeds._b2util import (
+from tests.feeds.coinbase_kraken_frames import (
     book_copy,
     cb_l2,
     cb_snapshot_levels,

@@ -1,12 +1,14 @@
-"""Shared helpers for helper-B1's feed tests (Binance, Bybit, OKX)."""
+"""Binance, Bybit and OKX feed tests: frame builders, markets and book readers, recording readers,
+and the round trip through the local venue emulator."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +113,7 @@ def okx_book(inst: str, action: str, seq: int, prev: int, bids=(), asks=(), *, c
                             "checksum": checksum, "prevSeqId": prev, "seqId": seq}]})
 
 
-# -- end to end against the local venue emulator (helper B3's) -------------------
+# -- end to end against the local venue emulator (sentrycoin/emulator) --------------
 
 async def emulator_round_trip(venue: str, faults: list[str], symbols=("BTC-USDT", "ETH-USDT")) -> dict:
     """Run `venue`'s handler (built by the registry from env URLs) through the live

@@ -15,9 +15,9 @@ from pathlib import Path
 from sentrycoin.config import Settings
 from sentrycoin.feeds.base import FeedHandler
 from sentrycoin.market import Market
-from sentrycoin.recording import Header, RecordingWriter
+from sentrycoin.research.recording import Header, RecordingWriter
 
-log = logging.getLogger("sentrycoin.record")
+log = logging.getLogger("sentrycoin.research.record")
 
 
 def _wall_ms() -> int:

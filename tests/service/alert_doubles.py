@@ -1,6 +1,6 @@
-"""Helpers for the alert-delivery tests (C1), and the crash-test child process.
+"""Alert test doubles (`make_event`, `RecordingNotifier`) and the crash-test child process.
 
-`python -m tests.service._c1util detect ...` runs a tiny monitor: a Market
+`python -m tests.service.alert_doubles detect ...` runs a tiny monitor: a Market
 whose book triggers the detector, wired to an AlertManager that sends to
 Telegram at --api-url.  It prints `SUBMITTED <row id>` once the alert is in
 the outbox and then waits (to be SIGKILLed).  `deliver` mode restarts on
