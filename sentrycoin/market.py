@@ -104,6 +104,17 @@ class AlertEvent:
 AlertSink = Callable[[AlertEvent], None]
 
 
+@dataclass(slots=True, frozen=True)
+class BookCapacity:
+    """Slots per book side: `initial` allocated with the book, doubled on demand
+    up to `maximum` (beyond it the deepest level is dropped and the book is
+    flagged truncated).  Each venue's feed handler says what its books need
+    (`FeedHandler.book_capacity`); 16 bytes per slot."""
+
+    initial: int
+    maximum: int
+
+
 def _drop_alert(event: AlertEvent) -> None:
     pass
 
@@ -133,7 +144,7 @@ class Market(MarketCore):
         symbol: str,
         *,
         depth: int = 50,
-        capacity: int = 5000,
+        capacity: int | BookCapacity | None = None,
         settings: DetectorSettings | None = None,
         on_alert: AlertSink | None = None,
         source: str = "live",
@@ -145,7 +156,15 @@ class Market(MarketCore):
         self.symbol = symbol
         self.source = source
         self.settings = settings or DetectorSettings()
-        MarketCore.__init__(self, OrderBook(depth=depth, capacity=capacity, band_bps=self.settings.book_band_bps),
+        if capacity is None:
+            from sentrycoin.feeds.registry import book_capacity  # registry imports this module
+
+            capacity = book_capacity(exchange, depth)
+        elif isinstance(capacity, int):
+            capacity = BookCapacity(capacity, capacity)  # a fixed-size book
+        book = OrderBook(depth=depth, capacity=capacity.initial, max_capacity=capacity.maximum,
+                         band_bps=self.settings.book_band_bps)
+        MarketCore.__init__(self, book,
                             self.settings.build(), self.settings.clock_skew_ms,
                             band_signal=self.settings.signal == "band")
         self.on_alert: AlertSink = on_alert or _drop_alert

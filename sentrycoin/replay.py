@@ -50,7 +50,7 @@ import numpy as np
 
 from sentrycore.marketcore import SourceClock
 from sentrycoin.feeds.base import FeedHandler
-from sentrycoin.market import AlertEvent, DetectorSettings, Market
+from sentrycoin.market import AlertEvent, BookCapacity, DetectorSettings, Market
 from sentrycoin.recording import (
     ConnectRecord,
     DisconnectRecord,
@@ -168,7 +168,7 @@ class Replayer:
 
     def __init__(self, detector: DetectorSettings | None = None, depth: int | None = None,
                  on_alert: Callable[[AlertEvent], None] | None = None,
-                 capacity: int = 5000, observer: Callable[[Market], None] | None = None,
+                 capacity: int | BookCapacity | None = None, observer: Callable[[Market], None] | None = None,
                  allow_truncated: bool = False) -> None:
         self.detector = detector or DetectorSettings()
         self.depth = depth

@@ -24,9 +24,20 @@ import numpy as np
 # has C fields, so the Cython Binance frame path counts without Python writes.
 from sentrycore.counters import FeedCounters as FeedCounters
 from sentrycoin.feeds.recovery import BookRecovery, RecoveryPolicy
-from sentrycoin.market import Market
+from sentrycoin.market import BookCapacity, Market
 
 log = logging.getLogger("sentrycoin.feeds")
+
+#: Slots per side a book may grow to: deeper levels are dropped (the book is
+#: flagged truncated).  Far below the top-N any detector reads.
+MAX_BOOK_CAPACITY = 5000
+#: Levels per side of a typical full-depth snapshot (Binance's limit=1000),
+#: where the books of venues that publish no bound start.
+FULL_DEPTH_START_LEVELS = 1000
+#: Spare slots over what the venue publishes, at least this many: a message
+#: may add a level before it deletes the one it pushes out (Kraken truncates
+#: only after a message).
+BOOK_MARGIN_MIN = 16
 
 
 @dataclass(slots=True)
@@ -74,6 +85,23 @@ class FeedHandler:
 
     #: Venue name as used on the command line, in config and in /status.
     venue: ClassVar[str] = ""
+
+    @classmethod
+    def book_levels(cls, depth: int) -> int:
+        """Levels per side this venue sends for a detector depth of `depth`: the
+        depth it publishes (Bybit, OKX, Kraken), or, for a full-depth feed
+        (Binance, Coinbase), the size of a typical snapshot."""
+        return max(depth, FULL_DEPTH_START_LEVELS)
+
+    @classmethod
+    def book_capacity(cls, depth: int) -> BookCapacity:
+        """Slots per side for this venue's books: what it sends plus a quarter
+        (at least BOOK_MARGIN_MIN), growing on demand to MAX_BOOK_CAPACITY.  A
+        bounded venue's books therefore never grow; a full-depth one's grow
+        (amortised, rarely) into the levels its diffs add beyond the snapshot."""
+        levels = cls.book_levels(depth)
+        initial = max(depth, min(levels + max(BOOK_MARGIN_MIN, levels // 4), MAX_BOOK_CAPACITY))
+        return BookCapacity(initial, max(initial, MAX_BOOK_CAPACITY))
 
     def __init__(self, markets: list[Market], ws_url: str, rest_url: str | None = None) -> None:
         self.markets: dict[str, Market] = {m.symbol: m for m in markets}

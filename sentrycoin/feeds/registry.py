@@ -9,6 +9,7 @@ lazily: a venue's module is loaded only when that venue is used.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from sentrycoin.feeds.base import FeedHandler
-from sentrycoin.market import Market
+from sentrycoin.market import BookCapacity, Market
 
 log = logging.getLogger("sentrycoin.feeds.registry")
 
@@ -91,6 +92,14 @@ def handler_class(venue: str) -> type[FeedHandler]:
     module_name, _, class_name = venue_info(venue).handler.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls  # type: ignore[no-any-return]
+
+
+@functools.cache
+def book_capacity(venue: str, depth: int) -> BookCapacity:
+    """What `venue`'s books need at detector depth `depth` (its handler's
+    `book_capacity`); the full-depth default for a name that is no venue (tests)."""
+    cls = handler_class(venue) if venue in VENUES else FeedHandler
+    return cls.book_capacity(depth)
 
 
 def urls(venue: str, env: Mapping[str, str] | None = None) -> tuple[str, str | None]:
