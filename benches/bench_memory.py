@@ -18,9 +18,16 @@ its VmRSS (after gc) and the bytes the books allocated.
     python benches/bench_memory.py --compare /work/main --counts 1,100,1000
         # both checkouts, cells interleaved, each with its own .venv python
 
-pytest-benchmark measures time, not memory, so this is a script; `--json`
+pytest-benchmark measures time, not memory, so the table is a script; `--json`
 gives the machine-readable form.  tests/feeds/test_book_capacity.py and
 tests/core/test_book_growth.py guard the book sizing itself.
+
+The price of growing, as a pytest-benchmark pair in the same run: the real
+BTCUSDT frames through `BinanceSpotHandler.on_frame`, each round from the
+snapshot, with the venue-sized book (1,250 slots per side, grows as the diffs
+add levels) against the rival it replaced, a book preallocated at 5,000:
+
+    .venv/bin/python -m pytest benches/bench_memory.py --benchmark-only
 """
 
 from __future__ import annotations
@@ -224,6 +231,41 @@ def main() -> None:
     else:
         print(f"{meta['date']}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}: {meta['command']}")
         print(table(rows))
+
+
+# -- pytest-benchmark: what growth costs the hot path ------------------------------------
+
+def _replay_round(capacity: object, frames: list[bytes], snapshot: bytes) -> None:
+    from benches.feed_frames import REST, WS
+    from sentrycoin.feeds.binance import BinanceSpotHandler
+    from sentrycoin.market import Market
+
+    market = Market("binance", "BTC-USDT", depth=DEPTH, capacity=capacity, source="replay")  # type: ignore[arg-type]
+    handler = BinanceSpotHandler([market], WS, REST)
+    handler.on_connected(0)
+    handler.take_actions()
+    handler.on_snapshot("BTC-USDT", snapshot, 0)
+    on_frame = handler.on_frame
+    for frame in frames:
+        on_frame(0, frame, 0)
+    assert market.valid and not market.book.truncated
+
+
+def _bench_growth(benchmark, capacity: object) -> None:  # noqa: ANN001
+    from benches.feed_frames import chained_frames
+
+    frames, snapshot = chained_frames("recorded")
+    benchmark.extra_info["frames_per_round"] = len(frames)
+    benchmark.pedantic(_replay_round, args=(capacity, frames, snapshot), rounds=7, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["per_message_mean_ns"] = benchmark.stats.stats.mean / len(frames) * 1e9
+
+
+def test_recorded_frames_venue_sized_growing_book(benchmark) -> None:  # noqa: ANN001
+    _bench_growth(benchmark, None)  # FeedHandler.book_capacity: 1,250 slots, grows
+
+
+def test_recorded_frames_preallocated_5000_book(benchmark) -> None:  # noqa: ANN001
+    _bench_growth(benchmark, 5000)  # the rival: every book 5,000 slots up front
 
 
 if __name__ == "__main__":
