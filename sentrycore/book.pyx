@@ -20,8 +20,11 @@ messages without the GIL) and allocating a numpy array needs the GIL; no
 reader needs the buffers as arrays (bids()/asks() copy, sentrycore.band
 walks the pointers).  A failed realloc counts as reaching max_capacity.  At
 max_capacity an insert drops the side's deepest level (or the new level when
-it would be the deepest) and sets `truncated`.  A full side holding many
-holes (a quarter of its slots) is squeezed instead of grown.  load_snapshot
+it would be the deepest) and sets `truncated`.  Below max_capacity a full
+side grows even when it holds holes: squeezing them out instead (tried)
+made the real BTCUSDT replay ~15 % slower, because holes are what absorb
+the shifts of deep inserts; holes never outnumber levels (see Holes), so a
+side holds at most 4x its levels' slots.  load_snapshot
 refits each side to the snapshot (never below what it holds, nor below
 `capacity`), so a resync returns the memory a long-running book grew into.
 tests/core/test_book_growth.py checks growth against a dict reference.
@@ -40,8 +43,8 @@ the same prices, so most of them then move a few levels instead of every
 level above them (real books see much of their traffic hundreds of levels
 deep, where that is kilobytes).  Holes never sit inside the top-N window (one
 that would enter it is removed first), so the sums and the best price never
-see them; they are squeezed out when the buffer is full or when they
-outnumber the levels.
+see them; they are squeezed out when the buffer is full at max_capacity or
+when they outnumber the levels.
 
 Search (_lower_bound): an index is guessed -- from the top levels' price
 density, or, for a side whose levels a message lists best first, from the
@@ -102,10 +105,6 @@ cdef enum:
     # pass over the band (~1,400 levels at 25 bps on BTCUSDT) every this many
     # keeps it well under one addition per adjustment.
     BAND_RENORM_EVERY = 4096
-    # A full side with at least 1/SQUEEZE_FRACTION of its slots holding holes
-    # squeezes them out rather than growing: the squeeze is O(n) but frees
-    # >= n/4 slots, so it stays amortised, and holes never double the memory.
-    SQUEEZE_FRACTION = 4
 
 
 #: Upper bounds on accepted prices and quantities (see "Value bounds" above).
@@ -443,9 +442,10 @@ cdef inline Py_ssize_t _fit_capacity(Py_ssize_t needed, Py_ssize_t initial, Py_s
 
 
 cdef bint _grow(BookSide* s, Py_ssize_t max_capacity) noexcept nogil:
-    # The side is full: double its slots (at most max_capacity).  Out of the
-    # hot path's common case: only an insert into a full side gets here.
-    if s.cap >= max_capacity or s.holes * SQUEEZE_FRACTION >= s.n:
+    # The side is full: double its slots (at most max_capacity), holes and
+    # all (see "Capacity").  Out of the hot path's common case: only an
+    # insert into a full side gets here.
+    if s.cap >= max_capacity:
         return False
     cdef Py_ssize_t cap = s.cap * 2 if s.cap < max_capacity // 2 else max_capacity
     return _resize(s, cap)
