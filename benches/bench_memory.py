@@ -256,7 +256,7 @@ def _bench_growth(benchmark, capacity: object) -> None:  # noqa: ANN001
 
     frames, snapshot = chained_frames("recorded")
     benchmark.extra_info["frames_per_round"] = len(frames)
-    benchmark.pedantic(_replay_round, args=(capacity, frames, snapshot), rounds=7, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(_replay_round, args=(capacity, frames, snapshot), rounds=15, iterations=1, warmup_rounds=1)
     benchmark.extra_info["per_message_mean_ns"] = benchmark.stats.stats.mean / len(frames) * 1e9
 
 
