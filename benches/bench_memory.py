@@ -189,13 +189,13 @@ def cell(checkout: Path, venue: str, count: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     base = {(r["checkout"], r["venue"]): r["rss_kb"] for r in rows if r["markets"] == 1}
-    lines = ["| checkout | venue | markets | levels/book | RSS MB | book storage MB | KB/market over 1 |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| checkout | venue | markets | levels/book | in sync | RSS MB | book storage MB | KB/market over 1 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         per = ""
         if r["markets"] > 1 and (r["checkout"], r["venue"]) in base:
             per = f"{(r['rss_kb'] - base[(r['checkout'], r['venue'])]) / (r['markets'] - 1):.1f}"
-        lines.append(f"| {r['checkout']} | {r['venue']} | {r['markets']:,} | {r['levels_per_book']:,} | "
+        lines.append(f"| {r['checkout']} | {r['venue']} | {r['markets']:,} | {r['levels_per_book']:,} | {r['valid']:,} | "
                      f"{r['rss_kb'] / 1024:.1f} | {r['book_bytes'] / 2**20:.1f} | {per} |")
     return "\n".join(lines)
 
