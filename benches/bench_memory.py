@@ -195,7 +195,8 @@ def table(rows: list[dict]) -> str:
         per = ""
         if r["markets"] > 1 and (r["checkout"], r["venue"]) in base:
             per = f"{(r['rss_kb'] - base[(r['checkout'], r['venue'])]) / (r['markets'] - 1):.1f}"
-        lines.append(f"| {r['checkout']} | {r['venue']} | {r['markets']:,} | {r['levels_per_book']:,} | {r['valid']:,} | "
+        lines.append(f"| {r['checkout']} | {r['venue']} | {r['markets']:,} | {r['levels_per_book']:,} | "
+                     f"{r['valid']:,} | "
                      f"{r['rss_kb'] / 1024:.1f} | {r['book_bytes'] / 2**20:.1f} | {per} |")
     return "\n".join(lines)
 

@@ -51,7 +51,7 @@ def test_every_venue_book_holds_at_least_the_detector_depth() -> None:
 
 
 def test_bybit_full_book_and_a_delta_adding_before_deleting_never_grow() -> None:
-    (market,) = [Market("bybit", "BTC-USDT", depth=50, source="replay")]
+    market = Market("bybit", "BTC-USDT", depth=50, source="replay")
     handler = BybitSpotHandler([market], "ws://127.0.0.1:1")
     handler.on_connected(0)
     handler.take_actions()
