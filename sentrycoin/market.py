@@ -128,6 +128,11 @@ class Market(MarketCore):
     finishes a message without a Python call.  The detector runs on the
     local clock (`clock_ms()`: monotonic live, the source's `SourceClock`
     in replay and simulation), never on the venue's event times.
+
+    `capacity`: None (the default) sizes the book for its venue
+    (`FeedHandler.book_capacity`: what the venue sends, growing on demand);
+    an int is a fixed-size book of that many levels per side; a
+    `BookCapacity` gives the initial and the maximum slots.
     """
 
     __slots__ = (

@@ -97,8 +97,9 @@ class FeedHandler:
     def book_capacity(cls, depth: int) -> BookCapacity:
         """Slots per side for this venue's books: what it sends plus a quarter
         (at least BOOK_MARGIN_MIN), growing on demand to MAX_BOOK_CAPACITY.  A
-        bounded venue's books therefore never grow; a full-depth one's grow
-        (amortised, rarely) into the levels its diffs add beyond the snapshot."""
+        bounded venue's books therefore do not grow in normal traffic; a
+        full-depth one's grow (amortised, rarely) into the levels its diffs add
+        beyond the snapshot."""
         levels = cls.book_levels(depth)
         initial = max(depth, min(levels + max(BOOK_MARGIN_MIN, levels // 4), MAX_BOOK_CAPACITY))
         return BookCapacity(initial, max(initial, MAX_BOOK_CAPACITY))
