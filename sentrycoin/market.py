@@ -91,6 +91,37 @@ class AlertEvent(AlertFields, frozen=True, kw_only=True):
 AlertSink = Callable[[AlertEvent], None]
 
 
+#: Slots per side a book may grow to: deeper levels are dropped (the book is
+#: flagged truncated).  Far below the top-N any detector reads.
+MAX_BOOK_CAPACITY = 5000
+#: Levels per side of a typical full-depth snapshot (Binance's limit=1000),
+#: where the books of venues that publish no bound start.
+FULL_DEPTH_START_LEVELS = 1000
+#: Spare slots over what the venue publishes, at least this many: a message
+#: may add a level before it deletes the one it pushes out (Kraken truncates
+#: only after a message).
+BOOK_MARGIN_MIN = 16
+
+
+@dataclass(slots=True, frozen=True)
+class BookCapacity:
+    """Slots per book side: `initial` allocated with the book, doubled on demand
+    up to `maximum` (beyond it the deepest level is dropped and the book is
+    flagged truncated).  Each venue's feed handler says what its books need
+    (`FeedHandler.book_capacity`); 16 bytes per slot."""
+
+    initial: int
+    maximum: int
+
+    @classmethod
+    def for_levels(cls, levels: int, depth: int) -> BookCapacity:
+        """For a venue that sends `levels` per side, read to detector depth
+        `depth`: those levels plus a quarter (at least BOOK_MARGIN_MIN),
+        growing on demand to MAX_BOOK_CAPACITY."""
+        initial = max(depth, min(levels + max(BOOK_MARGIN_MIN, levels // 4), MAX_BOOK_CAPACITY))
+        return cls(initial, max(initial, MAX_BOOK_CAPACITY))
+
+
 def _drop_alert(event: AlertEvent) -> None:
     pass
 
@@ -104,6 +135,11 @@ class Market(MarketCore):
     finishes a message without a Python call.  The detector runs on the
     local clock (`clock_ms()`: monotonic live, the source's `SourceClock`
     in replay and simulation), never on the venue's event times.
+
+    `capacity`: a `BookCapacity` (initial and maximum slots; whoever builds a
+    venue's markets passes its handler's, `registry.book_capacity`), an int
+    (a fixed-size book of that many levels per side), or None: sized like a
+    full-depth venue's (a typical snapshot, growing on demand).
     """
 
     __slots__ = (
@@ -120,7 +156,7 @@ class Market(MarketCore):
         symbol: str,
         *,
         depth: int = 50,
-        capacity: int = 5000,
+        capacity: int | BookCapacity | None = None,
         settings: DetectorSettings | None = None,
         on_alert: AlertSink | None = None,
         source: str = "live",
@@ -132,7 +168,13 @@ class Market(MarketCore):
         self.symbol = symbol
         self.source = source
         self.settings = settings or DetectorSettings()
-        MarketCore.__init__(self, OrderBook(depth=depth, capacity=capacity, band_bps=self.settings.book_band_bps),
+        if capacity is None:
+            capacity = BookCapacity.for_levels(max(depth, FULL_DEPTH_START_LEVELS), depth)
+        elif isinstance(capacity, int):
+            capacity = BookCapacity(capacity, capacity)  # a fixed-size book
+        book = OrderBook(depth=depth, capacity=capacity.initial, max_capacity=capacity.maximum,
+                         band_bps=self.settings.book_band_bps)
+        MarketCore.__init__(self, book,
                             self.settings.build(), self.settings.clock_skew_ms,
                             band_signal=self.settings.signal == "band")
         self.on_alert: AlertSink = on_alert or _drop_alert

@@ -26,6 +26,7 @@ from sentrycoin.alerts.outcomes import OutcomeTracker
 from sentrycoin.config import ConfigError, Settings
 from sentrycoin.fallback import PROBE_BACKOFF_MAX_S, MockFallback
 from sentrycoin.feeds.base import FeedCounters, FeedHandler
+from sentrycoin.feeds.registry import book_capacity
 from sentrycoin.ha.leases import LeaseManager
 from sentrycoin.ha.setup import HARuntime, HASettings
 from sentrycoin.market import AlertEvent, Market
@@ -138,6 +139,7 @@ class Monitor:
         market = Market(
             exchange, symbol,
             depth=self.settings.depth,
+            capacity=book_capacity(exchange, self.settings.depth),
             settings=detector,
             on_alert=self._on_alert,
             source=source,

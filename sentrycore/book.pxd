@@ -39,6 +39,9 @@ cdef struct BookSide:
     double* keys
     double* qtys
     Py_ssize_t n
+    # Slots allocated behind keys and qtys (malloc'd, grown by doubling up to
+    # the book's max_capacity; see "Capacity" in book.pyx).  n <= cap.
+    Py_ssize_t cap
     # Running sum of the best `depth` quantities, Neumaier-compensated:
     # the value is vol + vol_comp.
     double vol
@@ -75,12 +78,13 @@ cdef class OrderBook:
     cdef BookSide _bids
     cdef BookSide _asks
     cdef readonly Py_ssize_t depth
+    # Slots per side allocated up front, and the bound growth stops at (then
+    # the deepest level is dropped and the book is truncated).
     cdef readonly Py_ssize_t capacity
+    cdef readonly Py_ssize_t max_capacity
     cdef bint _truncated
     # Half-width of the band in basis points of the mid; 0.0 = band off.
     cdef readonly double band_bps
-    # The numpy arrays that own the memory behind the BookSide pointers.
-    cdef object _bid_keys_arr, _bid_qtys_arr, _ask_keys_arr, _ask_qtys_arr
 
     cdef int c_update_bid(self, double price, double qty) noexcept nogil
     cdef int c_update_ask(self, double price, double qty) noexcept nogil

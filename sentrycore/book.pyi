@@ -10,11 +10,19 @@ MAX_QTY: float
 """1e18: the largest accepted quantity."""
 
 class OrderBook:
-    """L2 order book in fixed-capacity numpy buffers, best price at the end of
-    each side, with the best-`depth` bid and ask volumes kept incrementally.
+    """L2 order book in growable buffers, best price at the end of each side,
+    with the best-`depth` bid and ask volumes kept incrementally.
 
-    When a side is full, inserting a level drops that side's worst level (or
-    the new level itself when it would be the worst) and sets `truncated`.
+    Capacity: each side starts with `capacity` slots (16 bytes each) and,
+    when an insert finds it full, doubles (clamped to `max_capacity`; a
+    reallocation of the side, amortised O(1) per insert, never taken by an
+    update of a held level or an insert into a free slot).  When a side is
+    full at `max_capacity`, inserting a level drops that side's worst level
+    (or the new level itself when it would be the worst) and sets
+    `truncated`.  `load_snapshot` refits each side to the snapshot: grown to
+    hold it (up to max_capacity), shrunk when the side had grown to more
+    than twice what it needs, never below `capacity`.  Feed handlers size
+    their venue's books with `FeedHandler.book_capacity(depth)`.
 
     Value bounds: every write accepts a price in (0, MAX_PRICE] and a
     quantity in [0, MAX_QTY]; anything else (NaN, inf, negative, beyond a
@@ -26,16 +34,23 @@ class OrderBook:
 
     depth: int
     capacity: int
+    """Slots per side allocated up front (the constructor's `capacity`)."""
+    max_capacity: int
+    """Slots per side a side may grow to; beyond it the worst level is dropped."""
     band_bps: float
     """Half-width of the band around the mid, in basis points; 0.0 = off."""
 
-    def __init__(self, depth: int = 50, capacity: int = 5000, band_bps: float = 0.0) -> None:
-        """ValueError unless 1 <= depth <= capacity and band_bps is 0 or in (0, 10000)."""
+    def __init__(self, depth: int = 50, capacity: int = 5000, band_bps: float = 0.0,
+                 max_capacity: int | None = None) -> None:
+        """`max_capacity` None means `capacity` (a fixed-size book, as before growth
+        existed).  ValueError unless 1 <= depth <= capacity <= max_capacity and
+        band_bps is 0 or in (0, 10000); MemoryError if the slots cannot be allocated."""
     def load_snapshot(self, bids: npt.ArrayLike, asks: npt.ArrayLike) -> None:
         """Replace the book.  Each side is an (n, 2) array-like of (price, qty)
         in any order; zero quantities are skipped, a repeated price keeps its
-        last quantity.  Raises ValueError (book unchanged) on a bad value
-        (outside the bounds above)."""
+        last quantity; beyond max_capacity levels a side keeps its best ones
+        (and `truncated` is set).  Raises ValueError (book unchanged) on a bad
+        value (outside the bounds above)."""
     def update_bid(self, price: float, qty: float) -> None:
         """Set one bid level; qty == 0 deletes it.  ValueError (book unchanged)
         unless 0 < price <= MAX_PRICE and 0 <= qty <= MAX_QTY (NaN fails both)."""
@@ -87,10 +102,17 @@ class OrderBook:
     def ask_levels(self) -> int: ...
     @property
     def truncated(self) -> bool:
-        """True once a level was dropped for capacity (reset by clear/load_snapshot)."""
+        """True once a level was dropped for max_capacity (reset by clear/load_snapshot)."""
     def bids(self, n: int = -1) -> npt.NDArray[np.float64]:
         """(n, 2) array of (price, qty), best first; n < 0 means all levels."""
     def asks(self, n: int = -1) -> npt.NDArray[np.float64]: ...
     def __len__(self) -> int: ...
+    @property
+    def allocated_slots(self) -> tuple[int, int]:
+        """(bid slots, ask slots) allocated now, each within [capacity, max_capacity]
+        and >= the levels (and holes) the side holds."""
+    @property
+    def allocated_bytes(self) -> int:
+        """Bytes of level storage allocated now: 16 x (bid slots + ask slots)."""
     def _storage(self) -> tuple[int, int, int, int]:
         """(bid slots, bid holes, ask slots, ask holes): internal layout, for tests."""

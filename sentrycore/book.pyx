@@ -1,11 +1,33 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """L2 order book with incrementally maintained top-N volume sums.
 
-Storage: per side, two fixed-capacity float64 numpy buffers, keys and
-quantities, sorted ascending by key = sign * price, so the best level sits at
-the end and the frequent changes near the top of the book move only a handful
-of elements.  Keys live apart from quantities so that a search reads eight
-keys per cache line instead of four.
+Storage: per side, two float64 buffers, keys and quantities, sorted
+ascending by key = sign * price, so the best level sits at the end and the
+frequent changes near the top of the book move only a handful of elements.
+Keys live apart from quantities so that a search reads eight keys per cache
+line instead of four.
+
+Capacity: a side starts with `capacity` slots and grows on demand up to
+`max_capacity`.  A venue that publishes a bounded book (Bybit 50, OKX 400)
+gets an initial capacity that already holds everything it can send, so its
+books never grow; a Binance book (full-depth diffs beyond a 1,000-level
+snapshot) starts near the snapshot and doubles when an insert finds the side
+full: a realloc of both buffers, O(levels) once per doubling, so amortised
+O(1) per insert and never taken by an update of an existing level or an
+insert into free slots.  The buffers are malloc'd, not numpy arrays, because
+growth happens inside the nogil C methods (the Cython parsers apply whole
+messages without the GIL) and allocating a numpy array needs the GIL; no
+reader needs the buffers as arrays (bids()/asks() copy, sentrycore.band
+walks the pointers).  A failed realloc counts as reaching max_capacity.  At
+max_capacity an insert drops the side's deepest level (or the new level when
+it would be the deepest) and sets `truncated`.  Below max_capacity a full
+side grows even when it holds holes: squeezing them out instead (tried)
+made the real BTCUSDT replay ~15 % slower, because holes are what absorb
+the shifts of deep inserts; holes never outnumber levels (see Holes), so a
+side holds at most 4x its levels' slots.  load_snapshot
+refits each side to the snapshot (never below what it holds, nor below
+`capacity`), so a resync returns the memory a long-running book grew into.
+tests/core/test_book_growth.py checks growth against a dict reference.
 
 Top-N sums: every insert, delete or size change adjusts the running sum of
 the best `depth` quantities in O(1).  The sum is Neumaier-compensated and is
@@ -21,8 +43,8 @@ the same prices, so most of them then move a few levels instead of every
 level above them (real books see much of their traffic hundreds of levels
 deep, where that is kilobytes).  Holes never sit inside the top-N window (one
 that would enter it is removed first), so the sums and the best price never
-see them; they are squeezed out when the buffer is full or when they
-outnumber the levels.
+see them; they are squeezed out when the buffer is full at max_capacity or
+when they outnumber the levels.
 
 Search (_lower_bound): an index is guessed -- from the top levels' price
 density, or, for a side whose levels a message lists best first, from the
@@ -56,7 +78,7 @@ when that range holds more levels than the band itself, the band is summed
 afresh instead.  The sums are Neumaier-compensated and recomputed exactly
 every BAND_RENORM_EVERY adjustments; an empty side, or the band off, leaves
 the floor at +inf and both sums at exactly 0.0.  Terms are < 1e15 x 1e18 and
-at most `capacity` of them are summed, so the sums stay finite.
+at most `max_capacity` of them are summed, so the sums stay finite.
 tests/core/test_band_incremental.py checks them against the walk in
 sentrycore.band after arbitrary message sequences.
 """
@@ -65,6 +87,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport isfinite, fabs, NAN, INFINITY
 from libc.string cimport memmove
+from libc.stdlib cimport malloc, realloc, free
 
 cnp.import_array()
 
@@ -389,8 +412,47 @@ cdef inline bint _insert_into_hole(BookSide* s, Py_ssize_t i, double key, double
     return False
 
 
+cdef bint _resize(BookSide* s, Py_ssize_t cap) noexcept nogil:
+    # Reallocate both buffers to `cap` slots (>= s.n), keeping the levels.
+    # False, with the side still whole at its old capacity, when the
+    # allocator refuses.
+    cdef size_t size = <size_t>cap * sizeof(double)
+    cdef double* keys = <double*>realloc(s.keys, size)
+    if keys == NULL:
+        return False
+    s.keys = keys
+    cdef double* qtys = <double*>realloc(s.qtys, size)
+    if qtys == NULL:
+        # keys already has the new size: cap must count the smaller buffer.
+        if cap < s.cap:
+            s.cap = cap
+        return False
+    s.qtys = qtys
+    s.cap = cap
+    return True
+
+
+cdef inline Py_ssize_t _fit_capacity(Py_ssize_t needed, Py_ssize_t initial, Py_ssize_t max_capacity) noexcept nogil:
+    # Slots for `needed` levels: `initial` doubled until it holds them, at
+    # most max_capacity (the growth sequence a side would have gone through).
+    cdef Py_ssize_t cap = initial
+    while cap < needed and cap < max_capacity:
+        cap = cap * 2 if cap < max_capacity // 2 else max_capacity
+    return cap
+
+
+cdef bint _grow(BookSide* s, Py_ssize_t max_capacity) noexcept nogil:
+    # The side is full: double its slots (at most max_capacity), holes and
+    # all (see "Capacity").  Out of the hot path's common case: only an
+    # insert into a full side gets here.
+    if s.cap >= max_capacity:
+        return False
+    cdef Py_ssize_t cap = s.cap * 2 if s.cap < max_capacity // 2 else max_capacity
+    return _resize(s, cap)
+
+
 cdef inline Py_ssize_t _side_update(BookSide* s, double price, double qty, Py_ssize_t depth,
-                                    Py_ssize_t capacity, bint* truncated, double density,
+                                    Py_ssize_t max_capacity, bint* truncated, double density,
                                     Py_ssize_t finger) noexcept nogil:
     # Returns the level's index (the next level's finger, see _lower_bound).
     cdef double key = s.sign * price
@@ -428,13 +490,14 @@ cdef inline Py_ssize_t _side_update(BookSide* s, double price, double qty, Py_ss
     if s.holes > 0 and i < s.n - depth and _insert_into_hole(s, i, key, qty, s.n - depth):
         _band_change(s, key, 0.0, qty)
         return i
-    if s.n == capacity:
+    if s.n == s.cap and not _grow(s, max_capacity):
         if s.holes > 0:
             _squeeze(s)
             i = _lower_bound(s.keys, s.n, key, density, -1)
         else:
-            # Full: the worst level (index 0) makes room, unless the new level
-            # would itself be the worst, in which case it is the one dropped.
+            # Full at max_capacity: the worst level (index 0) makes room,
+            # unless the new level would itself be the worst, in which case
+            # it is the one dropped.
             truncated[0] = True
             if i == 0:
                 return i
@@ -465,7 +528,7 @@ cdef inline bint _best_first(const double* prices, Py_ssize_t n, double sign) no
 
 
 cdef inline int _side_apply(BookSide* s, const double* prices, const double* qtys, Py_ssize_t n,
-                            Py_ssize_t depth, Py_ssize_t capacity, bint* truncated) noexcept nogil:
+                            Py_ssize_t depth, Py_ssize_t max_capacity, bint* truncated) noexcept nogil:
     cdef Py_ssize_t j
     # Validate the whole message first so a rejected one leaves no trace.
     if not _all_valid(prices, qtys, n):
@@ -475,48 +538,53 @@ cdef inline int _side_apply(BookSide* s, const double* prices, const double* qty
     if _best_first(prices, n, s.sign):
         # Each level lies below the one before: guess from there (see _lower_bound).
         for j in range(n):
-            finger = _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, finger)
+            finger = _side_update(s, prices[j], qtys[j], depth, max_capacity, truncated, density, finger)
     else:
         # A loop of its own: with the finger a constant -1 the compiler drops
         # the finger guess from the inlined search (one shared loop measured
         # ~5 % slower on unordered messages, bench_feed synthetic).
         for j in range(n):
-            _side_update(s, prices[j], qtys[j], depth, capacity, truncated, density, -1)
+            _side_update(s, prices[j], qtys[j], depth, max_capacity, truncated, density, -1)
     return BOOK_OK
 
 
 cdef class OrderBook:
-    """Fixed-capacity L2 book; see sentrycore/book.pyi for the Python API."""
+    """Growable L2 book; see sentrycore/book.pyi for the Python API."""
 
-    def __cinit__(self, Py_ssize_t depth=50, Py_ssize_t capacity=5000, double band_bps=0.0):
+    def __cinit__(self, Py_ssize_t depth=50, Py_ssize_t capacity=5000, double band_bps=0.0,
+                  max_capacity=None):
+        cdef Py_ssize_t bound = capacity if max_capacity is None else max_capacity
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if capacity < depth:
             raise ValueError(f"capacity ({capacity}) must be >= depth ({depth})")
+        if bound < capacity:
+            raise ValueError(f"max_capacity ({bound}) must be >= capacity ({capacity})")
         if not (band_bps == 0.0 or 0.0 < band_bps < 1e4):
             raise ValueError(f"band_bps must be 0 (off) or in (0, 10000), got {band_bps!r}")
         self.band_bps = band_bps
         self.depth = depth
         self.capacity = capacity
+        self.max_capacity = bound
         self._truncated = False
-        self._bid_keys_arr = np.zeros(capacity, dtype=np.float64)
-        self._bid_qtys_arr = np.zeros(capacity, dtype=np.float64)
-        self._ask_keys_arr = np.zeros(capacity, dtype=np.float64)
-        self._ask_qtys_arr = np.zeros(capacity, dtype=np.float64)
-        self._bids.keys = <double*>cnp.PyArray_DATA(self._bid_keys_arr)
-        self._bids.qtys = <double*>cnp.PyArray_DATA(self._bid_qtys_arr)
-        self._asks.keys = <double*>cnp.PyArray_DATA(self._ask_keys_arr)
-        self._asks.qtys = <double*>cnp.PyArray_DATA(self._ask_qtys_arr)
         self._bids.sign = 1.0
         self._asks.sign = -1.0
+        if not (_resize(&self._bids, capacity) and _resize(&self._asks, capacity)):
+            raise MemoryError(f"cannot allocate an order book of {capacity} levels per side")
         self.c_clear()
+
+    def __dealloc__(self):
+        free(self._bids.keys)
+        free(self._bids.qtys)
+        free(self._asks.keys)
+        free(self._asks.qtys)
 
     # ---- C level ---------------------------------------------------------
 
     cdef int c_update_bid(self, double price, double qty) noexcept nogil:
         if not (valid_price(price) and valid_qty(qty)):
             return BOOK_BAD_VALUE
-        _side_update(&self._bids, price, qty, self.depth, self.capacity, &self._truncated,
+        _side_update(&self._bids, price, qty, self.depth, self.max_capacity, &self._truncated,
                      _density(&self._bids), -1)
         if self.band_bps > 0.0:
             self._band_recentre()
@@ -525,20 +593,20 @@ cdef class OrderBook:
     cdef int c_update_ask(self, double price, double qty) noexcept nogil:
         if not (valid_price(price) and valid_qty(qty)):
             return BOOK_BAD_VALUE
-        _side_update(&self._asks, price, qty, self.depth, self.capacity, &self._truncated,
+        _side_update(&self._asks, price, qty, self.depth, self.max_capacity, &self._truncated,
                      _density(&self._asks), -1)
         if self.band_bps > 0.0:
             self._band_recentre()
         return BOOK_OK
 
     cdef int c_apply_bids(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
-        cdef int rc = _side_apply(&self._bids, prices, qtys, n, self.depth, self.capacity, &self._truncated)
+        cdef int rc = _side_apply(&self._bids, prices, qtys, n, self.depth, self.max_capacity, &self._truncated)
         if self.band_bps > 0.0:
             self._band_recentre()
         return rc
 
     cdef int c_apply_asks(self, const double* prices, const double* qtys, Py_ssize_t n) noexcept nogil:
-        cdef int rc = _side_apply(&self._asks, prices, qtys, n, self.depth, self.capacity, &self._truncated)
+        cdef int rc = _side_apply(&self._asks, prices, qtys, n, self.depth, self.max_capacity, &self._truncated)
         if self.band_bps > 0.0:
             self._band_recentre()
         return rc
@@ -547,8 +615,8 @@ cdef class OrderBook:
                      const double* ask_prices, const double* ask_qtys, Py_ssize_t n_asks) noexcept nogil:
         if not (_all_valid(bid_prices, bid_qtys, n_bids) and _all_valid(ask_prices, ask_qtys, n_asks)):
             return BOOK_BAD_VALUE
-        _side_apply(&self._bids, bid_prices, bid_qtys, n_bids, self.depth, self.capacity, &self._truncated)
-        _side_apply(&self._asks, ask_prices, ask_qtys, n_asks, self.depth, self.capacity, &self._truncated)
+        _side_apply(&self._bids, bid_prices, bid_qtys, n_bids, self.depth, self.max_capacity, &self._truncated)
+        _side_apply(&self._asks, ask_prices, ask_qtys, n_asks, self.depth, self.max_capacity, &self._truncated)
         if self.band_bps > 0.0:
             self._band_recentre()
         return BOOK_OK
@@ -660,9 +728,17 @@ cdef class OrderBook:
         return (self.c_bid_volume(), self.c_ask_volume())
 
     def load_snapshot(self, bids, asks):
-        bid_keys, bid_qtys, bid_cut = _prepare_side(bids, 1.0, self.capacity)
-        ask_keys, ask_qtys, ask_cut = _prepare_side(asks, -1.0, self.capacity)
+        bid_keys, bid_qtys, bid_cut = _prepare_side(bids, 1.0, self.max_capacity)
+        ask_keys, ask_qtys, ask_cut = _prepare_side(asks, -1.0, self.max_capacity)
+        # Grow first (a failure leaves the book as it was), clear, then shrink.
+        cdef Py_ssize_t bid_cap = _fit_capacity(bid_keys.shape[0], self.capacity, self.max_capacity)
+        cdef Py_ssize_t ask_cap = _fit_capacity(ask_keys.shape[0], self.capacity, self.max_capacity)
+        if ((bid_cap > self._bids.cap and not _resize(&self._bids, bid_cap))
+                or (ask_cap > self._asks.cap and not _resize(&self._asks, ask_cap))):
+            raise MemoryError(f"cannot allocate {max(bid_cap, ask_cap)} order book levels per side")
         self.c_clear()
+        _shrink(&self._bids, bid_cap)
+        _shrink(&self._asks, ask_cap)
         _fill(&self._bids, bid_keys, bid_qtys, self.depth)
         _fill(&self._asks, ask_keys, ask_qtys, self.depth)
         if self.band_bps > 0.0:
@@ -704,6 +780,16 @@ cdef class OrderBook:
     def truncated(self):
         return bool(self._truncated)
 
+    @property
+    def allocated_slots(self):
+        """(bid slots, ask slots) allocated now, each in [capacity, max_capacity]."""
+        return (self._bids.cap, self._asks.cap)
+
+    @property
+    def allocated_bytes(self):
+        """Bytes of level storage allocated now (16 per slot: key + quantity)."""
+        return <Py_ssize_t>(2 * sizeof(double)) * (self._bids.cap + self._asks.cap)
+
     def _storage(self):
         """(bid slots, bid holes, ask slots, ask holes): the internal layout, for tests."""
         return (self._bids.n, self._bids.holes, self._asks.n, self._asks.holes)
@@ -718,7 +804,8 @@ cdef class OrderBook:
         return self.c_bid_levels() + self.c_ask_levels()
 
     def __repr__(self):
-        return (f"OrderBook(depth={self.depth}, capacity={self.capacity}, band_bps={self.band_bps:g}, "
+        return (f"OrderBook(depth={self.depth}, capacity={self.capacity}, max_capacity={self.max_capacity}, "
+                f"band_bps={self.band_bps:g}, "
                 f"bid_levels={self.c_bid_levels()}, ask_levels={self.c_ask_levels()}, "
                 f"best_bid={self.c_best_bid()}, best_ask={self.c_best_ask()}, "
                 f"ratio={self.c_ratio():.4f})")
@@ -733,7 +820,7 @@ cdef int _apply_arrays(OrderBook book, BookSide* side, object prices, object qty
     cdef Py_ssize_t n = _pair_length(prices, qtys)
     cdef const double* p = <const double*>cnp.PyArray_DATA(prices)
     cdef const double* q = <const double*>cnp.PyArray_DATA(qtys)
-    if _side_apply(side, p, q, n, book.depth, book.capacity, &book._truncated) != BOOK_OK:
+    if _side_apply(side, p, q, n, book.depth, book.max_capacity, &book._truncated) != BOOK_OK:
         _raise_first_bad(p, q, n)
     if book.band_bps > 0.0:
         book._band_recentre()
@@ -805,6 +892,14 @@ cdef tuple _prepare_side(levels, double sign, Py_ssize_t capacity):
         keys = keys[keys.shape[0] - capacity:]
         qtys = qtys[qtys.shape[0] - capacity:]
     return np.ascontiguousarray(keys), np.ascontiguousarray(qtys), cut
+
+cdef inline void _shrink(BookSide* s, Py_ssize_t cap) noexcept nogil:
+    # Give an emptied side's memory back when it had grown to over twice
+    # `cap` (what the coming snapshot needs: a resync after a long run).  A
+    # refused realloc keeps the larger buffers, which is only less thrifty.
+    if 2 * cap < s.cap and s.n <= cap:
+        _resize(s, cap)
+
 
 cdef void _fill(BookSide* s, const double[::1] keys, const double[::1] qtys, Py_ssize_t depth):
     cdef Py_ssize_t i

@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from sentrycoin.feeds.recovery import BookRecovery, RecoveryPolicy
-from sentrycoin.market import Market
+from sentrycoin.market import FULL_DEPTH_START_LEVELS, BookCapacity, Market
 
 # Re-exported: handlers, the monitor and tests take FeedCounters from here.  It
 # has C fields, so the Cython Binance frame path counts without Python writes.
@@ -75,6 +75,22 @@ class FeedHandler:
 
     #: Venue name as used on the command line, in config and in /status.
     venue: ClassVar[str] = ""
+
+    @classmethod
+    def book_levels(cls, depth: int) -> int:
+        """Levels per side this venue sends for a detector depth of `depth`: the
+        depth it publishes (Bybit, OKX, Kraken), or, for a full-depth feed
+        (Binance, Coinbase), the size of a typical snapshot."""
+        return max(depth, FULL_DEPTH_START_LEVELS)
+
+    @classmethod
+    def book_capacity(cls, depth: int) -> BookCapacity:
+        """Slots per side for this venue's books (`BookCapacity.for_levels` of
+        `book_levels`).  Whoever builds a venue's markets passes this (see
+        `registry.book_capacity`): a bounded venue's books then do not grow in
+        normal traffic; a full-depth one's grow (amortised, rarely) into the
+        levels its diffs add beyond the snapshot."""
+        return BookCapacity.for_levels(cls.book_levels(depth), depth)
 
     def __init__(self, markets: list[Market], ws_url: str, rest_url: str | None = None) -> None:
         self.markets: dict[str, Market] = {m.symbol: m for m in markets}

@@ -182,6 +182,11 @@ class _BinanceHandler(FeedHandler):
     #: (spot), True pu == prev u (futures; `_follows` below is the reference).
     pu_chain: ClassVar[bool] = False
 
+    @classmethod
+    def book_levels(cls, depth: int) -> int:
+        """The REST snapshot's limit: books start there, the diffs grow them."""
+        return next((n for n in cls.snapshot_limits if n >= depth), cls.snapshot_limits[-1])
+
     def __init__(
         self,
         markets: list[Market],
@@ -198,7 +203,7 @@ class _BinanceHandler(FeedHandler):
         # The stream is full depth; the snapshot bounds what we know beyond the
         # top of book.  1000 levels (weight 50 on spot) leaves a wide margin over
         # the detector's N while keeping resyncs of many symbols affordable.
-        self.snapshot_limit = next((n for n in self.snapshot_limits if n >= depth), self.snapshot_limits[-1])
+        self.snapshot_limit = self.book_levels(depth)
         log.info("%s: diff-depth %s, REST snapshot limit %d (weight %d) for depth %d",
                  self.venue, self.stream_suffix, self.snapshot_limit,
                  self.request_weight(self.snapshot_limit), depth)

@@ -91,6 +91,10 @@ class _SymbolState:
 class _BybitHandler(FeedHandler):
     venue: ClassVar[str] = ""
 
+    @classmethod
+    def book_levels(cls, depth: int) -> int:
+        return choose_depth(depth)  # the book holds exactly what Bybit publishes
+
     def __init__(
         self,
         markets: list[Market],

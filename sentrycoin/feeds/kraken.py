@@ -310,6 +310,10 @@ def _truncate(market: Market, state: _BookState) -> None:
 class KrakenHandler(FeedHandler):
     venue = "kraken"
 
+    @classmethod
+    def book_levels(cls, depth: int) -> int:
+        return subscription_depth(depth)
+
     def __init__(
         self,
         markets: list[Market],
@@ -332,9 +336,9 @@ class KrakenHandler(FeedHandler):
         else:
             log.info("kraken: depth %d -> subscribing book depth %d (%s)", depth, self.book_depth, self.protocol)
         for market in self.markets.values():
-            if market.book.capacity < self.book_depth:
+            if market.book.max_capacity < self.book_depth:
                 log.warning("kraken %s: book capacity %d < subscribed depth %d; deep levels will be dropped",
-                            market.symbol, market.book.capacity, self.book_depth)
+                            market.symbol, market.book.max_capacity, self.book_depth)
         symbols = list(self.markets)
         step = max(1, symbols_per_connection)
         ping = '{"event":"ping"}' if self.protocol == "v1" else '{"method":"ping"}'

@@ -207,6 +207,10 @@ def _parse_side(levels: list[list[str]]) -> tuple[list[tuple[float, float]], lis
 class _OkxHandler(FeedHandler):
     venue: ClassVar[str] = ""
 
+    @classmethod
+    def book_levels(cls, depth: int) -> int:
+        return CHANNEL_DEPTH
+
     def __init__(
         self,
         markets: list[Market],

@@ -7,6 +7,7 @@ size units) is sentrycoin.feeds.venues, re-exported here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -19,7 +20,7 @@ from sentrycoin.feeds.venues import VenueInfo as VenueInfo
 from sentrycoin.feeds.venues import size_unit as size_unit
 from sentrycoin.feeds.venues import urls as urls
 from sentrycoin.feeds.venues import venue_info as venue_info
-from sentrycoin.market import Market
+from sentrycoin.market import BookCapacity, Market
 
 log = logging.getLogger("sentrycoin.feeds.registry")
 
@@ -28,6 +29,15 @@ def handler_class(venue: str) -> type[FeedHandler]:
     module_name, _, class_name = venue_info(venue).handler.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+@functools.cache
+def book_capacity(venue: str, depth: int) -> BookCapacity:
+    """What `venue`'s books need at detector depth `depth` (its handler's
+    `book_capacity`): what every builder of a venue's markets passes to Market.
+    A name that is no venue (tests, hand-built markets) gets the full-depth sizing."""
+    cls = handler_class(venue) if venue in VENUES else FeedHandler
+    return cls.book_capacity(depth)
 
 
 def make_handler(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sentrycoin.config import Settings
 from sentrycoin.feeds.base import FeedHandler
+from sentrycoin.feeds.registry import book_capacity
 from sentrycoin.market import Market
 from sentrycoin.research.recording import Header, RecordingWriter
 
@@ -106,7 +107,8 @@ async def record_live(settings: Settings, out_dir: str | Path, stop: asyncio.Eve
         raise ValueError("record needs live markets: give --exchange and --symbols (or a config file)")
     by_venue: dict[str, list[Market]] = defaultdict(list)
     for mc in settings.markets:
-        by_venue[mc.exchange].append(Market(mc.exchange, mc.symbol, depth=settings.depth, settings=mc.detector))
+        by_venue[mc.exchange].append(Market(mc.exchange, mc.symbol, depth=settings.depth, settings=mc.detector,
+                                                      capacity=book_capacity(mc.exchange, settings.depth)))
     started = time.monotonic()
     handlers = [make_handler(venue, markets, depth=settings.depth) for venue, markets in by_venue.items()]
     writers = open_writers(handlers, out_dir, depth=settings.depth, source="live", max_bytes=max_bytes)

@@ -50,7 +50,8 @@ import msgspec
 import numpy as np
 
 from sentrycoin.feeds.base import FeedHandler
-from sentrycoin.market import AlertEvent, DetectorSettings, Market
+from sentrycoin.feeds.registry import book_capacity
+from sentrycoin.market import AlertEvent, BookCapacity, DetectorSettings, Market
 from sentrycoin.research.readers import (
     Cut,
     CutReport,
@@ -186,7 +187,7 @@ class Replayer:
 
     def __init__(self, detector: DetectorSettings | None = None, depth: int | None = None,
                  on_alert: Callable[[AlertEvent], None] | None = None,
-                 capacity: int = 5000, observer: Callable[[Market], None] | None = None,
+                 capacity: int | BookCapacity | None = None, observer: Callable[[Market], None] | None = None,
                  allow_truncated: bool = False) -> None:
         self.detector = detector or DetectorSettings()
         self.depth = depth
@@ -215,7 +216,8 @@ class Replayer:
         key = (venue, symbol)
         market = self._markets.get(key)
         if market is None:
-            market = Market(venue, symbol, depth=depth, capacity=self.capacity, settings=self.detector,
+            capacity = self.capacity if self.capacity is not None else book_capacity(venue, depth)
+            market = Market(venue, symbol, depth=depth, capacity=capacity, settings=self.detector,
                             on_alert=self._on_alert, source="replay")
             market.clock = self.clock
             self._markets[key] = market

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 
 from sentrycoin.feeds.base import FeedHandler, FetchSnapshot, Reconnect, Send
+from sentrycoin.feeds.registry import book_capacity
 from sentrycoin.market import AlertSink, DetectorSettings, Market
 from sentrycoin.sim.generator import DEFAULT_START_MS, MarketGenerator
 from sentrycoin.sim.scenarios import ScenarioSpec, load_scenario
@@ -234,7 +235,9 @@ def simulated_source(
     if start_ms is None:
         start_ms = int(time.time() * 1000) if realtime else DEFAULT_START_MS
     log.info("simulated market: scenario %s, seed %d, %d symbols", spec.name, seed, len(symbols))
-    markets = [Market(exchange, s, depth=depth, settings=settings, on_alert=on_alert, source="simulated")
+    capacity = book_capacity(exchange, depth)
+    markets = [Market(exchange, s, depth=depth, capacity=capacity, settings=settings, on_alert=on_alert,
+                      source="simulated")
                for s in symbols]
     handler = BinanceSpotHandler(markets, SIM_WS_URL, SIM_REST_URL, depth=depth)
     generator = MarketGenerator(symbols, spec, seed, start_ms=start_ms)

@@ -46,7 +46,7 @@ def same_book(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
 class CountingBook(OrderBook):
     """An OrderBook that records the batch calls a handler makes (the detector still sees a real book)."""
 
-    def __init__(self, depth: int = 50, capacity: int = 5000) -> None:
+    def __init__(self, depth: int = 50, capacity: int = 5000, max_capacity: int | None = None) -> None:
         self.calls: list[str] = []
 
     def apply_bids(self, prices: np.ndarray, qtys: np.ndarray) -> None:
@@ -66,7 +66,7 @@ class CountingBook(OrderBook):
 def counting_book(market: Market) -> CountingBook:
     """Swap the market's book for a CountingBook holding the same levels."""
     old = market.book
-    book = CountingBook(depth=old.depth, capacity=old.capacity)
+    book = CountingBook(depth=old.depth, capacity=old.capacity, max_capacity=old.max_capacity)
     book.load_snapshot(old.bids(), old.asks())
     market.book = book
     return book

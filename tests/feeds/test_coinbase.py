@@ -289,7 +289,7 @@ def test_big_snapshot_keeps_best_levels():
     handler.on_frame(0, cb_l2(0, "BTC-USD", "snapshot", levels), 1)
     book = markets["BTC-USD"].book
     assert book.best_bid == 1000.0 and book.best_ask == 1001.0
-    assert book.truncated and book.bid_levels == book.capacity
+    assert book.truncated and book.bid_levels == book.max_capacity
     assert np.all(np.diff(book.bids()[:, 0]) < 0)
 
 
