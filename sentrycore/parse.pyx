@@ -28,14 +28,15 @@ two 64-bit loads (SWAR digit checks and conversion) instead of a loop.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value
-from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_valid, read_level_array,
-                                apply_levels, finish_message)
+from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run,
+                                  eight_value_w)
+from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
+                                read_level_array, apply_levels, finish_message)
 
 
 cdef enum:
@@ -50,6 +51,74 @@ cdef enum:
     F_STREAM = 128
     F_DATA = 256
     INITIAL_LEVELS = 64
+
+
+# -- Binance's own layout, read first ----------------------------------------------------
+#
+# Binance writes every depthUpdate the same way: no whitespace, keys in the
+# order of its docs (futures add "T" after "E" and "pu" after "u"), prices
+# and quantities as `I.FFFFFFFF` strings.  `_binance_layout` reads exactly
+# that, byte for byte, and answers -1 at the first byte that differs; the
+# key-order-agnostic reader (`_object`) then parses the frame from the start
+# and stays the definition.  What the layout reader accepts is a subset of
+# what `_object` accepts (the same primitives for integers and strings, no
+# whitespace, no unknown or repeated keys) and gives the same values: its
+# one number shape is read exactly as scan_short_number reads it (m / 1e8, m
+# exact), any other number goes through scan_level_number itself.
+# tests/core/test_parse.py runs both readers on the same frames.
+
+cdef inline Py_ssize_t binance_number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                                      double* out) noexcept:
+    # One quoted price or quantity at s[i] ('"'); the index after its closing
+    # quote (and, off the common shape, any whitespace), or -1.
+    cdef uint64_t w, w2
+    cdef int k
+    if n - i >= 18 and s[i] == 34:
+        # `"I.FFFFFFFF"`: 1-7 integer digits (no leading zero), 8 decimals.
+        memcpy(&w, s + i + 1, 8)
+        k = digit_run(w)
+        if 0 < k < 8 and s[i + 1 + k] == 46 and (k == 1 or s[i + 1] != 48):
+            memcpy(&w2, s + i + 2 + k, 8)
+            if digit_run(w2) == 8 and s[i + 10 + k] == 34:
+                out[0] = (<double>(eight_value_w((w - 0x3030303030303030ULL) << (8 * (8 - k))) * 100000000ULL
+                                   + eight_value_w(w2 - 0x3030303030303030ULL))) / 1e8
+                return i + 11 + k
+    return scan_level_number(s, i, n, out)
+
+
+cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                                      LevelBuffer* out) noexcept:
+    # `[["p","q"],...]` without whitespace: the index after the closing ']' or -1.
+    cdef double price, qty
+    out.n = 0
+    if i >= n or s[i] != 91:  # '['
+        return -1
+    i += 1
+    if i < n and s[i] == 93:  # ']'
+        return i + 1
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        i = binance_number(s, i + 1, n, &price)
+        if i < 0 or i >= n or s[i] != 44:  # ','
+            return -1
+        i = binance_number(s, i + 1, n, &qty)
+        if i < 0 or n - i < 2 or s[i] != 93:
+            return -1
+        if not levels_push(out, price, qty):
+            return -1
+        i += 1
+        if s[i] == 44:  # ','
+            i += 1
+            continue
+        if s[i] == 93:
+            return i + 1
+        return -1
+
+
+cdef inline bint has_text(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                          const char* text, Py_ssize_t size) noexcept:
+    return i >= 0 and n - i >= size and memcmp(s + i, text, size) == 0
 
 
 cdef class DepthParser:
@@ -149,7 +218,64 @@ cdef class DepthParser:
                 return i + 1
             return -1
 
+    cdef int _binance_layout(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        """A combined-stream frame exactly as Binance writes it: 1, or 0 at the first surprise."""
+        cdef Py_ssize_t i, start
+        cdef int64_t iv
+        if not has_text(s, 0, n, b'{"stream":', 10):
+            return 0
+        i = scan_string(s, 10, n, &start)
+        if not has_text(s, i, n, b',"data":{"e":"depthUpdate","E":', 31):
+            return 0
+        i = scan_int(s, i + 31, n, &iv)
+        if i < 0:
+            return 0
+        self.E = iv
+        if has_text(s, i, n, b',"T":', 5):  # futures: the transaction time, not used
+            i = scan_int(s, i + 5, n, &iv)
+        if not has_text(s, i, n, b',"s":', 5):
+            return 0
+        i = scan_string(s, i + 5, n, &start)
+        if i < 0 or i - 1 - start > 47:
+            return 0
+        self._sym_len = i - 1 - start
+        memcpy(self._sym, s + start, self._sym_len)
+        if not has_text(s, i, n, b',"U":', 5):
+            return 0
+        i = scan_int(s, i + 5, n, &iv)
+        if not has_text(s, i, n, b',"u":', 5):
+            return 0
+        self.U = iv
+        i = scan_int(s, i + 5, n, &iv)
+        if i < 0:
+            return 0
+        self.u = iv
+        if has_text(s, i, n, b',"pu":', 6):
+            i = scan_int(s, i + 6, n, &iv)
+            if i < 0:
+                return 0
+            self.pu = iv
+            self.has_pu = True
+        if not has_text(s, i, n, b',"b":', 5):
+            return 0
+        i = binance_levels(s, i + 5, n, &self.bids)
+        if not has_text(s, i, n, b',"a":', 5):
+            return 0
+        i = binance_levels(s, i + 5, n, &self.asks)
+        if i != n - 2 or s[i] != 125 or s[i + 1] != 125:  # '}}' and the end
+            return 0
+        self.kind = 1
+        return 1
+
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        self.kind = 0
+        self.has_pu = False
+        if self._binance_layout(s, n):
+            return 1
+        return self._any_layout(s, n)
+
+    cdef int _any_layout(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        """Any frame of the accepted subset, keys in any order (the definition)."""
         # fields[0]: keys seen at the top level; fields[1]: inside "data".
         cdef int fields[2]
         cdef Py_ssize_t i
@@ -180,18 +306,37 @@ cdef class DepthParser:
 
     cpdef int parse(self, object data) noexcept:
         """Parse one frame; returns 1 (combined stream), 2 (raw event) or 0 (not parsed)."""
-        cdef Py_buffer view
-        cdef int kind
         if type(data) is bytes:
             return self.c_parse(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        return self._parse_buffer(data, 0)
+
+    cdef int _parse_buffer(self, object data, int reader) noexcept:
+        # reader 0: c_parse; 1: _binance_layout only; 2: _any_layout only.
+        cdef Py_buffer view
+        cdef int kind
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except Exception:
             self.kind = 0
             return 0
-        kind = self.c_parse(<const unsigned char*>view.buf, view.len)
+        if reader == 1:
+            self.kind = 0
+            self.has_pu = False
+            kind = self._binance_layout(<const unsigned char*>view.buf, view.len)
+        elif reader == 2:
+            kind = self._any_layout(<const unsigned char*>view.buf, view.len)
+        else:
+            kind = self.c_parse(<const unsigned char*>view.buf, view.len)
         PyBuffer_Release(&view)
         return kind
+
+    def parse_binance_layout(self, data):
+        """`parse` with only the reader of Binance's exact layout (0 where it is unsure)."""
+        return self._parse_buffer(data, 1)
+
+    def parse_any_layout(self, data):
+        """`parse` with only the key-order-agnostic reader, the definition."""
+        return self._parse_buffer(data, 2)
 
     cdef bint c_valid(self) noexcept nogil:
         return levels_valid(&self.bids) and levels_valid(&self.asks)
