@@ -34,7 +34,7 @@ from libc.string cimport memcmp, memcpy
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run,
-                                  eight_value_w)
+                                  eight_value_w, not_digits)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 read_level_array, apply_levels, finish_message)
 
@@ -67,19 +67,36 @@ cdef enum:
 # exact), any other number goes through scan_level_number itself.
 # tests/core/test_parse.py runs both readers on the same frames.
 
+cdef extern from *:
+    """
+    /* The low k bytes of a word, k = 1..7 (k = 0: all of it, which never
+       passes the digit test below, since a "." must follow the digits). */
+    static const uint64_t SENTRY_LOW_BYTES[8] = {0xFFFFFFFFFFFFFFFFULL, 0xFFULL, 0xFFFFULL, 0xFFFFFFULL,
+                                                 0xFFFFFFFFULL, 0xFFFFFFFFFFULL, 0xFFFFFFFFFFFFULL,
+                                                 0xFFFFFFFFFFFFFFULL};
+    """
+    const uint64_t SENTRY_LOW_BYTES[8]
+
+
 cdef inline Py_ssize_t binance_number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
-                                      double* out) noexcept:
+                                      double* out, int* width) noexcept:
     # One quoted price or quantity at s[i] ('"'); the index after its closing
-    # quote (and, off the common shape, any whitespace), or -1.
+    # quote (and, off the common shape, any whitespace), or -1.  *width: the
+    # integer digit count of the column's previous number, tried first so
+    # that finding the next number does not wait on this one's bytes.
     cdef uint64_t w, w2
-    cdef int k
+    cdef int k = width[0]
     if n - i >= 18 and s[i] == 34:
         # `"I.FFFFFFFF"`: 1-7 integer digits (no leading zero), 8 decimals.
         memcpy(&w, s + i + 1, 8)
-        k = digit_run(w)
-        if 0 < k < 8 and s[i + 1 + k] == 46 and (k == 1 or s[i + 1] != 48):
+        if (not_digits(w) & SENTRY_LOW_BYTES[k]) != 0 or s[i + 1 + k] != 46:
+            k = digit_run(w)
+            if k == 0 or k == 8 or s[i + 1 + k] != 46:
+                return scan_level_number(s, i, n, out)
+            width[0] = k
+        if k == 1 or s[i + 1] != 48:
             memcpy(&w2, s + i + 2 + k, 8)
-            if digit_run(w2) == 8 and s[i + 10 + k] == 34:
+            if not_digits(w2) == 0 and s[i + 10 + k] == 34:
                 out[0] = (<double>(eight_value_w((w - 0x3030303030303030ULL) << (8 * (8 - k))) * 100000000ULL
                                    + eight_value_w(w2 - 0x3030303030303030ULL))) / 1e8
                 return i + 11 + k
@@ -90,6 +107,7 @@ cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_s
                                       LevelBuffer* out) noexcept:
     # `[["p","q"],...]` without whitespace: the index after the closing ']' or -1.
     cdef double price, qty
+    cdef int price_width = 5, qty_width = 1  # BTCUSDT's; each column learns its own
     out.n = 0
     if i >= n or s[i] != 91:  # '['
         return -1
@@ -99,10 +117,10 @@ cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_s
     while True:
         if i >= n or s[i] != 91:
             return -1
-        i = binance_number(s, i + 1, n, &price)
+        i = binance_number(s, i + 1, n, &price, &price_width)
         if i < 0 or i >= n or s[i] != 44:  # ','
             return -1
-        i = binance_number(s, i + 1, n, &qty)
+        i = binance_number(s, i + 1, n, &qty, &qty_width)
         if i < 0 or n - i < 2 or s[i] != 93:
             return -1
         if not levels_push(out, price, qty):
@@ -116,9 +134,50 @@ cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_s
         return -1
 
 
-cdef inline bint has_text(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
-                          const char* text, Py_ssize_t size) noexcept:
-    return i >= 0 and n - i >= size and memcmp(s + i, text, size) == 0
+cdef extern from *:
+    """
+    /* The first `size` bytes of `lit` at s[i] (i < 0: no).  Compared in
+       8-byte words (little-endian, like jsonscan's SWAR), the last one
+       masked; both sides must have the size rounded up to 8 readable, so the
+       literals are padded to 32 bytes and a frame must have that many left
+       (each key here is followed by more than that in any frame).  Forced
+       inline so that `lit` and `size` are constants: a few immediate
+       compares instead of a memcmp call. */
+    static inline __attribute__((always_inline)) int sentry_has_text(
+            const unsigned char* s, Py_ssize_t i, Py_ssize_t n, const char* lit, int size) {
+        uint64_t a, b, diff = 0;
+        int k;
+        if (i < 0 || n - i < ((size + 7) & ~7)) return 0;
+        for (k = 0; k + 8 <= size; k += 8) {
+            memcpy(&a, s + i + k, 8); memcpy(&b, lit + k, 8); diff |= a ^ b;
+        }
+        if (k < size) {
+            memcpy(&a, s + i + k, 8); memcpy(&b, lit + k, 8);
+            diff |= (a ^ b) & ((1ULL << (8 * (size - k))) - 1);
+        }
+        return diff == 0;
+    }
+    static const char SENTRY_BINANCE_HEAD[32] = "{\\"stream\\":";
+    static const char SENTRY_BINANCE_DATA[32] = ",\\"data\\":{\\"e\\":\\"depthUpdate\\",\\"E\\":";
+    static const char SENTRY_BINANCE_T[32] = ",\\"T\\":";
+    static const char SENTRY_BINANCE_S[32] = ",\\"s\\":";
+    static const char SENTRY_BINANCE_UU[32] = ",\\"U\\":";
+    static const char SENTRY_BINANCE_LU[32] = ",\\"u\\":";
+    static const char SENTRY_BINANCE_PU[32] = ",\\"pu\\":";
+    static const char SENTRY_BINANCE_B[32] = ",\\"b\\":";
+    static const char SENTRY_BINANCE_A[32] = ",\\"a\\":";
+    """
+    bint has_text "sentry_has_text"(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, const char* lit,
+                                    int size) noexcept nogil
+    const char* HEAD "SENTRY_BINANCE_HEAD"  # {"stream":
+    const char* DATA "SENTRY_BINANCE_DATA"  # ,"data":{"e":"depthUpdate","E":
+    const char* KEY_T "SENTRY_BINANCE_T"
+    const char* KEY_S "SENTRY_BINANCE_S"
+    const char* KEY_UU "SENTRY_BINANCE_UU"
+    const char* KEY_LU "SENTRY_BINANCE_LU"
+    const char* KEY_PU "SENTRY_BINANCE_PU"
+    const char* KEY_B "SENTRY_BINANCE_B"
+    const char* KEY_A "SENTRY_BINANCE_A"
 
 
 cdef class DepthParser:
@@ -222,44 +281,47 @@ cdef class DepthParser:
         """A combined-stream frame exactly as Binance writes it: 1, or 0 at the first surprise."""
         cdef Py_ssize_t i, start
         cdef int64_t iv
-        if not has_text(s, 0, n, b'{"stream":', 10):
+        if not has_text(s, 0, n, HEAD, 10):
             return 0
         i = scan_string(s, 10, n, &start)
-        if not has_text(s, i, n, b',"data":{"e":"depthUpdate","E":', 31):
+        if not has_text(s, i, n, DATA, 31):
             return 0
         i = scan_int(s, i + 31, n, &iv)
         if i < 0:
             return 0
         self.E = iv
-        if has_text(s, i, n, b',"T":', 5):  # futures: the transaction time, not used
+        if has_text(s, i, n, KEY_T, 5):  # futures: the transaction time, not used
             i = scan_int(s, i + 5, n, &iv)
-        if not has_text(s, i, n, b',"s":', 5):
+        if not has_text(s, i, n, KEY_S, 5):
             return 0
         i = scan_string(s, i + 5, n, &start)
         if i < 0 or i - 1 - start > 47:
             return 0
         self._sym_len = i - 1 - start
-        memcpy(self._sym, s + start, self._sym_len)
-        if not has_text(s, i, n, b',"U":', 5):
+        if self._sym_len <= 16 and n - start >= 16:  # one constant-size copy
+            memcpy(self._sym, s + start, 16)
+        else:
+            memcpy(self._sym, s + start, self._sym_len)
+        if not has_text(s, i, n, KEY_UU, 5):
             return 0
         i = scan_int(s, i + 5, n, &iv)
-        if not has_text(s, i, n, b',"u":', 5):
+        if not has_text(s, i, n, KEY_LU, 5):
             return 0
         self.U = iv
         i = scan_int(s, i + 5, n, &iv)
         if i < 0:
             return 0
         self.u = iv
-        if has_text(s, i, n, b',"pu":', 6):
+        if has_text(s, i, n, KEY_PU, 6):
             i = scan_int(s, i + 6, n, &iv)
             if i < 0:
                 return 0
             self.pu = iv
             self.has_pu = True
-        if not has_text(s, i, n, b',"b":', 5):
+        if not has_text(s, i, n, KEY_B, 5):
             return 0
         i = binance_levels(s, i + 5, n, &self.bids)
-        if not has_text(s, i, n, b',"a":', 5):
+        if not has_text(s, i, n, KEY_A, 5):
             return 0
         i = binance_levels(s, i + 5, n, &self.asks)
         if i != n - 2 or s[i] != 125 or s[i + 1] != 125:  # '}}' and the end
