@@ -98,29 +98,39 @@ cdef extern from *:
     const unsigned long long LOW_BYTES "FLOOR_LOW_BYTES"[8]
 
 
-cdef inline const unsigned char* read_decimal(const unsigned char* p, const unsigned char* end,
-                                              double* out, int* width) noexcept:
-    # The text of a quoted decimal up to its closing '"' (which is not consumed).
-    # *width is the integer digit count the last number in this column had:
-    # it is tried first, so the next number's address does not wait for this
-    # one's bytes (the checks become well-predicted branches).
+cdef inline const unsigned char* fast_decimal(const unsigned char* p, double* out, int* width) noexcept:
+    # `I.FFFFFFFF"` (1-7 integer digits, 8 decimals) at p, 18 bytes readable:
+    # the address of the closing '"', or NULL for any other text.  *width is
+    # the integer digit count the column's previous number had: it is tried
+    # first, so the next number's address does not wait for this one's bytes
+    # (the checks become well-predicted branches).
     cdef uint64_t w, w2, t
     cdef int k = width[0]
+    w = load8(p)
+    if (not_digits(w) & LOW_BYTES[k]) != 0 or p[k] != 46:
+        t = not_digits(w)
+        if t == 0:
+            return NULL
+        k = __builtin_ctzll(t) >> 3
+        if k == 0 or p[k] != 46:
+            return NULL
+        width[0] = k
+    w2 = load8(p + k + 1)
+    if not_digits(w2) != 0 or p[k + 9] != 34:
+        return NULL
+    out[0] = (<double>(digits8((w - 0x3030303030303030ULL) << (8 * (8 - k))) * 100000000ULL
+                       + digits8(w2 - 0x3030303030303030ULL))) / 1e8
+    return p + k + 9
+
+
+cdef inline const unsigned char* read_decimal(const unsigned char* p, const unsigned char* end,
+                                              double* out, int* width) noexcept:
+    # Any quoted decimal up to its closing '"' (which is not consumed).
+    cdef const unsigned char* q
     if end - p >= 18:
-        w = load8(p)
-        if (not_digits(w) & LOW_BYTES[k]) != 0 or p[k] != 46:
-            t = not_digits(w)
-            if t == 0:
-                return slow_decimal(p, end, out)
-            k = __builtin_ctzll(t) >> 3
-            if k == 0 or p[k] != 46:
-                return slow_decimal(p, end, out)
-            width[0] = k
-        w2 = load8(p + k + 1)
-        if not_digits(w2) == 0 and p[k + 9] == 34:
-            out[0] = (<double>(digits8((w - 0x3030303030303030ULL) << (8 * (8 - k))) * 100000000ULL
-                               + digits8(w2 - 0x3030303030303030ULL))) / 1e8
-            return p + k + 9
+        q = fast_decimal(p, out, width)
+        if q != NULL:
+            return q
     return slow_decimal(p, end, out)
 
 
@@ -200,6 +210,7 @@ cdef inline const unsigned char* read_levels(const unsigned char* p, const unsig
     cdef Py_ssize_t j = 0
     cdef double price, qty
     cdef int price_width = 5, qty_width = 1
+    cdef const unsigned char* q
     side.n = 0
     if p[0] != 91:
         return NULL
@@ -207,14 +218,28 @@ cdef inline const unsigned char* read_levels(const unsigned char* p, const unsig
     if p < end and p[0] == 93:
         return p + 1
     while True:
-        if end - p < 2 or p[0] != 91 or p[1] != 34:  # ["
-            return NULL
-        p = read_decimal(p + 2, end, &price, &price_width)
-        if p == NULL or end - p < 3 or memcmp(p, b'","', 3) != 0:
-            return NULL
-        p = read_decimal(p + 3, end, &qty, &qty_width)
-        if p == NULL or end - p < 3 or p[1] != 93:  # "]
-            return NULL
+        # The longest common-shape level, `["1234567.12345678","1234567.12345678"]`,
+        # and the byte after it fit in 40: one length check for the level.
+        q = NULL
+        if end - p >= 40 and p[0] == 91 and p[1] == 34:  # ["
+            q = fast_decimal(p + 2, &price, &price_width)
+            if q != NULL and q[1] == 44 and q[2] == 34:  # ","
+                q = fast_decimal(q + 3, &qty, &qty_width)
+                if q != NULL and q[1] != 93:
+                    q = NULL
+            else:
+                q = NULL
+        if q != NULL:
+            p = q
+        else:  # another shape, or the frame's last bytes
+            if end - p < 2 or p[0] != 91 or p[1] != 34:  # ["
+                return NULL
+            p = read_decimal(p + 2, end, &price, &price_width)
+            if p == NULL or end - p < 3 or memcmp(p, b'","', 3) != 0:
+                return NULL
+            p = read_decimal(p + 3, end, &qty, &qty_width)
+            if p == NULL or end - p < 3 or p[1] != 93:  # "]
+                return NULL
         if j == side.cap and not side_grow(side):
             return NULL
         side.prices[j] = price

@@ -78,28 +78,41 @@ cdef extern from *:
     const uint64_t SENTRY_LOW_BYTES[8]
 
 
-cdef inline Py_ssize_t binance_number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
-                                      double* out, int* width) noexcept:
-    # One quoted price or quantity at s[i] ('"'); the index after its closing
-    # quote (and, off the common shape, any whitespace), or -1.  *width: the
-    # integer digit count of the column's previous number, tried first so
-    # that finding the next number does not wait on this one's bytes.
+cdef inline Py_ssize_t binance_decimal(const unsigned char* s, Py_ssize_t i, double* out,
+                                       int* width) noexcept:
+    # `I.FFFFFFFF"` at s[i] (1-7 integer digits, no leading zero, exactly 8
+    # decimals; 18 bytes readable): the index of the closing '"', or -1 for
+    # any other text.  *width: the integer digit count of the column's
+    # previous number, tried first so that finding the next number does not
+    # wait on this one's bytes (the checks become well-predicted branches).
+    # The value is scan_short_number's for this shape: m / 1e8, m exact.
     cdef uint64_t w, w2
     cdef int k = width[0]
+    memcpy(&w, s + i, 8)
+    if (not_digits(w) & SENTRY_LOW_BYTES[k]) != 0 or s[i + k] != 46:
+        k = digit_run(w)
+        if k == 0 or k == 8 or s[i + k] != 46:
+            return -1
+        width[0] = k
+    if k > 1 and s[i] == 48:
+        return -1  # a leading zero: not JSON
+    memcpy(&w2, s + i + 1 + k, 8)
+    if not_digits(w2) != 0 or s[i + 9 + k] != 34:
+        return -1
+    out[0] = (<double>(eight_value_w((w - 0x3030303030303030ULL) << (8 * (8 - k))) * 100000000ULL
+                       + eight_value_w(w2 - 0x3030303030303030ULL))) / 1e8
+    return i + 9 + k
+
+
+cdef inline Py_ssize_t binance_number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                                      double* out, int* width) noexcept:
+    # One price or quantity at s[i]: the index after it (and its closing
+    # quote, and, off the common shape, any whitespace), or -1.
+    cdef Py_ssize_t j
     if n - i >= 18 and s[i] == 34:
-        # `"I.FFFFFFFF"`: 1-7 integer digits (no leading zero), 8 decimals.
-        memcpy(&w, s + i + 1, 8)
-        if (not_digits(w) & SENTRY_LOW_BYTES[k]) != 0 or s[i + 1 + k] != 46:
-            k = digit_run(w)
-            if k == 0 or k == 8 or s[i + 1 + k] != 46:
-                return scan_level_number(s, i, n, out)
-            width[0] = k
-        if k == 1 or s[i + 1] != 48:
-            memcpy(&w2, s + i + 2 + k, 8)
-            if not_digits(w2) == 0 and s[i + 10 + k] == 34:
-                out[0] = (<double>(eight_value_w((w - 0x3030303030303030ULL) << (8 * (8 - k))) * 100000000ULL
-                                   + eight_value_w(w2 - 0x3030303030303030ULL))) / 1e8
-                return i + 11 + k
+        j = binance_decimal(s, i + 1, out, width)
+        if j >= 0:
+            return j + 1
     return scan_level_number(s, i, n, out)
 
 
@@ -108,6 +121,7 @@ cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_s
     # `[["p","q"],...]` without whitespace: the index after the closing ']' or -1.
     cdef double price, qty
     cdef int price_width = 5, qty_width = 1  # BTCUSDT's; each column learns its own
+    cdef Py_ssize_t j
     out.n = 0
     if i >= n or s[i] != 91:  # '['
         return -1
@@ -115,14 +129,28 @@ cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_s
     if i < n and s[i] == 93:  # ']'
         return i + 1
     while True:
-        if i >= n or s[i] != 91:
-            return -1
-        i = binance_number(s, i + 1, n, &price, &price_width)
-        if i < 0 or i >= n or s[i] != 44:  # ','
-            return -1
-        i = binance_number(s, i + 1, n, &qty, &qty_width)
-        if i < 0 or n - i < 2 or s[i] != 93:
-            return -1
+        # The longest common-shape level, `["1234567.12345678","1234567.12345678"]`,
+        # and the byte after it fit in 40: one length check for the whole level.
+        j = -1
+        if n - i >= 40 and s[i] == 91 and s[i + 1] == 34:  # ["
+            j = binance_decimal(s, i + 2, &price, &price_width)
+            if j >= 0 and s[j + 1] == 44 and s[j + 2] == 34:  # ","
+                j = binance_decimal(s, j + 3, &qty, &qty_width)
+                if j >= 0 and s[j + 1] != 93:  # ]
+                    j = -1
+            else:
+                j = -1
+        if j >= 0:
+            i = j + 1
+        else:  # another shape, or the frame's last bytes: number by number
+            if i >= n or s[i] != 91:
+                return -1
+            i = binance_number(s, i + 1, n, &price, &price_width)
+            if i < 0 or i >= n or s[i] != 44:  # ','
+                return -1
+            i = binance_number(s, i + 1, n, &qty, &qty_width)
+            if i < 0 or n - i < 2 or s[i] != 93:
+                return -1
         if not levels_push(out, price, qty):
             return -1
         i += 1
