@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -48,17 +50,24 @@ def _build(out: Path) -> None:
     from Cython.Build import cythonize
     from setuptools import Distribution, Extension
 
-    out.mkdir(parents=True, exist_ok=True)
+    # Built in a directory of this process's own, then moved in with one
+    # rename: two benches starting together never load a half-written file.
+    work = out.with_name(f"{out.name}.build-{os.getpid()}")
+    work.mkdir(parents=True, exist_ok=True)
     ext = Extension(MODULE, [str(SOURCE)], extra_compile_args=["-O3"])
-    modules = cythonize([ext], build_dir=str(out / "c"), quiet=True,
+    modules = cythonize([ext], build_dir=str(work / "c"), quiet=True,
                         compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False,
                                              "cdivision": True, "initializedcheck": False})
     dist = Distribution({"ext_modules": modules, "script_name": "floor_build.py"})
     cmd = dist.get_command_obj("build_ext")
-    cmd.build_lib = str(out)
-    cmd.build_temp = str(out / "tmp")
+    cmd.build_lib = str(work)
+    cmd.build_temp = str(work / "tmp")
     cmd.ensure_finalized()
     cmd.run()
+    out.mkdir(parents=True, exist_ok=True)
+    name = MODULE + sysconfig.get_config_var("EXT_SUFFIX")
+    os.replace(work / name, out / name)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

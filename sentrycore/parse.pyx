@@ -16,6 +16,15 @@ parsed" and the caller falls back to msgspec, which is the reference: on
 every frame this parser accepts it must produce exactly what msgspec gives
 (tests/core/test_parse.py).  The parser never raises.
 
+Two readers, tried in turn.  Binance writes every depthUpdate the same
+way, so `_binance_layout` reads exactly those bytes (no whitespace, its key
+order, `"I.FFFFFFFF"` numbers, a whole level after one length check) and
+declines at the first byte that differs; the key-order-agnostic `_object`
+reader then parses the frame from the start and stays the definition.  The
+first accepts a subset of what the second accepts and gives bit-identical
+results (tests/core/test_parse_layout.py).  benches/bench_parse_floor.py
+times it against a parser hand-written for that one layout.
+
 Decimal strings are converted as Python's float() does: when the digits
 form an integer m <= 2**53 and the decimal exponent e is within +-22,
 `m * 10**e` / `m / 10**-e` is one correctly rounded IEEE operation on two
