@@ -149,10 +149,13 @@ def main() -> None:
     args = ap.parse_args()
     load = os.getloadavg()
     results = {kind: measure(kind, args.runs) for kind in KINDS}
+    load_end = os.getloadavg()
     if args.json:
-        print(json.dumps({"loadavg": load, "runs": args.runs, "results": results}, indent=2))
+        print(json.dumps({"loadavg_start": load, "loadavg_end": load_end, "runs": args.runs, "results": results},
+                         indent=2))
         return
-    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; best of {args.runs} interleaved runs")
+    print(f"load average (1/5/15 min) at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, at end "
+          f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; best of {args.runs} interleaved runs")
     for kind, r in results.items():
         print(f"\n{kind}: {r['source']}; {r['frames']} frames, median {r['median_level_changes']} level changes, "
               f"median {r['median_bytes']} bytes; timer overhead {r['timer_overhead_ns']:.0f} ns "
@@ -181,7 +184,7 @@ def _bench(benchmark, kind: str, name: str) -> None:
 
     # The book is rewound before each on_frame round, outside the timing.
     result = benchmark.pedantic(time_round, args=(step, frames, on_frame), setup=restart if on_frame else None,
-                                rounds=7, iterations=1, warmup_rounds=1)
+                                rounds=15, iterations=1, warmup_rounds=1)
     benchmark.extra_info["per_message_mean_ns"] = result / len(frames)
 
 

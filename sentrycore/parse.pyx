@@ -361,7 +361,7 @@ cdef class DepthParser:
         if not has_text(s, i, n, KEY_A, 5):
             return 0
         i = binance_levels(s, i + 5, n, &self.asks)
-        if i != n - 2 or s[i] != 125 or s[i + 1] != 125:  # '}}' and the end
+        if i < 0 or i != n - 2 or s[i] != 125 or s[i + 1] != 125:  # "}}" and the end
             return 0
         self.kind = 1
         return 1
