@@ -144,11 +144,18 @@ cdef inline uint64_t eight_value(const unsigned char* p) noexcept nogil:
     return v
 
 
+cdef inline uint64_t not_digits(uint64_t w) noexcept nogil:
+    # Zero in the bytes of w (first byte lowest) before its first non-digit,
+    # nonzero in that byte (later bytes: either): `not_digits(w) & mask` is 0
+    # exactly when the bytes under mask's leading run of 0xFF bytes are digits.
+    # A carry out of a byte >= 0xFA only reaches later bytes, past the first non-digit.
+    return ((w & 0xF0F0F0F0F0F0F0F0ULL) |
+            (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ^ 0x3333333333333333ULL
+
+
 cdef inline int digit_run(uint64_t w) noexcept nogil:
     # How many of the 8 bytes in w (first byte lowest) are digits before the first non-digit.
-    cdef uint64_t t = ((w & 0xF0F0F0F0F0F0F0F0ULL) |
-                       (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ^ 0x3333333333333333ULL
-    # A carry out of a byte >= 0xFA only reaches later bytes, past the first non-digit.
+    cdef uint64_t t = not_digits(w)
     if t == 0:
         return 8
     return __builtin_ctzll(t) >> 3

@@ -36,8 +36,13 @@ cdef class DepthParser:
 
     cdef Py_ssize_t _object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint top, int* fields) noexcept
     cdef object _symbol(self)
+    # c_parse tries _binance_layout (Binance's exact bytes) and, when that
+    # declines, _any_layout (keys in any order: the definition).
+    cdef int _binance_layout(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cdef int _any_layout(self, const unsigned char* s, Py_ssize_t n) noexcept
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept
     cpdef int parse(self, object data) noexcept
+    cdef int _parse_buffer(self, object data, int reader) noexcept
     cdef bint c_valid(self) noexcept nogil
     cdef int c_apply_to(self, OrderBook book) noexcept nogil
     cpdef bint apply_to(self, OrderBook book) noexcept

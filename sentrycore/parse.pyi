@@ -53,7 +53,17 @@ class DepthParser:
 
     def __init__(self) -> None: ...
     def parse(self, data: bytes | bytearray | memoryview) -> int:
-        """Parse one frame; returns `kind`.  Never raises."""
+        """Parse one frame; returns `kind`.  Never raises.
+
+        Two readers: first one of Binance's exact layout (no whitespace, its
+        key order, `"I.FFFFFFFF"` numbers), which declines at the first byte
+        that differs; then the key-order-agnostic reader, the definition.
+        Both give the same result on every frame the first accepts."""
+    def parse_binance_layout(self, data: bytes | bytearray | memoryview) -> int:
+        """`parse` with only the Binance-layout reader: 1, or 0 where it is
+        unsure (for tests and benches: the two readers must agree)."""
+    def parse_any_layout(self, data: bytes | bytearray | memoryview) -> int:
+        """`parse` with only the key-order-agnostic reader (the definition)."""
     def apply_to(self, book: OrderBook) -> bool:
         """Apply the parsed bids and asks to `book` with one `OrderBook.c_apply`
         call, which validates both sides first (0 < price <= MAX_PRICE,

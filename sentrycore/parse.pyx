@@ -16,6 +16,15 @@ parsed" and the caller falls back to msgspec, which is the reference: on
 every frame this parser accepts it must produce exactly what msgspec gives
 (tests/core/test_parse.py).  The parser never raises.
 
+Two readers, tried in turn.  Binance writes every depthUpdate the same
+way, so `_binance_layout` reads exactly those bytes (no whitespace, its key
+order, `"I.FFFFFFFF"` numbers, a whole level after one length check) and
+declines at the first byte that differs; the key-order-agnostic `_object`
+reader then parses the frame from the start and stays the definition.  The
+first accepts a subset of what the second accepts and gives bit-identical
+results (tests/core/test_parse_layout.py).  benches/bench_parse_floor.py
+times it against a parser hand-written for that one layout.
+
 Decimal strings are converted as Python's float() does: when the digits
 form an integer m <= 2**53 and the decimal exponent e is within +-22,
 `m * 10**e` / `m / 10**-e` is one correctly rounded IEEE operation on two
@@ -28,14 +37,15 @@ two 64-bit loads (SWAR digit checks and conversion) instead of a loop.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value
-from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_valid, read_level_array,
-                                apply_levels, finish_message)
+from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run,
+                                  eight_value_w, not_digits)
+from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
+                                read_level_array, apply_levels, finish_message)
 
 
 cdef enum:
@@ -50,6 +60,161 @@ cdef enum:
     F_STREAM = 128
     F_DATA = 256
     INITIAL_LEVELS = 64
+
+
+# -- Binance's own layout, read first ----------------------------------------------------
+#
+# Binance writes every depthUpdate the same way: no whitespace, keys in the
+# order of its docs (futures add "T" after "E" and "pu" after "u"), prices
+# and quantities as `I.FFFFFFFF` strings.  `_binance_layout` reads exactly
+# that, byte for byte, and answers -1 at the first byte that differs; the
+# key-order-agnostic reader (`_object`) then parses the frame from the start
+# and stays the definition.  What the layout reader accepts is a subset of
+# what `_object` accepts (the same primitives for integers and strings, no
+# whitespace, no unknown or repeated keys) and gives the same values: its
+# one number shape is read exactly as scan_short_number reads it (m / 1e8, m
+# exact), any other number goes through scan_level_number itself.
+# tests/core/test_parse.py runs both readers on the same frames.
+
+cdef extern from *:
+    """
+    /* The low k bytes of a word, k = 1..7 (k = 0: all of it, which never
+       passes the digit test below, since a "." must follow the digits). */
+    static const uint64_t SENTRY_LOW_BYTES[8] = {0xFFFFFFFFFFFFFFFFULL, 0xFFULL, 0xFFFFULL, 0xFFFFFFULL,
+                                                 0xFFFFFFFFULL, 0xFFFFFFFFFFULL, 0xFFFFFFFFFFFFULL,
+                                                 0xFFFFFFFFFFFFFFULL};
+    """
+    const uint64_t SENTRY_LOW_BYTES[8]
+
+
+cdef inline Py_ssize_t binance_decimal(const unsigned char* s, Py_ssize_t i, double* out,
+                                       int* width) noexcept:
+    # `I.FFFFFFFF"` at s[i] (1-7 integer digits, no leading zero, exactly 8
+    # decimals; 18 bytes readable): the index of the closing '"', or -1 for
+    # any other text.  *width: the integer digit count of the column's
+    # previous number, tried first so that finding the next number does not
+    # wait on this one's bytes (the checks become well-predicted branches).
+    # The value is scan_short_number's for this shape: m / 1e8, m exact.
+    cdef uint64_t w, w2
+    cdef int k = width[0]
+    memcpy(&w, s + i, 8)
+    if (not_digits(w) & SENTRY_LOW_BYTES[k]) != 0 or s[i + k] != 46:
+        k = digit_run(w)
+        if k == 0 or k == 8 or s[i + k] != 46:
+            return -1
+        width[0] = k
+    if k > 1 and s[i] == 48:
+        return -1  # a leading zero: not JSON
+    memcpy(&w2, s + i + 1 + k, 8)
+    if not_digits(w2) != 0 or s[i + 9 + k] != 34:
+        return -1
+    out[0] = (<double>(eight_value_w((w - 0x3030303030303030ULL) << (8 * (8 - k))) * 100000000ULL
+                       + eight_value_w(w2 - 0x3030303030303030ULL))) / 1e8
+    return i + 9 + k
+
+
+cdef inline Py_ssize_t binance_number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                                      double* out, int* width) noexcept:
+    # One price or quantity at s[i]: the index after it (and its closing
+    # quote, and, off the common shape, any whitespace), or -1.
+    cdef Py_ssize_t j
+    if n - i >= 18 and s[i] == 34:
+        j = binance_decimal(s, i + 1, out, width)
+        if j >= 0:
+            return j + 1
+    return scan_level_number(s, i, n, out)
+
+
+cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                                      LevelBuffer* out) noexcept:
+    # `[["p","q"],...]` without whitespace: the index after the closing ']' or -1.
+    cdef double price, qty
+    cdef int price_width = 5, qty_width = 1  # BTCUSDT's; each column learns its own
+    cdef Py_ssize_t j
+    out.n = 0
+    if i >= n or s[i] != 91:  # '['
+        return -1
+    i += 1
+    if i < n and s[i] == 93:  # ']'
+        return i + 1
+    while True:
+        # The longest common-shape level, `["1234567.12345678","1234567.12345678"]`,
+        # and the byte after it fit in 40: one length check for the whole level.
+        j = -1
+        if n - i >= 40 and s[i] == 91 and s[i + 1] == 34:  # ["
+            j = binance_decimal(s, i + 2, &price, &price_width)
+            if j >= 0 and s[j + 1] == 44 and s[j + 2] == 34:  # ","
+                j = binance_decimal(s, j + 3, &qty, &qty_width)
+                if j >= 0 and s[j + 1] != 93:  # ]
+                    j = -1
+            else:
+                j = -1
+        if j >= 0:
+            i = j + 1
+        else:  # another shape, or the frame's last bytes: number by number
+            if i >= n or s[i] != 91:
+                return -1
+            i = binance_number(s, i + 1, n, &price, &price_width)
+            if i < 0 or i >= n or s[i] != 44:  # ','
+                return -1
+            i = binance_number(s, i + 1, n, &qty, &qty_width)
+            if i < 0 or n - i < 2 or s[i] != 93:
+                return -1
+        if not levels_push(out, price, qty):
+            return -1
+        i += 1
+        if s[i] == 44:  # ','
+            i += 1
+            continue
+        if s[i] == 93:
+            return i + 1
+        return -1
+
+
+cdef extern from *:
+    """
+    /* The first `size` bytes of `lit` at s[i] (i < 0: no).  Compared in
+       8-byte words (little-endian, like jsonscan's SWAR), the last one
+       masked; both sides must have the size rounded up to 8 readable, so the
+       literals are padded to 32 bytes and a frame must have that many left
+       (each key here is followed by more than that in any frame).  Forced
+       inline so that `lit` and `size` are constants: a few immediate
+       compares instead of a memcmp call. */
+    static inline __attribute__((always_inline)) int sentry_has_text(
+            const unsigned char* s, Py_ssize_t i, Py_ssize_t n, const char* lit, int size) {
+        uint64_t a, b, diff = 0;
+        int k;
+        if (i < 0 || n - i < ((size + 7) & ~7)) return 0;
+        for (k = 0; k + 8 <= size; k += 8) {
+            memcpy(&a, s + i + k, 8); memcpy(&b, lit + k, 8); diff |= a ^ b;
+        }
+        if (k < size) {
+            memcpy(&a, s + i + k, 8); memcpy(&b, lit + k, 8);
+            diff |= (a ^ b) & ((1ULL << (8 * (size - k))) - 1);
+        }
+        return diff == 0;
+    }
+    static const char SENTRY_BINANCE_HEAD[32] = "{\\"stream\\":";
+    static const char SENTRY_BINANCE_DATA[32] = ",\\"data\\":{\\"e\\":\\"depthUpdate\\",\\"E\\":";
+    static const char SENTRY_BINANCE_T[32] = ",\\"T\\":";
+    static const char SENTRY_BINANCE_S[32] = ",\\"s\\":";
+    static const char SENTRY_BINANCE_UU[32] = ",\\"U\\":";
+    static const char SENTRY_BINANCE_LU[32] = ",\\"u\\":";
+    static const char SENTRY_BINANCE_PU[32] = ",\\"pu\\":";
+    static const char SENTRY_BINANCE_B[32] = ",\\"b\\":";
+    static const char SENTRY_BINANCE_A[32] = ",\\"a\\":";
+    """
+    bint has_text "sentry_has_text"(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, const char* lit,
+                                    int size) noexcept nogil
+    const char* HEAD "SENTRY_BINANCE_HEAD"  # {"stream":
+    const char* DATA "SENTRY_BINANCE_DATA"  # ,"data":{"e":"depthUpdate","E":
+    const char* KEY_T "SENTRY_BINANCE_T"
+    const char* KEY_S "SENTRY_BINANCE_S"
+    const char* KEY_UU "SENTRY_BINANCE_UU"
+    const char* KEY_LU "SENTRY_BINANCE_LU"
+    const char* KEY_PU "SENTRY_BINANCE_PU"
+    const char* KEY_B "SENTRY_BINANCE_B"
+    const char* KEY_A "SENTRY_BINANCE_A"
 
 
 cdef class DepthParser:
@@ -149,7 +314,67 @@ cdef class DepthParser:
                 return i + 1
             return -1
 
+    cdef int _binance_layout(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        """A combined-stream frame exactly as Binance writes it: 1, or 0 at the first surprise."""
+        cdef Py_ssize_t i, start
+        cdef int64_t iv
+        if not has_text(s, 0, n, HEAD, 10):
+            return 0
+        i = scan_string(s, 10, n, &start)
+        if not has_text(s, i, n, DATA, 31):
+            return 0
+        i = scan_int(s, i + 31, n, &iv)
+        if i < 0:
+            return 0
+        self.E = iv
+        if has_text(s, i, n, KEY_T, 5):  # futures: the transaction time, not used
+            i = scan_int(s, i + 5, n, &iv)
+        if not has_text(s, i, n, KEY_S, 5):
+            return 0
+        i = scan_string(s, i + 5, n, &start)
+        if i < 0 or i - 1 - start > 47:
+            return 0
+        self._sym_len = i - 1 - start
+        if self._sym_len <= 16 and n - start >= 16:  # one constant-size copy
+            memcpy(self._sym, s + start, 16)
+        else:
+            memcpy(self._sym, s + start, self._sym_len)
+        if not has_text(s, i, n, KEY_UU, 5):
+            return 0
+        i = scan_int(s, i + 5, n, &iv)
+        if not has_text(s, i, n, KEY_LU, 5):
+            return 0
+        self.U = iv
+        i = scan_int(s, i + 5, n, &iv)
+        if i < 0:
+            return 0
+        self.u = iv
+        if has_text(s, i, n, KEY_PU, 6):
+            i = scan_int(s, i + 6, n, &iv)
+            if i < 0:
+                return 0
+            self.pu = iv
+            self.has_pu = True
+        if not has_text(s, i, n, KEY_B, 5):
+            return 0
+        i = binance_levels(s, i + 5, n, &self.bids)
+        if not has_text(s, i, n, KEY_A, 5):
+            return 0
+        i = binance_levels(s, i + 5, n, &self.asks)
+        if i < 0 or i != n - 2 or s[i] != 125 or s[i + 1] != 125:  # "}}" and the end
+            return 0
+        self.kind = 1
+        return 1
+
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        self.kind = 0
+        self.has_pu = False
+        if self._binance_layout(s, n):
+            return 1
+        return self._any_layout(s, n)
+
+    cdef int _any_layout(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        """Any frame of the accepted subset, keys in any order (the definition)."""
         # fields[0]: keys seen at the top level; fields[1]: inside "data".
         cdef int fields[2]
         cdef Py_ssize_t i
@@ -180,18 +405,37 @@ cdef class DepthParser:
 
     cpdef int parse(self, object data) noexcept:
         """Parse one frame; returns 1 (combined stream), 2 (raw event) or 0 (not parsed)."""
-        cdef Py_buffer view
-        cdef int kind
         if type(data) is bytes:
             return self.c_parse(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        return self._parse_buffer(data, 0)
+
+    cdef int _parse_buffer(self, object data, int reader) noexcept:
+        # reader 0: c_parse; 1: _binance_layout only; 2: _any_layout only.
+        cdef Py_buffer view
+        cdef int kind
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except Exception:
             self.kind = 0
             return 0
-        kind = self.c_parse(<const unsigned char*>view.buf, view.len)
+        if reader == 1:
+            self.kind = 0
+            self.has_pu = False
+            kind = self._binance_layout(<const unsigned char*>view.buf, view.len)
+        elif reader == 2:
+            kind = self._any_layout(<const unsigned char*>view.buf, view.len)
+        else:
+            kind = self.c_parse(<const unsigned char*>view.buf, view.len)
         PyBuffer_Release(&view)
         return kind
+
+    def parse_binance_layout(self, data):
+        """`parse` with only the reader of Binance's exact layout (0 where it is unsure)."""
+        return self._parse_buffer(data, 1)
+
+    def parse_any_layout(self, data):
+        """`parse` with only the key-order-agnostic reader, the definition."""
+        return self._parse_buffer(data, 2)
 
     cdef bint c_valid(self) noexcept nogil:
         return levels_valid(&self.bids) and levels_valid(&self.asks)
