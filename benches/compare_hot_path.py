@@ -28,10 +28,9 @@ KINDS = ("recorded", "synthetic")
 def child(root: str, rounds: int) -> None:
     """Runs inside the checkout's venv: per-message median and mean of on_frame, best of `rounds`."""
     sys.path.insert(0, root)
+    import sentrycore.parse
     from benches.bench_feed import SentryCoin, run_round
     from benches.feed_frames import chained_frames
-
-    import sentrycore.parse
 
     if not sentrycore.parse.__file__.startswith(root):
         raise SystemExit(f"{root}: sentrycore imported from {sentrycore.parse.__file__}")

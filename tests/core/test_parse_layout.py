@@ -171,12 +171,11 @@ def test_guessed_widths_follow_every_change():
               "61838.04000000", "61838.04000000", "1.5", "70000.00000000"]
     qtys = ["0.00000000", "10.50000000", "1.00000000", "0.32332000", "1234567.00000000", "12", "3.14159265",
             "0.00000000", "2.00000000", "100.00000000"]
-    levels = ",".join(f'["{p}","{q}"]' for p, q in zip(prices, qtys))
-    frame = ('{"stream":"s","data":{"e":"depthUpdate","E":1,"s":"S","U":1,"u":2,"b":[%s],"a":[%s]}}'
-             % (levels, levels)).encode()
+    levels = ",".join(f'["{p}","{q}"]' for p, q in zip(prices, qtys, strict=True))
+    frame = f'{{"stream":"s","data":{{"e":"depthUpdate","E":1,"s":"S","U":1,"u":2,"b":[{levels}],"a":[{levels}]}}}}'.encode()
     p = DepthParser()
     assert p.parse_binance_layout(frame) == 1
-    expect = [(float(a), float(b)) for a, b in zip(prices, qtys)]
+    expect = [(float(a), float(b)) for a, b in zip(prices, qtys, strict=True)]
     assert p.bids == expect and p.asks == expect
     assert assert_readers_agree(frame) == (1, 1)
     leading_zero = frame.replace(b'"123.45000000"', b'"0123.45000000"', 1)
