@@ -1,0 +1,221 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The venue's own text of every level of one book side, keyed by price.
+
+Some venues checksum their book over the prices and sizes *as they wrote
+them* (OKX: "61737.6", "0.0012"; a float cannot say whether "0.10" had a
+trailing zero).  A feed handler therefore keeps, beside the float book, the
+text of every level it holds.  `LevelTexts` is that store: an open-addressing
+hash table (linear probing, backward-shift deletion, at most half full) of
+64-byte slots, each holding the price as a double and the price and size
+text inline (39 bytes between them, the common case by far) or in a heap
+block of its own (any length: the text is kept exactly).
+
+Both of a handler's paths use the same store: its Python reference path
+through the mapping API below (`texts[price] = (px, sz)`, `pop`, `load`),
+its C path through `c_set` / `c_pop` / `c_find` (sentrycore/leveltext.pxd)
+with the bytes of the frame, so the C checksum reads exactly what the
+Python one reads.  Text is stored as UTF-8 (what the checksum hashes).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy
+
+cdef enum:
+    INITIAL_SLOTS = 64
+
+
+cdef inline uint64_t _hash(double price) noexcept nogil:
+    cdef uint64_t bits
+    memcpy(&bits, &price, 8)
+    bits ^= bits >> 29  # prices differ mostly in their low mantissa bits
+    return bits * 0x9E3779B97F4A7C15ULL
+
+
+cdef inline void _release(TextSlot* slot) noexcept nogil:
+    if slot.heap != NULL:
+        free(slot.heap)
+        slot.heap = NULL
+    slot.used = 0
+
+
+cdef class LevelTexts:
+    """price -> (price text, size text); see the module docstring and leveltext.pyi."""
+
+    def __cinit__(self):
+        self._slots = <TextSlot*>calloc(INITIAL_SLOTS, sizeof(TextSlot))
+        if self._slots == NULL:
+            raise MemoryError()
+        self._cap = INITIAL_SLOTS
+        self._shift = 64 - 6
+        self.count = 0
+
+    def __dealloc__(self):
+        if self._slots != NULL:
+            self.c_clear()
+            free(self._slots)
+            self._slots = NULL
+
+    cdef Py_ssize_t _home(self, double price) noexcept nogil:
+        return <Py_ssize_t>(_hash(price) >> self._shift)
+
+    cdef TextSlot* c_find(self, double price) noexcept nogil:
+        cdef Py_ssize_t mask = self._cap - 1
+        cdef Py_ssize_t i = self._home(price)
+        while self._slots[i].used:
+            if self._slots[i].price == price:
+                return &self._slots[i]
+            i = (i + 1) & mask
+        return NULL
+
+    cdef int _grow(self) noexcept nogil:
+        cdef Py_ssize_t old_cap = self._cap
+        cdef TextSlot* old = self._slots
+        cdef TextSlot* slots = <TextSlot*>calloc(old_cap * 2, sizeof(TextSlot))
+        cdef Py_ssize_t j, i, mask
+        if slots == NULL:
+            return -1
+        self._slots = slots
+        self._cap = old_cap * 2
+        self._shift -= 1
+        mask = self._cap - 1
+        for j in range(old_cap):
+            if old[j].used:
+                i = self._home(old[j].price)
+                while slots[i].used:
+                    i = (i + 1) & mask
+                slots[i] = old[j]  # the heap block, if any, moves with it
+        free(old)
+        return 0
+
+    cdef int c_set(self, double price, const char* px, Py_ssize_t px_len,
+                   const char* qty, Py_ssize_t qty_len) noexcept nogil:
+        cdef TextSlot* slot = self.c_find(price)
+        cdef Py_ssize_t mask, i
+        cdef Py_ssize_t total = px_len + qty_len
+        cdef char* heap = NULL
+        cdef char* dst
+        if total > TEXT_INLINE:
+            heap = <char*>malloc(total)
+            if heap == NULL:
+                return -1
+        if slot == NULL:
+            if 2 * (self.count + 1) > self._cap and self._grow() != 0:
+                free(heap)
+                return -1
+            mask = self._cap - 1
+            i = self._home(price)
+            while self._slots[i].used:
+                i = (i + 1) & mask
+            slot = &self._slots[i]
+            slot.used = 1
+            slot.price = price
+            slot.heap = NULL
+            self.count += 1
+        elif slot.heap != NULL:
+            free(slot.heap)
+        slot.heap = heap
+        dst = heap if heap != NULL else slot.inline_text
+        memcpy(dst, px, px_len)
+        memcpy(dst + px_len, qty, qty_len)
+        slot.px_len = <uint32_t>px_len
+        slot.qty_len = <uint32_t>qty_len
+        return 0
+
+    cdef void c_pop(self, double price) noexcept nogil:
+        cdef TextSlot* slot = self.c_find(price)
+        cdef Py_ssize_t mask = self._cap - 1
+        cdef Py_ssize_t hole, j, home
+        if slot == NULL:
+            return
+        _release(slot)
+        self.count -= 1
+        # Backward-shift deletion: pull later members of the probe run into
+        # the hole when their home slot is not cyclically inside (hole, j].
+        hole = slot - self._slots
+        j = hole
+        while True:
+            j = (j + 1) & mask
+            if not self._slots[j].used:
+                break
+            home = self._home(self._slots[j].price)
+            if (hole < j and hole < home <= j) or (hole > j and (home > hole or home <= j)):
+                continue
+            self._slots[hole] = self._slots[j]
+            self._slots[j].used = 0
+            self._slots[j].heap = NULL
+            hole = j
+
+    cdef void c_clear(self) noexcept nogil:
+        cdef Py_ssize_t j
+        for j in range(self._cap):
+            if self._slots[j].used:
+                _release(&self._slots[j])
+        self.count = 0
+
+    # -- the Python mapping API (the reference path, tools and tests) -----------
+
+    def __len__(self):
+        return self.count
+
+    def __contains__(self, price):
+        return self.c_find(price) != NULL
+
+    def __getitem__(self, price):
+        cdef TextSlot* slot = self.c_find(price)
+        if slot == NULL:
+            raise KeyError(price)
+        return _pair(slot)
+
+    def __setitem__(self, price, pair):
+        px, qty = pair
+        self._set(price, px.encode(), qty.encode())
+
+    cdef _set(self, double price, bytes px, bytes qty):
+        if self.c_set(price, PyBytes_AS_STRING(px), PyBytes_GET_SIZE(px),
+                      PyBytes_AS_STRING(qty), PyBytes_GET_SIZE(qty)) != 0:
+            raise MemoryError()
+
+    def __delitem__(self, price):
+        if self.c_find(price) == NULL:
+            raise KeyError(price)
+        self.c_pop(price)
+
+    def pop(self, price, default=None):
+        cdef TextSlot* slot = self.c_find(price)
+        if slot == NULL:
+            return default
+        pair = _pair(slot)
+        self.c_pop(price)
+        return pair
+
+    def load(self, levels):
+        """Replace everything with `levels`, an iterable of (price, px, sz)."""
+        self.c_clear()
+        for price, px, qty in levels:
+            self._set(price, px.encode(), qty.encode())
+
+    def clear(self):
+        self.c_clear()
+
+    def __iter__(self):
+        return iter(self.prices())
+
+    def prices(self):
+        """The prices held, in no particular order (a list: the store may change meanwhile)."""
+        cdef Py_ssize_t j
+        return [self._slots[j].price for j in range(self._cap) if self._slots[j].used]
+
+    def items(self):
+        cdef Py_ssize_t j
+        return [(self._slots[j].price, _pair(&self._slots[j])) for j in range(self._cap) if self._slots[j].used]
+
+    def __repr__(self):
+        return f"LevelTexts({len(self)} levels)"
+
+
+cdef tuple _pair(TextSlot* slot):
+    return (PyUnicode_DecodeUTF8(slot_px(slot), slot.px_len, NULL),
+            PyUnicode_DecodeUTF8(slot_qty(slot), slot.qty_len, NULL))
