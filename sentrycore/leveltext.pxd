@@ -7,20 +7,19 @@
 #
 # c_set returns 0, or -1 when memory ran out (the store is unchanged then).
 
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint32_t
 
 cdef enum:
     # Bytes of text (price then quantity) kept inside the slot; longer texts
-    # go to a heap block of their own.  39 makes a slot exactly 64 bytes.
-    TEXT_INLINE = 39
+    # go to a heap block of their own.  48 makes a slot exactly 64 bytes.
+    TEXT_INLINE = 48
 
 
+# The text of one level; its price is the same index of LevelTexts._keys.
 cdef struct TextSlot:
-    double price
     char* heap          # NULL: the text is in inline_text
     uint32_t px_len
     uint32_t qty_len
-    uint8_t used
     char inline_text[TEXT_INLINE]
 
 
@@ -33,6 +32,9 @@ cdef inline const char* slot_qty(TextSlot* slot) noexcept nogil:
 
 
 cdef class LevelTexts:
+    # Open addressing over two parallel arrays: the prices (0.0 = empty: a
+    # level's price is always > 0), compact so a probe stays in L1, and the texts.
+    cdef double* _keys
     cdef TextSlot* _slots
     cdef Py_ssize_t _cap      # a power of two
     cdef int _shift           # 64 - log2(_cap): the hash's top bits pick the home slot

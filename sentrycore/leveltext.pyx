@@ -38,15 +38,15 @@ cdef inline void _release(TextSlot* slot) noexcept nogil:
     if slot.heap != NULL:
         free(slot.heap)
         slot.heap = NULL
-    slot.used = 0
 
 
 cdef class LevelTexts:
     """price -> (price text, size text); see the module docstring and leveltext.pyi."""
 
     def __cinit__(self):
+        self._keys = <double*>calloc(INITIAL_SLOTS, sizeof(double))
         self._slots = <TextSlot*>calloc(INITIAL_SLOTS, sizeof(TextSlot))
-        if self._slots == NULL:
+        if self._keys == NULL or self._slots == NULL:
             raise MemoryError()
         self._cap = INITIAL_SLOTS
         self._shift = 64 - 6
@@ -55,8 +55,10 @@ cdef class LevelTexts:
     def __dealloc__(self):
         if self._slots != NULL:
             self.c_clear()
-            free(self._slots)
-            self._slots = NULL
+        free(self._slots)
+        free(self._keys)
+        self._slots = NULL
+        self._keys = NULL
 
     cdef Py_ssize_t _home(self, double price) noexcept nogil:
         return <Py_ssize_t>(_hash(price) >> self._shift)
@@ -64,34 +66,44 @@ cdef class LevelTexts:
     cdef TextSlot* c_find(self, double price) noexcept nogil:
         cdef Py_ssize_t mask = self._cap - 1
         cdef Py_ssize_t i = self._home(price)
-        while self._slots[i].used:
-            if self._slots[i].price == price:
+        cdef double key = self._keys[i]
+        while key != 0.0:
+            if key == price:
                 return &self._slots[i]
             i = (i + 1) & mask
+            key = self._keys[i]
         return NULL
 
     cdef int _grow(self) noexcept nogil:
         cdef Py_ssize_t old_cap = self._cap
+        cdef double* old_keys = self._keys
         cdef TextSlot* old = self._slots
+        cdef double* keys = <double*>calloc(old_cap * 2, sizeof(double))
         cdef TextSlot* slots = <TextSlot*>calloc(old_cap * 2, sizeof(TextSlot))
         cdef Py_ssize_t j, i, mask
-        if slots == NULL:
+        if keys == NULL or slots == NULL:
+            free(keys)
+            free(slots)
             return -1
+        self._keys = keys
         self._slots = slots
         self._cap = old_cap * 2
         self._shift -= 1
         mask = self._cap - 1
         for j in range(old_cap):
-            if old[j].used:
-                i = self._home(old[j].price)
-                while slots[i].used:
+            if old_keys[j] != 0.0:
+                i = self._home(old_keys[j])
+                while keys[i] != 0.0:
                     i = (i + 1) & mask
+                keys[i] = old_keys[j]
                 slots[i] = old[j]  # the heap block, if any, moves with it
+        free(old_keys)
         free(old)
         return 0
 
     cdef int c_set(self, double price, const char* px, Py_ssize_t px_len,
                    const char* qty, Py_ssize_t qty_len) noexcept nogil:
+        # price > 0 (the caller's book accepted it).
         cdef TextSlot* slot = self.c_find(price)
         cdef Py_ssize_t mask, i
         cdef Py_ssize_t total = px_len + qty_len
@@ -107,11 +119,10 @@ cdef class LevelTexts:
                 return -1
             mask = self._cap - 1
             i = self._home(price)
-            while self._slots[i].used:
+            while self._keys[i] != 0.0:
                 i = (i + 1) & mask
+            self._keys[i] = price
             slot = &self._slots[i]
-            slot.used = 1
-            slot.price = price
             slot.heap = NULL
             self.count += 1
         elif slot.heap != NULL:
@@ -138,21 +149,23 @@ cdef class LevelTexts:
         j = hole
         while True:
             j = (j + 1) & mask
-            if not self._slots[j].used:
+            if self._keys[j] == 0.0:
                 break
-            home = self._home(self._slots[j].price)
+            home = self._home(self._keys[j])
             if (hole < j and hole < home <= j) or (hole > j and (home > hole or home <= j)):
                 continue
+            self._keys[hole] = self._keys[j]
             self._slots[hole] = self._slots[j]
-            self._slots[j].used = 0
             self._slots[j].heap = NULL
             hole = j
+        self._keys[hole] = 0.0
 
     cdef void c_clear(self) noexcept nogil:
         cdef Py_ssize_t j
         for j in range(self._cap):
-            if self._slots[j].used:
+            if self._keys[j] != 0.0:
                 _release(&self._slots[j])
+                self._keys[j] = 0.0
         self.count = 0
 
     # -- the Python mapping API (the reference path, tools and tests) -----------
@@ -161,10 +174,10 @@ cdef class LevelTexts:
         return self.count
 
     def __contains__(self, price):
-        return self.c_find(price) != NULL
+        return _valid_key(price) and self.c_find(price) != NULL
 
     def __getitem__(self, price):
-        cdef TextSlot* slot = self.c_find(price)
+        cdef TextSlot* slot = self.c_find(price) if _valid_key(price) else NULL
         if slot == NULL:
             raise KeyError(price)
         return _pair(slot)
@@ -174,17 +187,19 @@ cdef class LevelTexts:
         self._set(price, px.encode(), qty.encode())
 
     cdef _set(self, double price, bytes px, bytes qty):
+        if not price > 0.0:
+            raise ValueError(f"LevelTexts: a price must be > 0, got {price!r}")
         if self.c_set(price, PyBytes_AS_STRING(px), PyBytes_GET_SIZE(px),
                       PyBytes_AS_STRING(qty), PyBytes_GET_SIZE(qty)) != 0:
             raise MemoryError()
 
     def __delitem__(self, price):
-        if self.c_find(price) == NULL:
+        if not _valid_key(price) or self.c_find(price) == NULL:
             raise KeyError(price)
         self.c_pop(price)
 
     def pop(self, price, default=None):
-        cdef TextSlot* slot = self.c_find(price)
+        cdef TextSlot* slot = self.c_find(price) if _valid_key(price) else NULL
         if slot == NULL:
             return default
         pair = _pair(slot)
@@ -206,14 +221,18 @@ cdef class LevelTexts:
     def prices(self):
         """The prices held, in no particular order (a list: the store may change meanwhile)."""
         cdef Py_ssize_t j
-        return [self._slots[j].price for j in range(self._cap) if self._slots[j].used]
+        return [self._keys[j] for j in range(self._cap) if self._keys[j] != 0.0]
 
     def items(self):
         cdef Py_ssize_t j
-        return [(self._slots[j].price, _pair(&self._slots[j])) for j in range(self._cap) if self._slots[j].used]
+        return [(self._keys[j], _pair(&self._slots[j])) for j in range(self._cap) if self._keys[j] != 0.0]
 
     def __repr__(self):
         return f"LevelTexts({len(self)} levels)"
+
+
+cdef inline bint _valid_key(double price) noexcept:
+    return price > 0.0  # 0.0 marks an empty slot; no level has a price <= 0 (or NaN)
 
 
 cdef tuple _pair(TextSlot* slot):

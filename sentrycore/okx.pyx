@@ -49,7 +49,7 @@ cdef enum:
     CHECKSUM_LEVELS = 25
     INITIAL_LEVELS = 64
     MAX_INST = 47
-    CRC_BUF = 512
+    CRC_BUF = 2048
     # Keys of the top object, of "arg", of the data entry.
     T_ARG = 1
     T_ACTION = 2
