@@ -7,28 +7,41 @@
 #
 # c_set returns 0, or -1 when memory ran out (the store is unchanged then).
 
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy
 
 cdef enum:
-    # Bytes of text (price then quantity) kept inside the slot; longer texts
-    # go to a heap block of their own.  48 makes a slot exactly 64 bytes.
-    TEXT_INLINE = 48
+    # Bytes of text (price then quantity) kept inside the slot, which is then
+    # exactly 32 bytes: "61737.63" + "0.00012345" fits.  A longer text goes
+    # to a heap block of its own, whose pointer the slot keeps instead.
+    TEXT_INLINE = 24
+    # Every text may be read TEXT_READ_SLACK bytes at a time past its end
+    # (fixed-size copies compile to one vector move): the slot array has a
+    # spare slot at its end and heap blocks this much padding.
+    TEXT_READ_SLACK = 16
 
 
 # The text of one level; its price is the same index of LevelTexts._keys.
 cdef struct TextSlot:
-    char* heap          # NULL: the text is in inline_text
     uint32_t px_len
     uint32_t qty_len
-    char inline_text[TEXT_INLINE]
+    char text[TEXT_INLINE]   # the text, or a char* to it when px_len + qty_len > TEXT_INLINE
+
+
+cdef inline char* slot_heap(TextSlot* slot) noexcept nogil:
+    cdef char* heap
+    memcpy(&heap, slot.text, sizeof(char*))
+    return heap
 
 
 cdef inline const char* slot_px(TextSlot* slot) noexcept nogil:
-    return slot.heap if slot.heap != NULL else slot.inline_text
+    if slot.px_len + slot.qty_len <= TEXT_INLINE:
+        return slot.text
+    return slot_heap(slot)
 
 
 cdef inline const char* slot_qty(TextSlot* slot) noexcept nogil:
-    return (slot.heap if slot.heap != NULL else slot.inline_text) + slot.px_len
+    return slot_px(slot) + slot.px_len
 
 
 cdef class LevelTexts:
@@ -40,7 +53,6 @@ cdef class LevelTexts:
     cdef int _shift           # 64 - log2(_cap): the hash's top bits pick the home slot
     cdef readonly Py_ssize_t count
 
-    cdef Py_ssize_t _home(self, double price) noexcept nogil
     cdef int _grow(self) noexcept nogil
     cdef _set(self, double price, bytes px, bytes qty)
     cdef TextSlot* c_find(self, double price) noexcept nogil
@@ -48,3 +60,24 @@ cdef class LevelTexts:
                    const char* qty, Py_ssize_t qty_len) noexcept nogil
     cdef void c_pop(self, double price) noexcept nogil
     cdef void c_clear(self) noexcept nogil
+
+
+# The hash of a price and its home slot: the top bits of a multiplicative hash.
+cdef inline Py_ssize_t texts_home(double price, int shift) noexcept nogil:
+    cdef uint64_t bits
+    memcpy(&bits, &price, 8)
+    bits ^= bits >> 29  # prices differ mostly in their low mantissa bits
+    return <Py_ssize_t>((bits * 0x9E3779B97F4A7C15ULL) >> shift)
+
+
+# LevelTexts.c_find, inline for C callers (no method call per lookup).
+cdef inline TextSlot* texts_find(LevelTexts texts, double price) noexcept nogil:
+    cdef Py_ssize_t mask = texts._cap - 1
+    cdef Py_ssize_t i = texts_home(price, texts._shift)
+    cdef double key = texts._keys[i]
+    while key != 0.0:
+        if key == price:
+            return &texts._slots[i]
+        i = (i + 1) & mask
+        key = texts._keys[i]
+    return NULL

@@ -7,8 +7,8 @@ trailing zero).  A feed handler therefore keeps, beside the float book, the
 text of every level it holds.  `LevelTexts` is that store: an open-addressing
 hash table (linear probing, backward-shift deletion, at most half full) of
 64-byte slots, each holding the price as a double and the price and size
-text inline (39 bytes between them, the common case by far) or in a heap
-block of its own (any length: the text is kept exactly).
+text inline (24 bytes between them, the common case by far) or a pointer to
+a heap block of its own (any length: the text is kept exactly).
 
 Both of a handler's paths use the same store: its Python reference path
 through the mapping API below (`texts[price] = (px, sz)`, `pop`, `load`),
@@ -27,17 +27,11 @@ cdef enum:
     INITIAL_SLOTS = 64
 
 
-cdef inline uint64_t _hash(double price) noexcept nogil:
-    cdef uint64_t bits
-    memcpy(&bits, &price, 8)
-    bits ^= bits >> 29  # prices differ mostly in their low mantissa bits
-    return bits * 0x9E3779B97F4A7C15ULL
-
-
 cdef inline void _release(TextSlot* slot) noexcept nogil:
-    if slot.heap != NULL:
-        free(slot.heap)
-        slot.heap = NULL
+    if slot.px_len + slot.qty_len > TEXT_INLINE:
+        free(slot_heap(slot))
+    slot.px_len = 0
+    slot.qty_len = 0
 
 
 cdef class LevelTexts:
@@ -45,7 +39,7 @@ cdef class LevelTexts:
 
     def __cinit__(self):
         self._keys = <double*>calloc(INITIAL_SLOTS, sizeof(double))
-        self._slots = <TextSlot*>calloc(INITIAL_SLOTS, sizeof(TextSlot))
+        self._slots = <TextSlot*>calloc(INITIAL_SLOTS + 1, sizeof(TextSlot))  # + 1: see TEXT_READ_SLACK
         if self._keys == NULL or self._slots == NULL:
             raise MemoryError()
         self._cap = INITIAL_SLOTS
@@ -60,26 +54,15 @@ cdef class LevelTexts:
         self._slots = NULL
         self._keys = NULL
 
-    cdef Py_ssize_t _home(self, double price) noexcept nogil:
-        return <Py_ssize_t>(_hash(price) >> self._shift)
-
     cdef TextSlot* c_find(self, double price) noexcept nogil:
-        cdef Py_ssize_t mask = self._cap - 1
-        cdef Py_ssize_t i = self._home(price)
-        cdef double key = self._keys[i]
-        while key != 0.0:
-            if key == price:
-                return &self._slots[i]
-            i = (i + 1) & mask
-            key = self._keys[i]
-        return NULL
+        return texts_find(self, price)
 
     cdef int _grow(self) noexcept nogil:
         cdef Py_ssize_t old_cap = self._cap
         cdef double* old_keys = self._keys
         cdef TextSlot* old = self._slots
         cdef double* keys = <double*>calloc(old_cap * 2, sizeof(double))
-        cdef TextSlot* slots = <TextSlot*>calloc(old_cap * 2, sizeof(TextSlot))
+        cdef TextSlot* slots = <TextSlot*>calloc(old_cap * 2 + 1, sizeof(TextSlot))
         cdef Py_ssize_t j, i, mask
         if keys == NULL or slots == NULL:
             free(keys)
@@ -92,11 +75,11 @@ cdef class LevelTexts:
         mask = self._cap - 1
         for j in range(old_cap):
             if old_keys[j] != 0.0:
-                i = self._home(old_keys[j])
+                i = texts_home(old_keys[j], self._shift)
                 while keys[i] != 0.0:
                     i = (i + 1) & mask
                 keys[i] = old_keys[j]
-                slots[i] = old[j]  # the heap block, if any, moves with it
+                slots[i] = old[j]  # a heap block's pointer moves with it
         free(old_keys)
         free(old)
         return 0
@@ -110,7 +93,7 @@ cdef class LevelTexts:
         cdef char* heap = NULL
         cdef char* dst
         if total > TEXT_INLINE:
-            heap = <char*>malloc(total)
+            heap = <char*>malloc(total + TEXT_READ_SLACK)
             if heap == NULL:
                 return -1
         if slot == NULL:
@@ -118,21 +101,23 @@ cdef class LevelTexts:
                 free(heap)
                 return -1
             mask = self._cap - 1
-            i = self._home(price)
+            i = texts_home(price, self._shift)
             while self._keys[i] != 0.0:
                 i = (i + 1) & mask
             self._keys[i] = price
             slot = &self._slots[i]
-            slot.heap = NULL
             self.count += 1
-        elif slot.heap != NULL:
-            free(slot.heap)
-        slot.heap = heap
-        dst = heap if heap != NULL else slot.inline_text
-        memcpy(dst, px, px_len)
-        memcpy(dst + px_len, qty, qty_len)
+        else:
+            _release(slot)
         slot.px_len = <uint32_t>px_len
         slot.qty_len = <uint32_t>qty_len
+        if heap != NULL:
+            memcpy(slot.text, &heap, sizeof(char*))
+            dst = heap
+        else:
+            dst = slot.text
+        memcpy(dst, px, px_len)
+        memcpy(dst + px_len, qty, qty_len)
         return 0
 
     cdef void c_pop(self, double price) noexcept nogil:
@@ -151,12 +136,11 @@ cdef class LevelTexts:
             j = (j + 1) & mask
             if self._keys[j] == 0.0:
                 break
-            home = self._home(self._keys[j])
+            home = texts_home(self._keys[j], self._shift)
             if (hole < j and hole < home <= j) or (hole > j and (home > hole or home <= j)):
                 continue
             self._keys[hole] = self._keys[j]
-            self._slots[hole] = self._slots[j]
-            self._slots[j].heap = NULL
+            self._slots[hole] = self._slots[j]  # a heap pointer moves; the vacated copy is never read
             hole = j
         self._keys[hole] = 0.0
 

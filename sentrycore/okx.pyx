@@ -39,7 +39,7 @@ from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, is_digit
-from sentrycore.leveltext cimport LevelTexts, TextSlot, slot_px, slot_qty
+from sentrycore.leveltext cimport LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find
 from sentrycore.levels cimport (levels_init, levels_free, spans_init, spans_free, read_level_array_text,
                                 apply_levels, finish_message, book_top)
 from sentrycore.parse cimport ChainState
@@ -119,7 +119,7 @@ cdef struct _CrcText:
     uint32_t crc
     Py_ssize_t n
     bint first
-    char buf[CRC_BUF]
+    char buf[CRC_BUF + TEXT_READ_SLACK]
 
 
 cdef inline void _crc_piece(_CrcText* t, const char* p, Py_ssize_t n) noexcept nogil:
@@ -136,37 +136,41 @@ cdef inline void _crc_piece(_CrcText* t, const char* p, Py_ssize_t n) noexcept n
         t.crc = crc32_update(t.crc, <const unsigned char*>p, n)
         t.n = 0
         return
-    memcpy(t.buf + t.n, p, n)
+    if n <= TEXT_READ_SLACK:
+        memcpy(t.buf + t.n, p, TEXT_READ_SLACK)  # one vector move (see leveltext.pxd)
+    else:
+        memcpy(t.buf + t.n, p, n)
     t.n += n
-
-
-cdef inline bint _crc_level(_CrcText* t, LevelTexts texts, double price) noexcept nogil:
-    cdef TextSlot* slot = texts.c_find(price)
-    if slot == NULL:
-        return False
-    _crc_piece(t, slot_px(slot), slot.px_len)
-    _crc_piece(t, slot_qty(slot), slot.qty_len)
-    return True
 
 
 cdef int okx_book_checksum(OkxBookState state, LevelBuffer* top, int64_t* out) noexcept:
     cdef _CrcText t
-    cdef double bid_prices[CHECKSUM_LEVELS]
-    cdef Py_ssize_t nb, na, i
+    cdef TextSlot* slots[2 * CHECKSUM_LEVELS]  # in checksum order: bid1, ask1, bid2, ...
+    cdef TextSlot* slot
+    cdef Py_ssize_t nb, na, i, k
     cdef OrderBook book = state.book
+    cdef LevelTexts bid_text = state.bid_text
+    cdef LevelTexts ask_text = state.ask_text
+    # All lookups first (independent loads the CPU overlaps), then the copies.
+    book_top(book, True, CHECKSUM_LEVELS, top)
+    nb = top.n
+    for i in range(nb):
+        slots[2 * i] = texts_find(bid_text, top.prices[i])
+    book_top(book, False, CHECKSUM_LEVELS, top)
+    na = top.n
+    for i in range(na):
+        slots[2 * i + 1] = texts_find(ask_text, top.prices[i])
     t.crc = 0
     t.n = 0
     t.first = True
-    book_top(book, True, CHECKSUM_LEVELS, top)
-    nb = top.n
-    memcpy(bid_prices, top.prices, nb * sizeof(double))
-    book_top(book, False, CHECKSUM_LEVELS, top)
-    na = top.n
     for i in range(nb if nb > na else na):
-        if i < nb and not _crc_level(&t, state.bid_text, bid_prices[i]):
-            return 0
-        if i < na and not _crc_level(&t, state.ask_text, top.prices[i]):
-            return 0
+        for k in range(2):
+            if (i < nb) if k == 0 else (i < na):
+                slot = slots[2 * i + k]
+                if slot == NULL:
+                    return 0  # a level without its text: cannot match
+                _crc_piece(&t, slot_px(slot), slot.px_len)
+                _crc_piece(&t, slot_qty(slot), slot.qty_len)
     t.crc = crc32_update(t.crc, <const unsigned char*>t.buf, t.n)
     # Signed, as OKX sends it.
     out[0] = <int64_t>t.crc - 4294967296 if t.crc >= 2147483648U else <int64_t>t.crc
