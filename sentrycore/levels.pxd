@@ -171,8 +171,8 @@ cdef inline Py_ssize_t read_level_array_text(const unsigned char* s, Py_ssize_t 
                                              bint strings_only) noexcept:
     cdef double price, qty
     cdef int k
-    cdef bint quoted
-    cdef Py_ssize_t px0, px1, qty0, qty1
+    cdef bint quoted = False
+    cdef Py_ssize_t px0 = 0, px1 = 0, qty0 = 0, qty1 = 0
     out.n = 0
     if i >= n or s[i] != 91:  # '['
         return -1
@@ -183,23 +183,27 @@ cdef inline Py_ssize_t read_level_array_text(const unsigned char* s, Py_ssize_t 
         if i >= n or s[i] != 91:
             return -1
         i = skip_ws(s, i + 1, n)
-        quoted = i < n and s[i] == 34
-        if strings_only and not quoted:
-            return -1
-        px0 = i + 1 if quoted else i
+        if spans != NULL or strings_only:
+            quoted = i < n and s[i] == 34
+            if strings_only and not quoted:
+                return -1
+            px0 = i + 1 if quoted else i
         i = scan_level_number(s, i, n, &price)
         if i < 0 or i >= n or s[i] != 44:  # ','
             return -1
-        px1 = _number_end(s, px0, i, quoted)
+        if spans != NULL:
+            px1 = _number_end(s, px0, i, quoted)
         i = skip_ws(s, i + 1, n)
-        quoted = i < n and s[i] == 34
-        if strings_only and not quoted:
-            return -1
-        qty0 = i + 1 if quoted else i
+        if spans != NULL or strings_only:
+            quoted = i < n and s[i] == 34
+            if strings_only and not quoted:
+                return -1
+            qty0 = i + 1 if quoted else i
         i = scan_level_number(s, i, n, &qty)
         if i < 0:
             return -1
-        qty1 = _number_end(s, qty0, i, quoted)
+        if spans != NULL:
+            qty1 = _number_end(s, qty0, i, quoted)
         for k in range(extra):
             if i >= n or s[i] != 44:
                 return -1
