@@ -13,6 +13,14 @@ connection alive with `{"op":"ping"}` every 20 s.
 Depth: the smallest of Bybit's 1 / 50 / 200 / 1000 levels that covers the
 detector's N.  Deltas keep the book at that size (levels leaving the window
 are deleted), so the book holds exactly what Bybit publishes.
+
+Hot path: `on_frame` is bound to `sentrycore.bybit.BybitFramePath.on_frame`,
+which counts the frame and takes a synced book's chaining delta entirely in
+C (parse, `u == last_u + 1`, the book's C API, `MarketCore.after_message`).
+The per-symbol state is a `sentrycore.parse.ChainState` subclass, the same
+object both paths read and write.  Any frame the C path does not take in
+full goes unchanged through `_decode_frame` (msgspec), the reference path,
+where every rule above lives (tests/feeds/test_native_bybit.py compares them).
 """
 
 from __future__ import annotations

@@ -17,10 +17,20 @@ OKX answers with a `snapshot` (`prevSeqId == -1`) and then `update`s.
   invalidates the book and resubscribes the instrument.
 
 Because the checksum is computed on OKX's text, the handler keeps, beside
-the float book, the text of every level it holds (price -> (px, sz) strings).
-OKX updates arrive at most every 100 ms per instrument, so this per-level
-dict work is cheap next to the network; the float book still gets one
-`OrderBook.apply` call per message.
+the float book, the text of every level it holds (price -> (px, sz) as OKX
+wrote it) in the state's `LevelTexts` (sentrycore/leveltext.pyx), a C hash
+table with a dict-like API; the float book still gets one call per message.
+
+Hot path: `on_frame` is bound to `sentrycore.okx.OkxFramePath.on_frame`,
+which counts the frame and takes a synced book's single chaining update
+entirely in C: parse, apply, store the level texts, checksum (skipped and
+counted when 0, else a CRC32 from the stored bytes) and
+`MarketCore.after_message`; a mismatch calls `_checksum_mismatch`, the same
+method the reference path uses.  The per-instrument state is a
+`sentrycore.okx.OkxBookState` subclass, shared by both paths.  Any frame the
+C path does not take in full goes unchanged through `_decode_frame`
+(msgspec), the reference path, where every rule here lives
+(tests/feeds/test_native_okx.py compares them).
 
 Snapshot: OKX has announced that `books` will stop pushing the initial
 snapshot.  Both behaviours are handled.  A WebSocket snapshot is taken
