@@ -173,3 +173,30 @@ def test_oracle_runs_took_frames_in_c():
     if not TAKEN:
         pytest.skip("the oracle property did not run")
     assert sum(TAKEN) >= len(TAKEN) // 2
+
+
+def test_real_binance_levels_as_bybit_frames_take_the_c_path_and_match():
+    """The real BTCUSDT recording's messages written as Bybit deltas (benches/venue_cases/bybit.py;
+    generated frames of the same sizes when ../shared/realdata is absent): every delta is taken in
+    C and both paths end with the same book."""
+    from benches.venue_cases import bybit as bybit_case
+
+    deltas, snapshot = bybit_case.frames()
+    handlers = []
+    for reference in (False, True):
+        (m,) = make_markets("bybit", ["BTC-USDT"])
+        h = BybitSpotHandler([m], WS)
+        if reference:
+            reference_only(h)
+        h.on_connected(0)
+        h.take_actions()
+        h.on_frame(0, snapshot, 0)
+        handlers.append((h, m))
+    for i, frame in enumerate(deltas):
+        for h, _ in handlers:
+            h.on_frame(0, frame, 0)
+        if i % 500 == 0 or i == len(deltas) - 1:
+            assert market_state(handlers[0][1]) == market_state(handlers[1][1])
+    (fast, mf), (ref, _) = handlers
+    assert fast._frame_path.taken == len(deltas) and mf.valid and mf.resyncs == 0
+    assert fast.counters.astuple() == ref.counters.astuple()

@@ -323,3 +323,37 @@ def test_oracle_runs_took_frames_in_c():
         pytest.skip("the oracle property did not run")
     assert sum(TAKEN) >= len(TAKEN) // 2
     assert len(VERIFIED) >= 10
+
+
+@pytest.mark.parametrize("real_checksum", [False, True], ids=["checksum-0", "real-crc32"])
+def test_real_binance_levels_as_okx_frames_take_the_c_path_and_match(real_checksum):
+    """The real BTCUSDT recording's 3,450 messages written as OKX frames (benches/venue_cases/okx.py;
+    generated frames of the same sizes when ../shared/realdata is absent): every update is taken
+    in C, every real checksum matches, and both paths end with the same book and texts."""
+    from benches.venue_cases import okx as okx_case
+
+    updates, snapshot = okx_case.frames(real_checksum)
+    handlers = []
+    for reference in (False, True):
+        (m,) = make_markets("okx", ["BTC-USDT"])
+        h = OkxSpotHandler([m], WS)
+        if reference:
+            reference_only(h)
+        h.on_connected(0)
+        h.take_actions()
+        h.on_frame(0, snapshot, 0)
+        handlers.append((h, m))
+    for i, frame in enumerate(updates):
+        for h, _ in handlers:
+            h.on_frame(0, frame, 0)
+        if i % 500 == 0 or i == len(updates) - 1:
+            (fast, mf), (ref, mr) = handlers
+            assert market_state(mf) == market_state(mr)
+            a, b = fast._states["BTC-USDT"], ref._states["BTC-USDT"]
+            assert sorted(a.bid_text.items()) == sorted(b.bid_text.items())
+            assert sorted(a.ask_text.items()) == sorted(b.ask_text.items())
+    (fast, mf), (ref, _) = handlers
+    assert fast._frame_path.taken == len(updates)
+    assert mf.valid and mf.checksum_mismatches == 0 and mf.resyncs == 0
+    assert fast.counters.astuple() == ref.counters.astuple()
+    assert fast.counters.checksum_skipped == (1 + len(updates) if not real_checksum else 0)
