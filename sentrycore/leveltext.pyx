@@ -87,7 +87,7 @@ cdef class LevelTexts:
     cdef int c_set(self, double price, const char* px, Py_ssize_t px_len,
                    const char* qty, Py_ssize_t qty_len) noexcept nogil:
         # price > 0 (the caller's book accepted it).
-        cdef TextSlot* slot = self.c_find(price)
+        cdef TextSlot* slot = texts_find(self, price)
         cdef Py_ssize_t mask, i
         cdef Py_ssize_t total = px_len + qty_len
         cdef char* heap = NULL
@@ -121,7 +121,7 @@ cdef class LevelTexts:
         return 0
 
     cdef void c_pop(self, double price) noexcept nogil:
-        cdef TextSlot* slot = self.c_find(price)
+        cdef TextSlot* slot = texts_find(self, price)
         cdef Py_ssize_t mask = self._cap - 1
         cdef Py_ssize_t hole, j, home
         if slot == NULL:
