@@ -5,10 +5,12 @@ Some venues checksum their book over the prices and sizes *as they wrote
 them* (OKX: "61737.6", "0.0012"; a float cannot say whether "0.10" had a
 trailing zero).  A feed handler therefore keeps, beside the float book, the
 text of every level it holds.  `LevelTexts` is that store: an open-addressing
-hash table (linear probing, backward-shift deletion, at most half full) of
-64-byte slots, each holding the price as a double and the price and size
-text inline (24 bytes between them, the common case by far) or a pointer to
-a heap block of its own (any length: the text is kept exactly).
+hash table (linear probing, backward-shift deletion, at most half full) over
+two parallel arrays: the prices as doubles (compact, so a probe reads only
+them; 0.0 marks an empty slot, a level's price is always > 0) and 32-byte
+text slots, each holding the price and size text inline (24 bytes between
+them, the common case by far) or a pointer to a heap block of its own (any
+length: the text is kept exactly).
 
 Both of a handler's paths use the same store: its Python reference path
 through the mapping API below (`texts[price] = (px, sz)`, `pop`, `load`),

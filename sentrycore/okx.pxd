@@ -31,7 +31,6 @@ cdef class OkxFramePath:
     cdef TextSpans bid_spans
     cdef TextSpans ask_spans
     cdef LevelBuffer _top       # the book's best 25 of one side, for the checksum
-    cdef const unsigned char* _frame  # valid during c_take only (the spans point into it)
     cdef char _inst[48]
     cdef Py_ssize_t _inst_n
     cdef char _cached[48]
