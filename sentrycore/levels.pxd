@@ -10,7 +10,7 @@
 
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, realloc, free
-from sentrycore.book cimport OrderBook, BOOK_OK, valid_price, valid_qty
+from sentrycore.book cimport OrderBook, BookSide, BOOK_OK, valid_price, valid_qty
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.jsonscan cimport skip_ws, skip_value, scan_level_number
 
@@ -80,45 +80,7 @@ cdef inline bint levels_valid(const LevelBuffer* b) noexcept nogil:
 # after the closing ']' or -1 when the array has another shape.
 cdef inline Py_ssize_t read_level_array(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
                                         LevelBuffer* out, int extra) noexcept:
-    cdef double price, qty
-    cdef int k
-    out.n = 0
-    if i >= n or s[i] != 91:  # '['
-        return -1
-    i = skip_ws(s, i + 1, n)
-    if i < n and s[i] == 93:  # ']'
-        return i + 1
-    while True:
-        if i >= n or s[i] != 91:
-            return -1
-        i = skip_ws(s, i + 1, n)
-        i = scan_level_number(s, i, n, &price)
-        if i < 0 or i >= n or s[i] != 44:  # ','
-            return -1
-        i = skip_ws(s, i + 1, n)
-        i = scan_level_number(s, i, n, &qty)
-        if i < 0:
-            return -1
-        for k in range(extra):
-            if i >= n or s[i] != 44:
-                return -1
-            i = skip_value(s, skip_ws(s, i + 1, n), n)
-            if i < 0:
-                return -1
-            i = skip_ws(s, i, n)
-        if i >= n or s[i] != 93:
-            return -1
-        if not levels_push(out, price, qty):
-            return -1
-        i = skip_ws(s, i + 1, n)
-        if i >= n:
-            return -1
-        if s[i] == 44:
-            i = skip_ws(s, i + 1, n)
-            continue
-        if s[i] == 93:
-            return i + 1
-        return -1
+    return read_level_array_text(s, i, n, out, extra, NULL, False)
 
 
 # Both sides into the book, validated together first (all or nothing): 1
@@ -148,3 +110,137 @@ cdef inline int apply_and_finish(object market, OrderBook book, const LevelBuffe
         return 0
     finish_message(market, event_ms)
     return 1
+
+
+# -- the venue's own text beside the values (checksums over the text as sent) --
+
+# Where each level's price and quantity text lies in the frame: level j's
+# price is s[at[4j], at[4j+1]) and its quantity s[at[4j+2], at[4j+3])
+# (quotes excluded).  Filled beside a LevelBuffer (same n), grown with it.
+cdef struct TextSpans:
+    Py_ssize_t* at
+    Py_ssize_t cap
+
+
+cdef inline bint spans_init(TextSpans* t, Py_ssize_t cap) noexcept nogil:
+    t.cap = cap
+    t.at = <Py_ssize_t*>malloc(4 * cap * sizeof(Py_ssize_t))
+    return t.at != NULL
+
+
+cdef inline void spans_free(TextSpans* t) noexcept nogil:
+    free(t.at)
+    t.at = NULL
+    t.cap = 0
+
+
+cdef inline bint spans_set(TextSpans* t, Py_ssize_t j, Py_ssize_t px0, Py_ssize_t px1,
+                           Py_ssize_t qty0, Py_ssize_t qty1) noexcept nogil:
+    cdef Py_ssize_t cap
+    cdef Py_ssize_t* p
+    if j >= t.cap:
+        cap = t.cap * 2 if t.cap > 0 else 16
+        p = <Py_ssize_t*>realloc(t.at, 4 * cap * sizeof(Py_ssize_t))
+        if p == NULL:
+            return False
+        t.at = p
+        t.cap = cap
+    t.at[4 * j] = px0
+    t.at[4 * j + 1] = px1
+    t.at[4 * j + 2] = qty0
+    t.at[4 * j + 3] = qty1
+    return True
+
+
+cdef inline Py_ssize_t _number_end(const unsigned char* s, Py_ssize_t start, Py_ssize_t after,
+                                   bint quoted) noexcept nogil:
+    # scan_level_number returned `after` (past the number, its closing quote
+    # and any whitespace): the end of the number's own text.
+    while after > start and (s[after - 1] == 32 or s[after - 1] == 10 or s[after - 1] == 13
+                             or s[after - 1] == 9):
+        after -= 1
+    return after - 1 if quoted else after
+
+
+# read_level_array, also recording each level's price and quantity text in
+# `spans` (when not NULL); with `strings_only`, every element of a level
+# (price, quantity and the extra values) must be a JSON string, the shape a
+# `list[list[str]]` decoder demands (OKX).
+cdef inline Py_ssize_t read_level_array_text(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                                             LevelBuffer* out, int extra, TextSpans* spans,
+                                             bint strings_only) noexcept:
+    cdef double price, qty
+    cdef int k
+    cdef bint quoted = False
+    cdef Py_ssize_t px0 = 0, px1 = 0, qty0 = 0, qty1 = 0
+    out.n = 0
+    if i >= n or s[i] != 91:  # '['
+        return -1
+    i = skip_ws(s, i + 1, n)
+    if i < n and s[i] == 93:  # ']'
+        return i + 1
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        i = skip_ws(s, i + 1, n)
+        if spans != NULL or strings_only:
+            quoted = i < n and s[i] == 34
+            if strings_only and not quoted:
+                return -1
+            px0 = i + 1 if quoted else i
+        i = scan_level_number(s, i, n, &price)
+        if i < 0 or i >= n or s[i] != 44:  # ','
+            return -1
+        if spans != NULL:
+            px1 = _number_end(s, px0, i, quoted)
+        i = skip_ws(s, i + 1, n)
+        if spans != NULL or strings_only:
+            quoted = i < n and s[i] == 34
+            if strings_only and not quoted:
+                return -1
+            qty0 = i + 1 if quoted else i
+        i = scan_level_number(s, i, n, &qty)
+        if i < 0:
+            return -1
+        if spans != NULL:
+            qty1 = _number_end(s, qty0, i, quoted)
+        for k in range(extra):
+            if i >= n or s[i] != 44:
+                return -1
+            i = skip_ws(s, i + 1, n)
+            if strings_only and (i >= n or s[i] != 34):
+                return -1
+            i = skip_value(s, i, n)
+            if i < 0:
+                return -1
+            i = skip_ws(s, i, n)
+        if i >= n or s[i] != 93:
+            return -1
+        if spans != NULL and not spans_set(spans, out.n, px0, px1, qty0, qty1):
+            return -1
+        if not levels_push(out, price, qty):
+            return -1
+        i = skip_ws(s, i + 1, n)
+        if i >= n:
+            return -1
+        if s[i] == 44:
+            i = skip_ws(s, i + 1, n)
+            continue
+        if s[i] == 93:
+            return i + 1
+        return -1
+
+
+# The best `k` levels of one side of `book` (bids highest first, asks lowest
+# first) into `out`, as OrderBook.bids(k) / asks(k) list them: the walk over
+# the side's slots from the best end, skipping holes (see book.pxd).
+cdef inline void book_top(OrderBook book, bint bids, Py_ssize_t k, LevelBuffer* out) noexcept nogil:
+    cdef BookSide* side = &book._bids if bids else &book._asks
+    cdef Py_ssize_t slot = side.n - 1
+    out.n = 0
+    while slot >= 0 and out.n < k:
+        if side.qtys[slot] != 0.0 and out.n < out.cap:
+            out.prices[out.n] = side.sign * side.keys[slot]
+            out.qtys[out.n] = side.qtys[slot]
+            out.n += 1
+        slot -= 1

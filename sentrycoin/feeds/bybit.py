@@ -13,6 +13,14 @@ connection alive with `{"op":"ping"}` every 20 s.
 Depth: the smallest of Bybit's 1 / 50 / 200 / 1000 levels that covers the
 detector's N.  Deltas keep the book at that size (levels leaving the window
 are deleted), so the book holds exactly what Bybit publishes.
+
+Hot path: `on_frame` is bound to `sentrycore.bybit.BybitFramePath.on_frame`,
+which counts the frame and takes a synced book's chaining delta entirely in
+C (parse, `u == last_u + 1`, the book's C API, `MarketCore.after_message`).
+The per-symbol state is a `sentrycore.parse.ChainState` subclass, the same
+object both paths read and write.  Any frame the C path does not take in
+full goes unchanged through `_decode_frame` (msgspec), the reference path,
+where every rule above lives (tests/feeds/test_native_bybit.py compares them).
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from sentrycoin.feeds.base import (
 )
 from sentrycoin.feeds.symbols import to_venue
 from sentrycoin.market import Market
+from sentrycore.bybit import BybitFramePath
+from sentrycore.parse import ChainState
 
 log = logging.getLogger("sentrycoin.feeds.bybit")
 
@@ -75,14 +85,17 @@ def choose_depth(depth: int) -> int:
     return next((d for d in DEPTHS if d >= depth), DEPTHS[-1])
 
 
-class _SymbolState:
-    __slots__ = ("symbol", "native", "topic", "market", "conn_id", "synced", "last_u")
+class _SymbolState(ChainState):
+    """`market`, `synced` and `last_u` live in the Cython base class, where
+    the C path (`BybitFramePath`) reads and advances them."""
+
+    __slots__ = ("symbol", "native", "topic", "conn_id")
 
     def __init__(self, symbol: str, native: str, topic: str, market: Market, conn_id: int) -> None:
+        super().__init__(market)
         self.symbol = symbol
         self.native = native
         self.topic = topic
-        self.market = market
         self.conn_id = conn_id
         self.synced = False  # a snapshot arrived and every delta since chained
         self.last_u = 0
@@ -128,6 +141,10 @@ class _BybitHandler(FeedHandler):
                 self._states[symbol] = st
                 self._by_native[native] = st
                 self._by_topic[topic] = st
+        # The hot path in C: a synced book's chaining delta never enters
+        # Python (see on_frame below, which this instance attribute stands in for).
+        self._frame_path = BybitFramePath(self.book_depth, self._by_native, self.counters, self._decode_frame)
+        self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
 
     def on_connected(self, conn_id: int) -> None:
         topics = []
@@ -145,9 +162,16 @@ class _BybitHandler(FeedHandler):
                 st.synced = False
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        """Count the frame; a `delta` for a synced book whose `u` follows is
+        applied and the detector runs, all in C (`BybitFramePath`); anything
+        else comes back untouched (a bad value included) for the reference
+        path, `_decode_frame`.  Each instance binds `on_frame` to the C
+        object's; this method is what a caller of the class attribute gets."""
+        self._frame_path.on_frame(conn_id, data, recv_ms)
+
+    def _decode_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        """The reference path: msgspec decode, then the snapshot/delta rules."""
         counters = self.counters
-        counters.frames += 1
-        counters.bytes += len(data)
         try:
             msg = self._decoder.decode(data)
         except ValueError as exc:  # msgspec errors and invalid UTF-8 (UnicodeDecodeError)

@@ -17,10 +17,20 @@ OKX answers with a `snapshot` (`prevSeqId == -1`) and then `update`s.
   invalidates the book and resubscribes the instrument.
 
 Because the checksum is computed on OKX's text, the handler keeps, beside
-the float book, the text of every level it holds (price -> (px, sz) strings).
-OKX updates arrive at most every 100 ms per instrument, so this per-level
-dict work is cheap next to the network; the float book still gets one
-`OrderBook.apply` call per message.
+the float book, the text of every level it holds (price -> (px, sz) as OKX
+wrote it) in the state's `LevelTexts` (sentrycore/leveltext.pyx), a C hash
+table with a dict-like API; the float book still gets one call per message.
+
+Hot path: `on_frame` is bound to `sentrycore.okx.OkxFramePath.on_frame`,
+which counts the frame and takes a synced book's single chaining update
+entirely in C: parse, apply, store the level texts, checksum (skipped and
+counted when 0, else a CRC32 from the stored bytes) and
+`MarketCore.after_message`; a mismatch calls `_checksum_mismatch`, the same
+method the reference path uses.  The per-instrument state is a
+`sentrycore.okx.OkxBookState` subclass, shared by both paths.  Any frame the
+C path does not take in full goes unchanged through `_decode_frame`
+(msgspec), the reference path, where every rule here lives
+(tests/feeds/test_native_okx.py compares them).
 
 Snapshot: OKX has announced that `books` will stop pushing the initial
 snapshot.  Both behaviours are handled.  A WebSocket snapshot is taken
@@ -70,6 +80,7 @@ from sentrycoin.feeds.base import (
 from sentrycoin.feeds.symbols import to_venue
 from sentrycoin.market import Market
 from sentrycoin.ratelimit import TokenBucket
+from sentrycore.okx import OkxBookState, OkxFramePath
 
 log = logging.getLogger("sentrycoin.feeds.okx")
 
@@ -157,14 +168,17 @@ def okx_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> in
     return crc - (1 << 32) if crc >= (1 << 31) else crc
 
 
-class _SymbolState:
-    __slots__ = ("symbol", "inst_id", "market", "conn_id", "synced", "last_seq", "bid_text", "ask_text",
-                 "acked", "buffer", "fetching", "bridge_seq")
+class _SymbolState(OkxBookState):
+    """`market`, `synced`, `last_seq` and the level texts (`bid_text`,
+    `ask_text`: price -> (px, sz) as OKX wrote them, for every level the book
+    holds) live in the Cython base class, shared with the C path."""
+
+    __slots__ = ("symbol", "inst_id", "conn_id", "acked", "buffer", "fetching", "bridge_seq")
 
     def __init__(self, symbol: str, inst_id: str, market: Market, conn_id: int) -> None:
+        super().__init__(market)
         self.symbol = symbol
         self.inst_id = inst_id
-        self.market = market
         self.conn_id = conn_id
         self.synced = False
         self.last_seq = 0
@@ -175,9 +189,6 @@ class _SymbolState:
         self.buffer: list[BookData] = []
         self.fetching = False
         self.bridge_seq: int | None = None
-        # price -> (px text, sz text) of every level the book holds.
-        self.bid_text: dict[float, tuple[str, str]] = {}
-        self.ask_text: dict[float, tuple[str, str]] = {}
 
     def unsync(self) -> None:
         """Forget the chain and any bridge in progress (a new subscription starts over)."""
@@ -246,6 +257,13 @@ class _OkxHandler(FeedHandler):
                 st = _SymbolState(symbol, inst_id, self.markets[symbol], conn_id)
                 self._states[symbol] = st
                 self._by_inst[inst_id] = st
+        # Read once, so a test may lower it before building the handler.
+        self._text_prune_levels = _TEXT_PRUNE_LEVELS
+        # The hot path in C: a synced book's chaining update never enters
+        # Python (see on_frame below, which this instance attribute stands in for).
+        self._frame_path = OkxFramePath(self._by_inst, self.counters, self._decode_frame,
+                                        self._checksum_mismatch, self._text_prune_levels)
+        self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
 
     def on_connected(self, conn_id: int) -> None:
         # A new connection: a new subscribe budget (at most 480 in any hour, half of it as a burst).
@@ -267,9 +285,17 @@ class _OkxHandler(FeedHandler):
                 st.unsync()
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        """Count the frame; a single update for a synced book whose prevSeqId
+        is the last seqId is applied, its texts stored, its checksum checked
+        and the detector run, all in C (`OkxFramePath`); anything else comes
+        back untouched (a bad value included) for the reference path,
+        `_decode_frame`.  Each instance binds `on_frame` to the C object's;
+        this method is what a caller of the class attribute gets."""
+        self._frame_path.on_frame(conn_id, data, recv_ms)
+
+    def _decode_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        """The reference path: msgspec decode, then the sequence and checksum rules."""
         counters = self.counters
-        counters.frames += 1
-        counters.bytes += len(data)
         if data == b"pong" or data == "pong":
             counters.ignored += 1
             return
@@ -335,8 +361,8 @@ class _OkxHandler(FeedHandler):
             self.reject(st.market, f"bad REST snapshot: {exc}")
             self._fetch(st)
             return
-        st.bid_text = {price: (px, sz) for price, px, sz in bid_texts}
-        st.ask_text = {price: (px, sz) for price, px, sz in ask_texts}
+        st.bid_text.load(bid_texts)
+        st.ask_text.load(ask_texts)
         st.bridge_seq = seq
         st.buffer = []
         for d in buffer:
@@ -401,8 +427,8 @@ class _OkxHandler(FeedHandler):
         except (ValueError, IndexError) as exc:
             self._resubscribe(st, f"bad snapshot seqId={d.seqId}: {exc}")
             return False
-        st.bid_text = {price: (px, sz) for price, px, sz in bid_texts}
-        st.ask_text = {price: (px, sz) for price, px, sz in ask_texts}
+        st.bid_text.load(bid_texts)
+        st.ask_text.load(ask_texts)
         st.last_seq = d.seqId
         st.synced = True
         # The WebSocket snapshot wins over a REST bridge in progress.
@@ -428,18 +454,9 @@ class _OkxHandler(FeedHandler):
                 else:
                     side[price] = (px, sz)
         st.last_seq = d.seqId
-        if len(st.bid_text) + len(st.ask_text) > _TEXT_PRUNE_LEVELS:
-            self._prune_text(st)
+        if len(st.bid_text) + len(st.ask_text) > self._text_prune_levels:
+            st.prune_texts()  # the book may have dropped its worst levels
         return self._checksum_ok(st, d.checksum)
-
-    @staticmethod
-    def _prune_text(st: _SymbolState) -> None:
-        """Keep text only for levels the book still holds (it may have dropped its worst levels)."""
-        book = st.market.book
-        for side, levels in ((st.bid_text, book.bids()), (st.ask_text, book.asks())):
-            held = set(levels[:, 0].tolist())
-            for price in [p for p in side if p not in held]:
-                del side[price]
 
     def _checksum_ok(self, st: _SymbolState, expected: int) -> bool:
         if expected == 0:
@@ -454,10 +471,15 @@ class _OkxHandler(FeedHandler):
         else:
             actual = okx_checksum(bids, asks)
         if actual != expected:
-            st.market.checksum_mismatches += 1
-            self._resubscribe(st, f"checksum mismatch: got {actual}, OKX says {expected}")
+            self._checksum_mismatch(st, actual, expected)
             return False
         return True
+
+    def _checksum_mismatch(self, st: _SymbolState, actual: int | None, expected: int) -> None:
+        """The book disagrees with OKX's checksum (`actual` None: a level without
+        its text): count it and resubscribe.  The C path calls this too."""
+        st.market.checksum_mismatches += 1
+        self._resubscribe(st, f"checksum mismatch: got {actual}, OKX says {expected}")
 
     def _resubscribe(self, st: _SymbolState, reason: str) -> None:
         """Invalidate one instrument; recovery asks OKX for a fresh snapshot of it alone."""

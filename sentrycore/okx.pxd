@@ -1,0 +1,51 @@
+# cython: language_level=3
+# C-level interface of sentrycore.okx for other Cython code.
+
+from libc.stdint cimport int64_t
+from sentrycore.counters cimport FeedCounters
+from sentrycore.leveltext cimport LevelTexts
+from sentrycore.levels cimport LevelBuffer, TextSpans
+from sentrycore.parse cimport ChainState
+
+
+cdef class OkxBookState(ChainState):
+    # The text of every level the book holds, as OKX sent it (the checksum's input).
+    cdef readonly LevelTexts bid_text
+    cdef readonly LevelTexts ask_text
+    cpdef prune_texts(self)
+
+
+# OKX's checksum of `state`'s book from its texts: the signed CRC32 in
+# *out, 1; or 0 when one of the best 25 levels has no text (cannot match).
+cdef int okx_book_checksum(OkxBookState state, LevelBuffer* top, int64_t* out) noexcept
+
+
+cdef class OkxFramePath:
+    # Fields of the last parsed message (meaningless when parse returned 0).
+    cdef readonly int64_t ts
+    cdef readonly int64_t seq_id
+    cdef readonly int64_t prev_seq_id
+    cdef readonly int64_t checksum
+    cdef LevelBuffer bids
+    cdef LevelBuffer asks
+    cdef TextSpans bid_spans
+    cdef TextSpans ask_spans
+    cdef LevelBuffer _top       # the book's best 25 of one side, for the checksum
+    cdef char _inst[48]
+    cdef Py_ssize_t _inst_n
+    cdef char _cached[48]
+    cdef Py_ssize_t _cached_len
+    cdef object _cached_symbol
+    cdef dict routes
+    cdef FeedCounters counters
+    cdef object fallback
+    cdef object on_mismatch
+    cdef readonly Py_ssize_t prune_levels
+    cdef readonly long long taken
+
+    cdef Py_ssize_t _arg(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
+    cdef Py_ssize_t _entry(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
+    cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cpdef int parse(self, object data) noexcept
+    cdef object _symbol(self)
+    cdef bint c_take(self, object data) except -1

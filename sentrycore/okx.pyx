@@ -1,0 +1,493 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""OKX v5 `books` updates on the native path, the checksum included.
+
+The layout-specific piece of the shared C path (sentrycore/levels.pxd): it
+reads `{"arg":{"channel":"books","instId":..},"action":"update","data":[{
+"asks":[[px,sz,"0",n]..],"bids":[..],"ts":"..","checksum":c,"prevSeqId":p,
+"seqId":q}]}` straight from the frame bytes and, for the hot case only -- a
+synced book's single update whose `prevSeqId` is the last `seqId` -- applies
+both sides to the book, records each level's text, checks the checksum and
+finishes the message on its market, all in C.  Everything else (snapshots,
+unsynced books and the REST bridge, broken chains, several entries in
+`data`, odd frames, bad values) goes untouched to the handler's reference
+path (sentrycoin/feeds/okx.py), which stays the definition of the protocol
+and the oracle of the tests (tests/feeds/test_native_okx.py).
+
+Text.  OKX's checksum is a CRC32 over the prices and sizes as OKX wrote
+them, so both paths keep each held level's text in the state's
+`LevelTexts` (sentrycore/leveltext.pyx): the C path copies the bytes between
+the quotes, the reference path stores the decoded str -- the same bytes for
+the ASCII decimals this parser accepts, so the store is the same whichever
+path took a message.  No canonical form is assumed: "0.10", "8", "8.000"
+and "0.00000001" are kept exactly.
+
+Checksum.  `checksum == 0` (live OKX since mid-2026) is counted in
+`counters.checksum_skipped`; any other value is compared with the signed
+CRC32 of `bid1px:bid1sz:ask1px:ask1sz:...` over the book's best 25 levels
+per side, computed here from the stored bytes (sentrycore/crc32.pxd) with
+no Python object.  A mismatch is handed to the handler's `on_mismatch`
+(count, invalidate, resubscribe: the reference path's own method) and the
+message is not finished, as on the reference path.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memcmp, memcpy
+
+from sentrycore.book cimport OrderBook
+from sentrycore.counters cimport FeedCounters
+from sentrycore.crc32 cimport crc32_update
+from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, is_digit
+from sentrycore.leveltext cimport LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find
+from sentrycore.levels cimport (levels_init, levels_free, spans_init, spans_free, read_level_array_text,
+                                apply_levels, finish_message, book_top)
+from sentrycore.parse cimport ChainState
+
+
+cdef enum:
+    CHECKSUM_LEVELS = 25
+    INITIAL_LEVELS = 64
+    MAX_INST = 47
+    CRC_BUF = 2048
+    # Keys of the top object, of "arg", of the data entry.
+    T_ARG = 1
+    T_ACTION = 2
+    T_DATA = 4
+    T_ALL = T_ARG | T_ACTION | T_DATA
+    A_CHANNEL = 1
+    A_INST = 2
+    A_BOOKS = 4     # the channel is "books"
+    D_ASKS = 1
+    D_BIDS = 2
+    D_TS = 4
+    D_CHECKSUM = 8
+    D_SEQ = 16
+    D_PREV = 32
+    D_REQUIRED = D_ASKS | D_BIDS | D_TS | D_SEQ | D_PREV
+
+
+cdef class OkxBookState(ChainState):
+    """Per-instrument sync state shared by the OKX handler's two paths.
+
+    `synced`, `market`, `book` come from ChainState; `last_seq` is its
+    `last_u` under OKX's name (the seqId of the last applied message);
+    `bid_text` / `ask_text` hold the text of every level the book holds.
+    Handlers subclass it (adding their own slots).
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        self.bid_text = LevelTexts()
+        self.ask_text = LevelTexts()
+
+    @property
+    def last_seq(self):
+        """seqId of the last applied message (held as ChainState.last_u)."""
+        return self.last_u
+
+    @last_seq.setter
+    def last_seq(self, value):
+        self.last_u = value
+
+    cpdef prune_texts(self):
+        """Keep text only for the levels the book still holds (a full book drops its worst levels)."""
+        book = self.book
+        for texts, levels in ((self.bid_text, book.bids()), (self.ask_text, book.asks())):
+            held = set(levels[:, 0].tolist())
+            for price in [p for p in texts.prices() if p not in held]:
+                texts.pop(price)
+
+    def checksum(self):
+        """OKX's checksum of the book from the stored texts, computed in C; None
+        when one of the best 25 levels has no text.  (Tools and tests: the
+        C path calls okx_book_checksum directly.)"""
+        cdef LevelBuffer top
+        cdef int64_t value
+        cdef int ok
+        if self.book is None:
+            return None
+        if not levels_init(&top, CHECKSUM_LEVELS):
+            raise MemoryError()
+        try:
+            ok = okx_book_checksum(self, &top, &value)
+        finally:
+            levels_free(&top)
+        return value if ok else None
+
+
+cdef struct _CrcText:
+    uint32_t crc
+    Py_ssize_t n
+    bint first
+    char buf[CRC_BUF + TEXT_READ_SLACK]
+
+
+cdef inline void _crc_piece(_CrcText* t, const char* p, Py_ssize_t n) noexcept nogil:
+    # Appends ":" (except before the first piece) and p[0:n]; hashes in blocks.
+    if t.n + n + 1 > CRC_BUF:
+        t.crc = crc32_update(t.crc, <const unsigned char*>t.buf, t.n)
+        t.n = 0
+    if not t.first:
+        t.buf[t.n] = 58  # ':'
+        t.n += 1
+    t.first = False
+    if n + 1 > CRC_BUF:
+        t.crc = crc32_update(t.crc, <const unsigned char*>t.buf, t.n)
+        t.crc = crc32_update(t.crc, <const unsigned char*>p, n)
+        t.n = 0
+        return
+    if n <= TEXT_READ_SLACK:
+        memcpy(t.buf + t.n, p, TEXT_READ_SLACK)  # one vector move (see leveltext.pxd)
+    else:
+        memcpy(t.buf + t.n, p, n)
+    t.n += n
+
+
+cdef int okx_book_checksum(OkxBookState state, LevelBuffer* top, int64_t* out) noexcept:
+    cdef _CrcText t
+    cdef TextSlot* slots[2 * CHECKSUM_LEVELS]  # in checksum order: bid1, ask1, bid2, ...
+    cdef TextSlot* slot
+    cdef Py_ssize_t nb, na, i, k
+    cdef OrderBook book = state.book
+    cdef LevelTexts bid_text = state.bid_text
+    cdef LevelTexts ask_text = state.ask_text
+    # All lookups first (independent loads the CPU overlaps), then the copies.
+    book_top(book, True, CHECKSUM_LEVELS, top)
+    nb = top.n
+    for i in range(nb):
+        slots[2 * i] = texts_find(bid_text, top.prices[i])
+    book_top(book, False, CHECKSUM_LEVELS, top)
+    na = top.n
+    for i in range(na):
+        slots[2 * i + 1] = texts_find(ask_text, top.prices[i])
+    t.crc = 0
+    t.n = 0
+    t.first = True
+    for i in range(nb if nb > na else na):
+        for k in range(2):
+            if (i < nb) if k == 0 else (i < na):
+                slot = slots[2 * i + k]
+                if slot == NULL:
+                    return 0  # a level without its text: cannot match
+                _crc_piece(&t, slot_px(slot), slot.px_len)
+                _crc_piece(&t, slot_qty(slot), slot.qty_len)
+    t.crc = crc32_update(t.crc, <const unsigned char*>t.buf, t.n)
+    # Signed, as OKX sends it.
+    out[0] = <int64_t>t.crc - 4294967296 if t.crc >= 2147483648U else <int64_t>t.crc
+    return 1
+
+
+cdef inline Py_ssize_t _key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* k,
+                            Py_ssize_t* klen) noexcept:
+    # A key and its ':': returns the index of the value, or -1.
+    i = scan_string(s, i, n, k)
+    if i < 0:
+        return -1
+    klen[0] = i - 1 - k[0]
+    i = skip_ws(s, i, n)
+    if i >= n or s[i] != 58:
+        return -1
+    return skip_ws(s, i + 1, n)
+
+
+cdef inline Py_ssize_t _next(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* done) noexcept:
+    # After a member: ',' -> the next key's index; '}' -> done, index after it.
+    i = skip_ws(s, i, n)
+    if i >= n:
+        return -1
+    if s[i] == 44:
+        done[0] = False
+        return skip_ws(s, i + 1, n)
+    if s[i] == 125:
+        done[0] = True
+        return i + 1
+    return -1
+
+
+cdef inline Py_ssize_t _scan_signed(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int64_t* out) noexcept:
+    # A JSON integer that may be negative ("-0" is left to the reference decoder).
+    cdef Py_ssize_t j
+    if i < n and s[i] == 45:  # '-'
+        if i + 1 >= n or s[i + 1] == 48:
+            return -1
+        j = scan_int(s, i + 1, n, out)
+        out[0] = -out[0]
+        return j
+    return scan_int(s, i, n, out)
+
+
+cdef inline Py_ssize_t _scan_ts(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int64_t* out) noexcept:
+    # OKX sends ts as a string of digits ("1597026383085"); msgspec's lax mode
+    # reads it (or a bare integer) as an int.
+    cdef Py_ssize_t j
+    if i < n and s[i] == 34:
+        if i + 1 >= n or not is_digit(s[i + 1]):
+            return -1
+        j = scan_int(s, i + 1, n, out)  # refuses a number followed by '.', 'e' or more digits
+        if j < 0 or s[j] != 34:
+            return -1
+        return j + 1
+    return scan_int(s, i, n, out)
+
+
+cdef class OkxFramePath:
+    """An OKX handler's `on_frame` in C; see sentrycore/okx.pyi."""
+
+    def __cinit__(self, *args, **kwargs):
+        if not (levels_init(&self.bids, INITIAL_LEVELS) and levels_init(&self.asks, INITIAL_LEVELS)
+                and levels_init(&self._top, CHECKSUM_LEVELS)
+                and spans_init(&self.bid_spans, INITIAL_LEVELS) and spans_init(&self.ask_spans, INITIAL_LEVELS)):
+            raise MemoryError()
+        self._cached_len = -1
+
+    def __init__(self, dict routes not None, FeedCounters counters not None, fallback, on_mismatch,
+                 Py_ssize_t prune_levels):
+        self.routes = routes
+        self.counters = counters
+        self.fallback = fallback
+        self.on_mismatch = on_mismatch
+        self.prune_levels = prune_levels
+
+    def __dealloc__(self):
+        levels_free(&self.bids)
+        levels_free(&self.asks)
+        levels_free(&self._top)
+        spans_free(&self.bid_spans)
+        spans_free(&self.ask_spans)
+
+    cdef Py_ssize_t _arg(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
+        # {"channel":"books","instId":"BTC-USDT"}: returns the index after it, or -1;
+        # -1 too unless both keys are there and the channel is "books".
+        cdef Py_ssize_t k, klen, start
+        cdef int seen = 0
+        cdef bint done = False
+        if i >= n or s[i] != 123:
+            return -1
+        i = skip_ws(s, i + 1, n)
+        while True:
+            i = _key(s, i, n, &k, &klen)
+            if i < 0:
+                return -1
+            if klen == 7 and memcmp(s + k, b"channel", 7) == 0:
+                if seen & A_CHANNEL:
+                    return -1
+                seen |= A_CHANNEL
+                i = scan_string(s, i, n, &start)
+                if i - 1 - start == 5 and memcmp(s + start, b"books", 5) == 0:
+                    seen |= A_BOOKS
+            elif klen == 6 and memcmp(s + k, b"instId", 6) == 0:
+                if seen & A_INST:
+                    return -1
+                seen |= A_INST
+                i = scan_string(s, i, n, &start)
+                if i >= 0:
+                    if i - 1 - start > MAX_INST:
+                        return -1
+                    self._inst_n = i - 1 - start
+                    memcpy(self._inst, s + start, self._inst_n)
+            else:
+                i = skip_value(s, i, n)
+            if i < 0:
+                return -1
+            i = _next(s, i, n, &done)
+            if i < 0:
+                return -1
+            if done:
+                return i if seen == A_CHANNEL | A_INST | A_BOOKS else -1
+
+    cdef Py_ssize_t _entry(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
+        # The one object of "data".
+        cdef Py_ssize_t k, klen
+        cdef int seen = 0
+        cdef int bit
+        cdef bint done = False
+        cdef int64_t iv
+        if i >= n or s[i] != 123:
+            return -1
+        self.checksum = 0  # msgspec's default when OKX leaves it out
+        i = skip_ws(s, i + 1, n)
+        while True:
+            i = _key(s, i, n, &k, &klen)
+            if i < 0:
+                return -1
+            bit = 0
+            if klen == 4 and memcmp(s + k, b"asks", 4) == 0:
+                bit = D_ASKS
+                i = read_level_array_text(s, i, n, &self.asks, 2, &self.ask_spans, True)
+            elif klen == 4 and memcmp(s + k, b"bids", 4) == 0:
+                bit = D_BIDS
+                i = read_level_array_text(s, i, n, &self.bids, 2, &self.bid_spans, True)
+            elif klen == 2 and s[k] == 116 and s[k + 1] == 115:  # ts
+                bit = D_TS
+                i = _scan_ts(s, i, n, &iv)
+                self.ts = iv
+            elif klen == 8 and memcmp(s + k, b"checksum", 8) == 0:
+                bit = D_CHECKSUM
+                i = _scan_signed(s, i, n, &iv)
+                self.checksum = iv
+            elif klen == 5 and memcmp(s + k, b"seqId", 5) == 0:
+                bit = D_SEQ
+                i = scan_int(s, i, n, &iv)
+                self.seq_id = iv
+            elif klen == 9 and memcmp(s + k, b"prevSeqId", 9) == 0:
+                bit = D_PREV
+                i = scan_int(s, i, n, &iv)
+                self.prev_seq_id = iv
+            else:
+                i = skip_value(s, i, n)
+            if i < 0:
+                return -1
+            if bit:
+                if seen & bit:
+                    return -1  # duplicate key: leave it to the reference decoder
+                seen |= bit
+            i = _next(s, i, n, &done)
+            if i < 0:
+                return -1
+            if done:
+                return i if (seen & D_REQUIRED) == D_REQUIRED else -1
+
+    cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        # 1: an update of the books channel with exactly one data entry; 0: not ours.
+        cdef Py_ssize_t i, k, klen, start
+        cdef int seen = 0
+        cdef int bit
+        cdef bint done = False
+        cdef bint update = False
+        self.bids.n = 0
+        self.asks.n = 0
+        i = skip_ws(s, 0, n)
+        if i >= n or s[i] != 123:
+            return 0
+        i = skip_ws(s, i + 1, n)
+        while True:
+            i = _key(s, i, n, &k, &klen)
+            if i < 0:
+                return 0
+            bit = 0
+            if klen == 3 and memcmp(s + k, b"arg", 3) == 0:
+                bit = T_ARG
+                i = self._arg(s, i, n)
+            elif klen == 6 and memcmp(s + k, b"action", 6) == 0:
+                bit = T_ACTION
+                i = scan_string(s, i, n, &start)
+                update = i - 1 - start == 6 and memcmp(s + start, b"update", 6) == 0
+            elif klen == 4 and memcmp(s + k, b"data", 4) == 0:
+                bit = T_DATA
+                if i >= n or s[i] != 91:  # '['
+                    return 0
+                i = self._entry(s, skip_ws(s, i + 1, n), n)
+                if i < 0:
+                    return 0
+                i = skip_ws(s, i, n)
+                if i >= n or s[i] != 93:  # exactly one entry
+                    return 0
+                i += 1
+            else:
+                i = skip_value(s, i, n)
+            if i < 0:
+                return 0
+            if bit:
+                if seen & bit:
+                    return 0
+                seen |= bit
+            i = _next(s, i, n, &done)
+            if i < 0:
+                return 0
+            if done:
+                break
+        if skip_ws(s, i, n) != n or seen != T_ALL or not update:
+            return 0
+        return 1
+
+    cpdef int parse(self, object data) noexcept:
+        if type(data) is not bytes:
+            try:
+                data = bytes(data)
+            except Exception:
+                return 0
+        return self.c_parse(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+    cdef object _symbol(self):
+        if self._cached_len != self._inst_n or memcmp(self._cached, self._inst, self._inst_n) != 0:
+            self._cached_symbol = PyUnicode_DecodeASCII(self._inst, self._inst_n, NULL)
+            memcpy(self._cached, self._inst, self._inst_n)
+            self._cached_len = self._inst_n
+        return self._cached_symbol
+
+    cdef bint c_take(self, object data) except -1:
+        cdef object obj
+        cdef OkxBookState state
+        cdef const char* s
+        cdef Py_ssize_t j
+        cdef int64_t actual
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                return False
+            data = bytes(data)  # the spans must stay valid while the texts are stored
+        s = PyBytes_AS_STRING(data)
+        if self.c_parse(<const unsigned char*>s, PyBytes_GET_SIZE(data)) != 1:
+            return False
+        obj = self.routes.get(self._symbol())
+        if obj is None or not isinstance(obj, OkxBookState):
+            return False
+        state = <OkxBookState>obj
+        if not state.synced or not state._last_u_ok or self.prev_seq_id != state._last_u or state.book is None:
+            return False
+        if apply_levels(state.book, &self.bids, &self.asks) == 0:
+            return False  # a bad value: the book is untouched, the reference path resyncs
+        # The texts, in the reference path's order: bids then asks, each in message order.
+        for j in range(self.bids.n):
+            if self.bids.qtys[j] == 0.0:
+                state.bid_text.c_pop(self.bids.prices[j])
+            elif state.bid_text.c_set(self.bids.prices[j],
+                                      s + self.bid_spans.at[4 * j], self.bid_spans.at[4 * j + 1] - self.bid_spans.at[4 * j],
+                                      s + self.bid_spans.at[4 * j + 2],
+                                      self.bid_spans.at[4 * j + 3] - self.bid_spans.at[4 * j + 2]) != 0:
+                raise MemoryError()
+        for j in range(self.asks.n):
+            if self.asks.qtys[j] == 0.0:
+                state.ask_text.c_pop(self.asks.prices[j])
+            elif state.ask_text.c_set(self.asks.prices[j],
+                                      s + self.ask_spans.at[4 * j], self.ask_spans.at[4 * j + 1] - self.ask_spans.at[4 * j],
+                                      s + self.ask_spans.at[4 * j + 2],
+                                      self.ask_spans.at[4 * j + 3] - self.ask_spans.at[4 * j + 2]) != 0:
+                raise MemoryError()
+        state._last_u = self.seq_id
+        self.taken += 1
+        if state.bid_text.count + state.ask_text.count > self.prune_levels:
+            state.prune_texts()
+        if self.checksum == 0:
+            self.counters.checksum_skipped += 1
+        elif not okx_book_checksum(state, &self._top, &actual):
+            self.on_mismatch(state, None, self.checksum)
+            return True
+        elif actual != self.checksum:
+            self.on_mismatch(state, actual, self.checksum)
+            return True
+        finish_message(state.market, self.ts)
+        return True
+
+    def on_frame(self, conn_id, data, recv_ms):
+        self.counters.frames += 1
+        self.counters.bytes += len(data)
+        if not self.c_take(data):
+            self.fallback(conn_id, data, recv_ms)
+
+    @property
+    def symbol(self):
+        return self._symbol()
+
+    @property
+    def bids(self):
+        return [(self.bids.prices[j], self.bids.qtys[j]) for j in range(self.bids.n)]
+
+    @property
+    def asks(self):
+        return [(self.asks.prices[j], self.asks.qtys[j]) for j in range(self.asks.n)]
+
+
+def crc32(data, uint32_t value=0):
+    """zlib.crc32 computed by sentrycore/crc32.pxd (for tests of the C routine)."""
+    cdef bytes b = bytes(data)
+    return crc32_update(value, <const unsigned char*>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
