@@ -25,7 +25,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.counters cimport FeedCounters
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value
+from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_key
 from sentrycore.levels cimport levels_init, levels_free, read_level_array, apply_levels, finish_message
 from sentrycore.parse cimport ChainState
 
@@ -43,19 +43,6 @@ cdef enum:
     D_ALL = D_S | D_B | D_A | D_U
     INITIAL_LEVELS = 64
     MAX_SYMBOL = 47
-
-
-cdef inline Py_ssize_t _key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* k,
-                            Py_ssize_t* klen) noexcept:
-    # A key and its ':': returns the index of the value, or -1.
-    i = scan_string(s, i, n, k)
-    if i < 0:
-        return -1
-    klen[0] = i - 1 - k[0]
-    i = skip_ws(s, i, n)
-    if i >= n or s[i] != 58:  # ':'
-        return -1
-    return skip_ws(s, i + 1, n)
 
 
 cdef class BybitFramePath:
@@ -90,7 +77,7 @@ cdef class BybitFramePath:
         if i < n and s[i] == 125:
             return i + 1
         while True:
-            i = _key(s, i, n, &k, &klen)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
             bit = 0
@@ -143,7 +130,7 @@ cdef class BybitFramePath:
             return 0
         i = skip_ws(s, i + 1, n)
         while True:
-            i = _key(s, i, n, &k, &klen)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return 0
             bit = 0

@@ -353,3 +353,45 @@ cdef inline Py_ssize_t scan_level_number(const unsigned char* s, Py_ssize_t i, P
             return -1
         i += 1
     return skip_ws(s, i, n)
+
+
+# -- object members -------------------------------------------------------------------------
+# The walk every venue parser makes over an object's members:
+#
+#     i = scan_key(s, i, n, &k, &klen)       # at a key: index of its value
+#     if key_is(s, k, klen, b"data", 4): ...
+#     i = next_member(s, i, n, &done)        # after the value: next key, or done
+
+
+cdef inline Py_ssize_t scan_key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* k,
+                                Py_ssize_t* klen) noexcept nogil:
+    # A member's key (a plain string: content at s[k[0]], klen[0] bytes) and
+    # its ':'; returns the index of the value, or -1.
+    i = scan_string(s, i, n, k)
+    if i < 0:
+        return -1
+    klen[0] = i - 1 - k[0]
+    i = skip_ws(s, i, n)
+    if i >= n or s[i] != 58:  # ':'
+        return -1
+    return skip_ws(s, i + 1, n)
+
+
+cdef inline bint key_is(const unsigned char* s, Py_ssize_t k, Py_ssize_t klen, const char* word,
+                        Py_ssize_t wlen) noexcept nogil:
+    return klen == wlen and memcmp(s + k, word, wlen) == 0
+
+
+cdef inline Py_ssize_t next_member(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* done) noexcept nogil:
+    # After a member's value: ',' -> the next key's index (done False); '}'
+    # -> the index after it (done True); -1 otherwise.
+    i = skip_ws(s, i, n)
+    if i >= n:
+        return -1
+    if s[i] == 44:  # ','
+        done[0] = False
+        return skip_ws(s, i + 1, n)
+    if s[i] == 125:  # '}'
+        done[0] = True
+        return i + 1
+    return -1

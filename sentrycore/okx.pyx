@@ -38,7 +38,7 @@ from libc.string cimport memcmp, memcpy
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.crc32 cimport crc32_update
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, is_digit
+from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, is_digit, scan_key, next_member
 from sentrycore.leveltext cimport LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find
 from sentrycore.levels cimport (levels_init, levels_free, spans_init, spans_free, read_level_array_text,
                                 apply_levels, finish_message, book_top)
@@ -177,33 +177,6 @@ cdef int okx_book_checksum(OkxBookState state, LevelBuffer* top, int64_t* out) n
     return 1
 
 
-cdef inline Py_ssize_t _key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* k,
-                            Py_ssize_t* klen) noexcept:
-    # A key and its ':': returns the index of the value, or -1.
-    i = scan_string(s, i, n, k)
-    if i < 0:
-        return -1
-    klen[0] = i - 1 - k[0]
-    i = skip_ws(s, i, n)
-    if i >= n or s[i] != 58:
-        return -1
-    return skip_ws(s, i + 1, n)
-
-
-cdef inline Py_ssize_t _next(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* done) noexcept:
-    # After a member: ',' -> the next key's index; '}' -> done, index after it.
-    i = skip_ws(s, i, n)
-    if i >= n:
-        return -1
-    if s[i] == 44:
-        done[0] = False
-        return skip_ws(s, i + 1, n)
-    if s[i] == 125:
-        done[0] = True
-        return i + 1
-    return -1
-
-
 cdef inline Py_ssize_t _scan_signed(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int64_t* out) noexcept:
     # A JSON integer that may be negative ("-0" is left to the reference decoder).
     cdef Py_ssize_t j
@@ -265,7 +238,7 @@ cdef class OkxFramePath:
             return -1
         i = skip_ws(s, i + 1, n)
         while True:
-            i = _key(s, i, n, &k, &klen)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
             if klen == 7 and memcmp(s + k, b"channel", 7) == 0:
@@ -289,7 +262,7 @@ cdef class OkxFramePath:
                 i = skip_value(s, i, n)
             if i < 0:
                 return -1
-            i = _next(s, i, n, &done)
+            i = next_member(s, i, n, &done)
             if i < 0:
                 return -1
             if done:
@@ -307,7 +280,7 @@ cdef class OkxFramePath:
         self.checksum = 0  # msgspec's default when OKX leaves it out
         i = skip_ws(s, i + 1, n)
         while True:
-            i = _key(s, i, n, &k, &klen)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
             bit = 0
@@ -341,7 +314,7 @@ cdef class OkxFramePath:
                 if seen & bit:
                     return -1  # duplicate key: leave it to the reference decoder
                 seen |= bit
-            i = _next(s, i, n, &done)
+            i = next_member(s, i, n, &done)
             if i < 0:
                 return -1
             if done:
@@ -361,7 +334,7 @@ cdef class OkxFramePath:
             return 0
         i = skip_ws(s, i + 1, n)
         while True:
-            i = _key(s, i, n, &k, &klen)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return 0
             bit = 0
@@ -391,7 +364,7 @@ cdef class OkxFramePath:
                 if seen & bit:
                     return 0
                 seen |= bit
-            i = _next(s, i, n, &done)
+            i = next_member(s, i, n, &done)
             if i < 0:
                 return 0
             if done:
