@@ -23,7 +23,7 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
     )
-    for name in ("book", "counters", "detector", "marketcore", "parse", "band", "coinbase")
+    for name in ("book", "counters", "detector", "marketcore", "parse", "band", "coinbase", "kraken")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES))

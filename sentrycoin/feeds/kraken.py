@@ -25,11 +25,22 @@ Protocol (../shared/EXCHANGES.md; Kraken's "book checksum" guides):
   v1; anything else, e.g. a local emulator: v2) unless `protocol=` is given;
   frames of either shape are understood either way.
 
-The float `OrderBook` cannot give the checksum back its text, so each book
-keeps, per side, a dict float price -> checksum token (price + qty text,
-dots and leading zeros removed) built once when the level arrives.  A
-checksum is then `book.asks(10)` / `book.bids(10)`, 20 dict look-ups, a join
-and one `zlib.crc32`.
+Checksums are computed from the book (`sentrycore.kraken.book_checksum`):
+a v2 number written with at most the instrument's places is given back
+exactly from the book's double, so the top 10 levels per side are written
+and CRC32'd in C with no Python object per level.  The few levels whose
+text the double cannot give back -- every v1 level (its strings as sent),
+v2 numbers with more decimals than the precision or too many digits -- keep
+a token (price + qty text, dots and leading zeros removed) in the state's
+per-side dict, float price -> token, which the same function reads.
+
+Hot path: `on_frame` is bound to `sentrycore.kraken.KrakenFramePath.on_frame`,
+which takes a synced v2 book's update in C -- levels into the shared level
+buffers, the book, truncation to the subscribed depth, the checksum, then
+`after_message` -- and gives every other frame, untouched, to the reference
+path below (`_reference_frame`).  Both read and write the same
+`KrakenBookState`, and a mismatch found in C calls `_checksum_mismatch`, the
+reference path's own reaction.
 """
 
 from __future__ import annotations
@@ -46,8 +57,9 @@ import msgspec
 import numpy as np
 
 from sentrycoin.feeds.base import ConnectionSpec, FeedHandler, LogThrottle, Send
-from sentrycoin.feeds.checksum import CHECKSUM_LEVELS, crc32_text, fixed_text, strip_number
+from sentrycoin.feeds.checksum import fixed_text, strip_number
 from sentrycoin.market import Market
+from sentrycore.kraken import ChecksumCounts, KrakenBookState, KrakenFramePath, KrakenParser, exact_text
 
 log = logging.getLogger("sentrycoin.feeds.kraken")
 
@@ -196,7 +208,7 @@ class _Side:
 
     prices: list[float] = field(default_factory=list)
     qtys: list[float] = field(default_factory=list)
-    tokens: list[str | None] = field(default_factory=list)  # None for deletes
+    tokens: list[str | None] = field(default_factory=list)  # None: no token kept (deletes; v2 levels the double gives back)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.prices:
@@ -230,7 +242,18 @@ def _v1_side(levels: list[list[str]], out: _Side, newest: list) -> None:
             newest[1] = level[2]
 
 
+def _written_back(value: Decimal, number: float, places: int) -> bool:
+    """True when `book_checksum` writes `number` (the double of `value`) as
+    `fixed_text(value, places)`: at most `places` decimals, and few enough
+    digits that the double gives them back (sentrycore/decimaltext.pxd)."""
+    if not exact_text(number, places):
+        return False
+    scaled = value.scaleb(places)
+    return scaled == scaled.to_integral_value()
+
+
 def _v2_side(levels: list[_V2Level], price_places: int, qty_places: int, out: _Side) -> None:
+    """Tokens only for levels whose text the book's double cannot give back (None: none needed)."""
     for level in levels:
         p, q = level.price, level.qty
         try:
@@ -242,39 +265,13 @@ def _v2_side(levels: list[_V2Level], price_places: int, qty_places: int, out: _S
             raise _Reject(f"bad level price={p} qty={q}")
         out.prices.append(price)
         out.qtys.append(qty)
-        out.tokens.append(
-            strip_number(fixed_text(p, price_places)) + strip_number(fixed_text(q, qty_places)) if qty else None
-        )
+        if qty and not (_written_back(p, price, price_places) and _written_back(q, qty, qty_places)):
+            out.tokens.append(strip_number(fixed_text(p, price_places)) + strip_number(fixed_text(q, qty_places)))
+        else:
+            out.tokens.append(None)
 
 
 # -- per-symbol state ------------------------------------------------------------------
-
-
-class _BookState:
-    """Checksum text of the levels in one book, and where its sync stands."""
-
-    __slots__ = ("bid_tokens", "ask_tokens", "depth", "awaiting", "price_places", "qty_places",
-                 "needs_precision")
-
-    def __init__(self, depth: int) -> None:
-        self.bid_tokens: dict[float, str] = {}
-        self.ask_tokens: dict[float, str] = {}
-        self.depth = depth  # truncation depth: what the venue acknowledged
-        self.awaiting = True  # updates mean nothing until a snapshot lands
-        self.price_places: int | None = None  # v2 instrument precision
-        self.qty_places: int | None = None
-        self.needs_precision = False  # a v2 book message arrived before the instrument
-
-    def checksum(self, market: Market) -> int | None:
-        """CRC32 of the book's top levels, or None if a level's text is missing."""
-        book = market.book
-        ask_tokens, bid_tokens = self.ask_tokens, self.bid_tokens
-        try:
-            parts = [ask_tokens[p] for p in book.asks(CHECKSUM_LEVELS)[:, 0].tolist()]
-            parts += [bid_tokens[p] for p in book.bids(CHECKSUM_LEVELS)[:, 0].tolist()]
-        except KeyError:
-            return None
-        return crc32_text(parts)
 
 
 def _merge(tokens: dict[float, str], side: _Side) -> None:
@@ -286,7 +283,7 @@ def _merge(tokens: dict[float, str], side: _Side) -> None:
             tokens[price] = token
 
 
-def _truncate(market: Market, state: _BookState) -> None:
+def _truncate(market: Market, state: KrakenBookState) -> None:
     """Drop levels beyond the subscribed depth (Kraken sends no delete for them)."""
     book = market.book
     depth = state.depth
@@ -345,22 +342,39 @@ class KrakenHandler(FeedHandler):
         ]
         self._conn_of = {s: spec.conn_id for spec in self._specs for s in spec.symbols}
         self._symbols_of = {spec.conn_id: spec.symbols for spec in self._specs}
-        self._states = {s: _BookState(self.book_depth) for s in symbols}
+        self._states = {s: KrakenBookState(self.book_depth, self.markets[s]) for s in symbols}
         # Venue names -> normal form, for both spellings.
         self._by_venue_name: dict[str, str] = {}
         for s in symbols:
             self._by_venue_name[to_v2_symbol(s)] = s
             self._by_venue_name[to_v1_pair(s)] = s
         self._ever_connected: set[int] = set()
-        self.checksum_ok = 0  # checksums verified and matching
-        self.checksum_failed = 0
+        # Checksums verified and matching (ok) or not (failed), counted in C too.
+        self._checksums = ChecksumCounts()
         self.internal_errors = 0  # bugs of ours caught at the frame boundary (tests assert 0)
         self._trouble = LogThrottle()
+        # The hot path in C (see the module docstring); this instance
+        # attribute stands in for the class's on_frame, the reference.
+        routes = {name: self._states[symbol] for name, symbol in self._by_venue_name.items()}
+        self._frame_path = KrakenFramePath(KrakenParser(), routes, self._checksums, self.counters,
+                                           self._reference_frame, self._checksum_mismatch, self._internal_error)
+        self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
+
+    @property
+    def checksum_ok(self) -> int:
+        """Checksums verified and matching."""
+        return self._checksums.ok
+
+    @property
+    def checksum_failed(self) -> int:
+        return self._checksums.failed
 
     # -- what the source asks ---------------------------------------------------------
 
-    def book_state(self, symbol: str) -> _BookState:
-        """The checksum mirror of one book (tests and diagnostics)."""
+    def book_state(self, symbol: str) -> KrakenBookState:
+        """One book's sync state and checksum text (a `KrakenBookState`, which the C
+        path shares); its `checksum(market)` is CRC32 of the top levels, None if a
+        level's text is missing."""
         return self._states[symbol]
 
     # -- what the source tells -----------------------------------------------------------
@@ -391,9 +405,18 @@ class KrakenHandler(FeedHandler):
         super().on_disconnected(conn_id)
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        """The reference path: count the frame, then `_reference_frame`.
+
+        Each instance binds `on_frame` to `KrakenFramePath.on_frame`, which
+        counts the same way and takes a synced v2 book's update in C; this
+        method is what a caller of the class attribute gets (tests use it as
+        the oracle of the C path)."""
         counters = self.counters
         counters.frames += 1
         counters.bytes += len(data)
+        self._reference_frame(conn_id, data, recv_ms)
+
+    def _reference_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
         try:
             if data[:1] == b"[":
                 self._on_v1_array(conn_id, _V1_MESSAGE.decode(data), recv_ms)
@@ -405,17 +428,20 @@ class KrakenHandler(FeedHandler):
             self.decode_error("frame", data, exc)
             self._resync_suspects(conn_id, data)
         except Exception:
-            # A bug of ours must not kill the connection's reader, nor leave a
-            # book that may be half-updated looking valid.
-            self.counters.decode_errors += 1
-            self.internal_errors += 1
-            log.exception("kraken conn %s: internal error on frame %r", conn_id, bytes(data[:80]))
-            symbols = self._symbols_of.get(conn_id, [])
-            for symbol in symbols:
-                self.markets[symbol].invalidate("internal error")
-                self._states[symbol].awaiting = True
-            if symbols:
-                self._resubscribe(conn_id, symbols)
+            self._internal_error(conn_id, data)
+
+    def _internal_error(self, conn_id: int, data: bytes) -> None:
+        """Called inside an except block: a bug of ours must not kill the
+        connection's reader, nor leave a book that may be half-updated looking valid."""
+        self.counters.decode_errors += 1
+        self.internal_errors += 1
+        log.exception("kraken conn %s: internal error on frame %r", conn_id, bytes(data[:80]))
+        symbols = self._symbols_of.get(conn_id, [])
+        for symbol in symbols:
+            self.markets[symbol].invalidate("internal error")
+            self._states[symbol].awaiting = True
+        if symbols:
+            self._resubscribe(conn_id, symbols)
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -577,7 +603,7 @@ class KrakenHandler(FeedHandler):
 
     # -- the shared book path ----------------------------------------------------------------
 
-    def _apply(self, conn_id: int, market: Market, state: _BookState, bids: _Side, asks: _Side,
+    def _apply(self, conn_id: int, market: Market, state: KrakenBookState, bids: _Side, asks: _Side,
                snapshot: bool, checksum: int | None, event_ms: int) -> None:
         book = market.book
         bid_p, bid_q = bids.arrays()
@@ -604,20 +630,24 @@ class KrakenHandler(FeedHandler):
         else:
             ours = state.checksum(market)
             if ours != checksum:
-                self.checksum_failed += 1
-                market.checksum_mismatches += 1
-                self._warn(f"checksum:{market.symbol}",
-                           "kraken %s: checksum mismatch (ours %s, venue %s); resyncing",
-                           market.symbol, ours, checksum)
-                state.awaiting = True
-                # Through recovery: a pair whose checksums keep failing (on Kraken's
-                # side, it happens) is retried with a growing delay, not in a loop.
-                self.fail_book(market.symbol, "checksum mismatch")
+                self._checksum_mismatch(state, ours, checksum)
                 return
-            self.checksum_ok += 1
+            self._checksums.ok += 1
         if snapshot:
             market.mark_valid()
         market.after_message(event_ms)
+
+    def _checksum_mismatch(self, state: KrakenBookState, ours: int | None, theirs: int) -> None:
+        """The book disagrees with the venue's checksum (either path): count, invalidate, resync."""
+        market = state.market
+        self._checksums.failed += 1
+        market.checksum_mismatches += 1
+        self._warn(f"checksum:{market.symbol}", "kraken %s: checksum mismatch (ours %s, venue %s); resyncing",
+                   market.symbol, ours, theirs)
+        state.awaiting = True
+        # Through recovery: a pair whose checksums keep failing (on Kraken's
+        # side, it happens) is retried with a growing delay, not in a loop.
+        self.fail_book(market.symbol, "checksum mismatch")
 
     # -- resync ------------------------------------------------------------------------------
 
@@ -641,7 +671,7 @@ class KrakenHandler(FeedHandler):
             # Also while awaiting: the unreadable frame may have been the snapshot.
             self._reject(conn_id, self.markets[symbol], self._states[symbol], "unreadable book frame")
 
-    def _reject(self, conn_id: int, market: Market, state: _BookState, reason: str) -> None:
+    def _reject(self, conn_id: int, market: Market, state: KrakenBookState, reason: str) -> None:
         self._warn(f"reject:{market.symbol}", "kraken %s: %s; resyncing", market.symbol, reason)
         state.awaiting = True
         self.fail_book(market.symbol, reason)
