@@ -196,21 +196,27 @@ def crc32(data, unsigned int start=0):
     return crc32_update(start, &view[0], view.shape[0])
 
 
-cdef inline void _truncate_side(OrderBook book, BookSide* side, bint bids, Py_ssize_t depth,
+cdef inline void _truncate_side(OrderBook book, BookSide* side, bint bids, Py_ssize_t extra,
                                 LevelBuffer* cut) noexcept:
-    # Delete the levels beyond `depth`, best first, as the reference path's
-    # `book.apply_bids(book.bids()[depth:, 0], zeros)` does.
-    cdef Py_ssize_t slot = side.n - 1
-    cdef Py_ssize_t live = 0
+    # Delete the `extra` worst levels, best first, as the reference path's
+    # `book.apply_bids(book.bids()[depth:, 0], zeros)` does.  They are the
+    # first live slots from the bottom: collected there (a deep book is not
+    # walked from the top), then reversed into best-first order.
+    cdef Py_ssize_t slot = 0
+    cdef Py_ssize_t j
+    cdef double t
     cut.n = 0
-    while slot >= 0:
+    while slot < side.n and cut.n < extra:
         if side.qtys[slot] != 0.0:
-            live += 1
-            if live > depth and not levels_push(cut, side.sign * side.keys[slot], 0.0):
+            if not levels_push(cut, side.sign * side.keys[slot], 0.0):
                 return
-        slot -= 1
+        slot += 1
     if cut.n == 0:
         return
+    for j in range(cut.n // 2):
+        t = cut.prices[j]
+        cut.prices[j] = cut.prices[cut.n - 1 - j]
+        cut.prices[cut.n - 1 - j] = t
     if bids:
         book.c_apply_bids(cut.prices, cut.qtys, cut.n)
     else:
@@ -541,9 +547,9 @@ cdef class KrakenParser:
         apply_levels(book, &self.bids, &self.asks)
         # Kraken sends no deletes for levels pushed out of the subscribed depth.
         if book.c_bid_levels() > state.depth:
-            _truncate_side(book, &book._bids, True, state.depth, &self._cut)
+            _truncate_side(book, &book._bids, True, book.c_bid_levels() - state.depth, &self._cut)
         if book.c_ask_levels() > state.depth:
-            _truncate_side(book, &book._asks, False, state.depth, &self._cut)
+            _truncate_side(book, &book._asks, False, book.c_ask_levels() - state.depth, &self._cut)
         crc = c_book_checksum(book, state)
         if crc < 0 or crc != self.checksum:
             mismatch(state, None if crc < 0 else crc, self.checksum)
