@@ -7,13 +7,17 @@
 #     crc = crc32_update(0, p, n)          # == zlib.crc32(p[:n])
 #     crc = crc32_update(crc, q, m)        # == zlib.crc32(q[:m], crc): chains like zlib
 #
-# Byte-wise table lookup: the texts checksummed are a few hundred bytes per
-# message, where a wider slicing table would cost more cache than it saves.
+# Slicing-by-8: eight table look-ups per 8 bytes, independent of each other,
+# instead of one dependent look-up per byte (~3x faster on the few hundred
+# bytes a checksum text has).  Table 0 is the classic byte table, written
+# out below; tables 1..7 are derived from it once per extension module, on
+# the first call.  Tested against zlib.crc32 (tests/feeds/test_kraken_native.py).
 
 from libc.stdint cimport uint32_t
 
 cdef extern from *:
     """
+    #include <string.h>
     static const uint32_t SENTRY_CRC32_TABLE[256] = {
         0x00000000U, 0x77073096U, 0xEE0E612CU, 0x990951BAU, 0x076DC419U, 0x706AF48FU,
         0xE963A535U, 0x9E6495A3U, 0x0EDB8832U, 0x79DCB8A4U, 0xE0D5E91EU, 0x97D2D988U,
@@ -59,13 +63,46 @@ cdef extern from *:
         0x54DE5729U, 0x23D967BFU, 0xB3667A2EU, 0xC4614AB8U, 0x5D681B02U, 0x2A6F2B94U,
         0xB40BBE37U, 0xC30C8EA1U, 0x5A05DF1BU, 0x2D02EF8DU
     };
+    static uint32_t SENTRY_CRC32_SLICE[8][256];
+    static int SENTRY_CRC32_SLICE_READY = 0;
+
+    static void sentry_crc32_init_slices(void) {
+        int i, k;
+        for (i = 0; i < 256; i++) SENTRY_CRC32_SLICE[0][i] = SENTRY_CRC32_TABLE[i];
+        for (k = 1; k < 8; k++)
+            for (i = 0; i < 256; i++)
+                SENTRY_CRC32_SLICE[k][i] = (SENTRY_CRC32_SLICE[k - 1][i] >> 8)
+                                           ^ SENTRY_CRC32_TABLE[SENTRY_CRC32_SLICE[k - 1][i] & 0xFF];
+        SENTRY_CRC32_SLICE_READY = 1;
+    }
+
+    static inline uint32_t sentry_crc32(uint32_t crc, const unsigned char* p, Py_ssize_t n) {
+        uint32_t one, two;
+        if (!SENTRY_CRC32_SLICE_READY) sentry_crc32_init_slices();
+        crc = ~crc;
+        while (n >= 8) {
+            memcpy(&one, p, 4);
+            memcpy(&two, p + 4, 4);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            one = __builtin_bswap32(one);
+            two = __builtin_bswap32(two);
+    #endif
+            one ^= crc;
+            crc = SENTRY_CRC32_SLICE[7][one & 0xFF] ^ SENTRY_CRC32_SLICE[6][(one >> 8) & 0xFF]
+                ^ SENTRY_CRC32_SLICE[5][(one >> 16) & 0xFF] ^ SENTRY_CRC32_SLICE[4][one >> 24]
+                ^ SENTRY_CRC32_SLICE[3][two & 0xFF] ^ SENTRY_CRC32_SLICE[2][(two >> 8) & 0xFF]
+                ^ SENTRY_CRC32_SLICE[1][(two >> 16) & 0xFF] ^ SENTRY_CRC32_SLICE[0][two >> 24];
+            p += 8;
+            n -= 8;
+        }
+        while (n-- > 0)
+            crc = SENTRY_CRC32_TABLE[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+        return ~crc;
+    }
     """
     const uint32_t SENTRY_CRC32_TABLE[256]
+    uint32_t sentry_crc32(uint32_t crc, const unsigned char* p, Py_ssize_t n) noexcept nogil
 
 
 cdef inline uint32_t crc32_update(uint32_t crc, const unsigned char* p, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    crc = ~crc
-    for i in range(n):
-        crc = SENTRY_CRC32_TABLE[(crc ^ p[i]) & 0xFF] ^ (crc >> 8)
-    return ~crc
+    return sentry_crc32(crc, p, n)

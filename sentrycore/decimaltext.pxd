@@ -18,17 +18,20 @@
 # double plus its fma residual, gives d back (tests/feeds/test_kraken_native.py).
 
 from libc.math cimport fma, nearbyint
+from libc.string cimport memcpy
 
 cdef extern from *:
     """
     static const double SENTRY_TEXT_POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
                                                  1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
                                                  1e20, 1e21, 1e22};
+    static const char SENTRY_DIGIT_PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     /* 2**52: below it, x * 10**places gives its integer back exactly. */
     #define SENTRY_FIXED_EXACT_LIMIT 4503599627370496.0
     """
     const double SENTRY_TEXT_POW10[23]
     const double SENTRY_FIXED_EXACT_LIMIT
+    const char SENTRY_DIGIT_PAIRS[201]
 
 cdef enum:
     # 2**52 has 16 digits; room for them.
@@ -63,10 +66,21 @@ cdef inline Py_ssize_t fixed_digits(double x, int places, char* out) noexcept no
     elif t == -0.5 and lo < 0.0:
         n -= 1.0
     d = <unsigned long long>n
-    while d:
-        tmp[k] = <char>(48 + d % 10)
-        d //= 10
-        k += 1
-    for j in range(k):
-        out[j] = tmp[k - 1 - j]
-    return k
+    # Two digits per step, written backwards from the end of tmp.
+    k = FIXED_DIGITS_MAX
+    while d >= 100:
+        j = <Py_ssize_t>(d % 100) * 2
+        d //= 100
+        k -= 2
+        tmp[k] = SENTRY_DIGIT_PAIRS[j]
+        tmp[k + 1] = SENTRY_DIGIT_PAIRS[j + 1]
+    if d >= 10:
+        j = <Py_ssize_t>d * 2
+        k -= 2
+        tmp[k] = SENTRY_DIGIT_PAIRS[j]
+        tmp[k + 1] = SENTRY_DIGIT_PAIRS[j + 1]
+    elif d > 0:
+        k -= 1
+        tmp[k] = <char>(48 + d)
+    memcpy(out, tmp + k, FIXED_DIGITS_MAX - k)
+    return FIXED_DIGITS_MAX - k

@@ -129,13 +129,21 @@ cdef int _places(object value) except -2:
     return value if value <= 1000 else 1000
 
 
-cdef inline long long _side_crc(BookSide* side, dict tokens, int pp, int qp, long long crc) except -2:
+cdef enum:
+    # 20 levels x (price + qty) x FIXED_DIGITS_MAX bytes at most.
+    CHECKSUM_TEXT_MAX = 2 * CHECKSUM_LEVELS * 2 * FIXED_DIGITS_MAX
+
+
+cdef inline long long _side_text(BookSide* side, dict tokens, int pp, int qp, char* text, Py_ssize_t* pos,
+                                 long long crc) except -2:
+    # Appends the side's top levels to text[pos:]; a level with a token
+    # flushes the text into the CRC first, then adds its token.  Returns the
+    # CRC of everything flushed so far, or -1 when a level has no text.
     cdef Py_ssize_t slot = side.n - 1
     cdef int taken = 0
     cdef double price, qty
-    cdef char digits[FIXED_DIGITS_MAX]
     cdef Py_ssize_t k
-    cdef const char* text
+    cdef const char* token_text
     cdef object token
     while slot >= 0 and taken < CHECKSUM_LEVELS:
         qty = side.qtys[slot]
@@ -143,27 +151,36 @@ cdef inline long long _side_crc(BookSide* side, dict tokens, int pp, int qp, lon
             price = side.sign * side.keys[slot]
             token = tokens.get(price) if tokens else None
             if token is not None:
-                text = PyUnicode_AsUTF8AndSize(token, &k)
-                crc = crc32_update(<uint32_t>crc, <const unsigned char*>text, k)
+                crc = crc32_update(<uint32_t>crc, <const unsigned char*>text, pos[0])
+                pos[0] = 0
+                token_text = PyUnicode_AsUTF8AndSize(token, &k)
+                crc = crc32_update(<uint32_t>crc, <const unsigned char*>token_text, k)
             else:
-                k = fixed_digits(price, pp, digits)
+                k = fixed_digits(price, pp, text + pos[0])
                 if k < 0:
                     return -1
-                crc = crc32_update(<uint32_t>crc, <const unsigned char*>digits, k)
-                k = fixed_digits(qty, qp, digits)
+                pos[0] += k
+                k = fixed_digits(qty, qp, text + pos[0])
                 if k < 0:
                     return -1
-                crc = crc32_update(<uint32_t>crc, <const unsigned char*>digits, k)
+                pos[0] += k
             taken += 1
         slot -= 1
     return crc
 
 
 cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2:
-    cdef long long crc = _side_crc(&book._asks, state.ask_tokens, state._price_places, state._qty_places, 0)
+    # The text of the top levels goes into one buffer and one CRC pass.
+    cdef char text[CHECKSUM_TEXT_MAX]
+    cdef Py_ssize_t pos = 0
+    cdef long long crc = _side_text(&book._asks, state.ask_tokens, state._price_places, state._qty_places,
+                                    text, &pos, 0)
     if crc < 0:
         return -1
-    return _side_crc(&book._bids, state.bid_tokens, state._price_places, state._qty_places, crc)
+    crc = _side_text(&book._bids, state.bid_tokens, state._price_places, state._qty_places, text, &pos, crc)
+    if crc < 0:
+        return -1
+    return crc32_update(<uint32_t>crc, <const unsigned char*>text, pos)
 
 
 def book_checksum(OrderBook book not None, KrakenBookState state not None):
