@@ -31,15 +31,22 @@ cdef class KrakenBookState:
     # v2 instrument precisions; -1 while unknown (None in Python).
     cdef int _price_places
     cdef int _qty_places
+    # v1: the places the venue's strings were written with, learned from
+    # the last snapshot (-1 unknown).  The checksum writes levels with the
+    # instrument's places when known, else with these (`text_places`).
+    cdef int _v1_price_places
+    cdef int _v1_qty_places
     # price -> checksum token of the levels whose text the book's double
-    # cannot give back: every v1 level (its text as sent), and v2 levels
-    # written with more decimals than the precision or too many digits.
+    # cannot give back: v1 strings not written with the learned places, and
+    # v2 numbers with more decimals than the precision or too many digits.
     # Empty on the v2 C path (it declines otherwise).
     cdef public dict bid_tokens
     cdef public dict ask_tokens
 
 
 cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2
+# The places levels are written with: the instrument's (v2), else v1's learned ones; False if unknown.
+cdef bint c_text_places(KrakenBookState state, int* pp, int* qp) noexcept
 
 
 cdef class KrakenParser:
@@ -51,16 +58,29 @@ cdef class KrakenParser:
     # The most decimals any non-delete level's price / quantity was written with.
     cdef int _price_frac
     cdef int _qty_frac
+    # v1: the fewest (its strings must all have exactly the places).
+    cdef int _price_frac_lo
+    cdef int _qty_frac_lo
     cdef char _symbol[48]
     cdef Py_ssize_t _symbol_len
     cdef char _cached[48]
     cdef Py_ssize_t _cached_len
     cdef object _cached_symbol
     cdef int _parsed
+    # v1: the newest level time (Unix ms) and whether one was found.
+    cdef bint _has_time
+    cdef double _newest_s
+    cdef bint _has_checksum
+    # The last parse was a v1 array.
+    cdef bint _v1
 
     cdef Py_ssize_t _levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out) noexcept
     cdef Py_ssize_t _book(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cdef Py_ssize_t _v1_levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out, bint asks) noexcept
+    cdef Py_ssize_t _v1_object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
+    cdef int c_parse_v1(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cdef bint _apply_checked(self, KrakenBookState state, ChecksumCounts counts, object mismatch) except -1
     cdef object _symbol_str(self)
     cdef bint c_take(self, object data, dict routes, ChecksumCounts counts, object mismatch) except -1
 

@@ -24,10 +24,17 @@ class KrakenBookState:
     price_places: int | None
     """v2 instrument precisions (None until the instrument channel says)."""
     qty_places: int | None
+    v1_price_places: int | None
+    """v1: the decimals of the last snapshot's strings (None before one)."""
+    v1_qty_places: int | None
+    @property
+    def text_places(self) -> tuple[int, int] | None:
+        """(price, qty) places the checksum writes a level without token with:
+        the instrument's when known, else v1's; None if neither."""
     bid_tokens: dict[float, str]
     """price -> checksum token of levels whose text the book's double cannot
-    give back (v1 levels; v2 numbers with more decimals than the precision
-    or >= 2**52 once scaled)."""
+    give back (v2 numbers with more decimals than the precision, v1 strings
+    not written with the snapshot's places, >= 2**52 once scaled)."""
     ask_tokens: dict[float, str]
 
     def __init__(self, depth: int, market: Any = None) -> None: ...
@@ -38,8 +45,8 @@ def book_checksum(book: OrderBook, state: KrakenBookState) -> int | None:
     """Unsigned CRC32 of the top 10 asks (lowest first) then the top 10 bids
     (highest first), each level as its token from the state's dicts, else
     price and quantity written with the state's places, point removed and
-    leading zeros stripped.  None when a level has no token and its text
-    cannot be given back (no precision, or not exact)."""
+    leading zeros stripped, with `state.text_places`.  None when a level has
+    no token and its text cannot be given back (no places, or not exact)."""
 
 def level_text(value: float, places: int) -> str | None:
     """`value` with `places` decimals, point removed, leading zeros stripped;
@@ -53,11 +60,14 @@ def crc32(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     """zlib.crc32, computed by the shared sentrycore/crc32.pxd."""
 
 class KrakenParser:
-    """Reusable, allocation-free reader of the hot v2 `book` update: one book
+    """Reusable, allocation-free reader of the hot `book` update.  v2: one book
     object with symbol, checksum, timestamp (RFC 3339, at most 6 fraction
     digits) and bids/asks of `{"price": n, "qty": n}` with bare JSON numbers
-    (no exponent), keys in any order, JSON whitespace, unknown keys with plain
-    values.  Anything else parses to False."""
+    (no exponent).  v1: `[channelID, {..}, ({..},) "book-N", "PAIR"]` with
+    `a`/`b` levels `["p", "q", "ts"(, strings)]` of plain decimal strings
+    (times with at most 6 decimals, one of them within 2001..2286) and a
+    checksum `c`.  Keys in any order, JSON whitespace, unknown keys with
+    plain values.  Anything else parses to False."""
 
     checksum: int
     event_ms: int
@@ -77,10 +87,11 @@ class KrakenParser:
     def take(self, data: bytes | bytearray | memoryview, routes: dict[str, KrakenBookState],
              counts: ChecksumCounts, mismatch: Callable[[KrakenBookState, int | None, int], None]) -> bool:
         """The synced hot path: when `data` parses, its symbol maps in `routes`
-        to a state that is not awaiting, knows its precisions, holds no tokens,
-        and every level is valid and written with at most those places: apply
-        the levels to `state.market.book`, truncate each side to `state.depth`,
-        compute `book_checksum`; on a match count `counts.ok` and run
+        to a state that is not awaiting and knows its text places, and every
+        kept level is valid and written with those places (v2: at most; v1:
+        exactly): apply the levels to `state.market.book`, drop the state's
+        tokens at those prices, truncate each side to `state.depth`, compute
+        `book_checksum`; on a match count `counts.ok` and run
         `after_message(event_ms)`, else call `mismatch(state, ours, theirs)`.
         Returns True then; otherwise False with nothing touched."""
 

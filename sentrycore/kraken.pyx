@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Kraken WebSocket v2 `book` on the native path: update bytes -> book -> checksum -> MarketCore.
+"""Kraken `book` updates (v2, and v1) on the native path: bytes -> book -> checksum -> MarketCore.
 
 The layout-specific piece of the shared native path (sentrycore/levels.pxd)
 for the hot v2 message
@@ -17,10 +17,18 @@ and below 2**52 once scaled is given back exactly from its double
 itself -- the top 10 asks then the top 10 bids, walked in the book's arrays,
 written into a CRC32 (sentrycore/crc32.pxd) without a Python object per
 level -- by `c_book_checksum`, the one definition both this path and the
-handler's reference path use.  Levels whose text cannot be given back (v1's
-strings as sent, v2 numbers with more decimals than the precision) keep a
-token in the state's dicts, read by the same function; the C path declines
-while a book holds any.
+handler's reference path use.  Levels whose text cannot be given back (v2
+numbers with more decimals than the precision, v1 strings not written with
+the snapshot's places, numbers too long for a double) keep a token in the
+state's dicts, which the same function reads (and the C path keeps up to
+date; it declines only messages that would add one).
+
+v1 (`[channelID, {"a":[["p","q","ts"(,"r")],..]}, ({"b":..,"c":".."},)
+"book-<depth>", "PAIR"]`, what the real recording holds) takes the same
+path: its strings are the checksum text, and every string of a pair is
+written with the pair's decimals, learned from the snapshot
+(`KrakenBookState.text_places`); the message time is the newest level time
+read as the reference reads it (int(Decimal(text) * 1000)).
 
 `KrakenParser.take` applies a synced book's update, truncates each side to
 the subscribed depth as Kraken does, checks the checksum -- a mismatch
@@ -28,7 +36,8 @@ calls the handler's `mismatch` (count, invalidate, resync through recovery),
 exactly the reference path's reaction -- and finishes the message on its
 market.  Everything else (snapshots, v1 arrays, other channels, a book
 awaiting its snapshot or precision, a message without checksum or
-timestamp, several books, exponents, any JSON this reader does not take)
+timestamp, several books, exponents, v1 strings with other decimals than
+the snapshot's, any JSON this reader does not take)
 leaves every state untouched and goes to the reference path
 (tests/feeds/test_kraken_native.py compares both on the same frames).
 """
@@ -73,6 +82,12 @@ cdef enum:
     B_REQUIRED = B_SYMBOL | B_CHECKSUM | B_TIMESTAMP
     V_PRICE = 1
     V_QTY = 2
+    # No kept level seen yet (the fewest decimals so far).
+    NO_LEVELS = 1000
+
+# v1 level times outside (2001, 2286) are not the message's time (the reference's bounds).
+cdef double MIN_TIME_S = 1e9
+cdef double MAX_TIME_S = 1e10
 
 
 cdef inline bint _is(const unsigned char* s, Py_ssize_t k, Py_ssize_t klen, const char* word, Py_ssize_t wlen) noexcept nogil:
@@ -93,6 +108,8 @@ cdef class KrakenBookState:
         self.needs_precision = False
         self._price_places = -1
         self._qty_places = -1
+        self._v1_price_places = -1
+        self._v1_qty_places = -1
         self.bid_tokens = {}
         self.ask_tokens = {}
 
@@ -112,6 +129,32 @@ cdef class KrakenBookState:
     @qty_places.setter
     def qty_places(self, value):
         self._qty_places = _places(value)
+
+    @property
+    def v1_price_places(self):
+        """v1: the decimals of the last snapshot's price strings (None before one)."""
+        return None if self._v1_price_places < 0 else self._v1_price_places
+
+    @v1_price_places.setter
+    def v1_price_places(self, value):
+        self._v1_price_places = _places(value)
+
+    @property
+    def v1_qty_places(self):
+        return None if self._v1_qty_places < 0 else self._v1_qty_places
+
+    @v1_qty_places.setter
+    def v1_qty_places(self, value):
+        self._v1_qty_places = _places(value)
+
+    @property
+    def text_places(self):
+        """(price, qty) places the checksum writes a level with when it has no
+        token: the instrument's (v2) when known, else v1's; None if neither."""
+        cdef int pp, qp
+        if not c_text_places(self, &pp, &qp):
+            return None
+        return (pp, qp)
 
     def checksum(self, market):
         """CRC32 of `market.book`'s top levels, or None if a level's text is missing."""
@@ -169,15 +212,26 @@ cdef inline long long _side_text(BookSide* side, dict tokens, int pp, int qp, ch
     return crc
 
 
+cdef bint c_text_places(KrakenBookState state, int* pp, int* qp) noexcept:
+    if state._price_places >= 0 and state._qty_places >= 0:
+        pp[0] = state._price_places
+        qp[0] = state._qty_places
+        return True
+    pp[0] = state._v1_price_places
+    qp[0] = state._v1_qty_places
+    return pp[0] >= 0 and qp[0] >= 0
+
+
 cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2:
     # The text of the top levels goes into one buffer and one CRC pass.
     cdef char text[CHECKSUM_TEXT_MAX]
     cdef Py_ssize_t pos = 0
-    cdef long long crc = _side_text(&book._asks, state.ask_tokens, state._price_places, state._qty_places,
-                                    text, &pos, 0)
-    if crc < 0:
-        return -1
-    crc = _side_text(&book._bids, state.bid_tokens, state._price_places, state._qty_places, text, &pos, crc)
+    cdef int pp, qp
+    cdef long long crc
+    c_text_places(state, &pp, &qp)  # -1 places: fixed_digits answers -1 (no text)
+    crc = _side_text(&book._asks, state.ask_tokens, pp, qp, text, &pos, 0)
+    if crc >= 0:
+        crc = _side_text(&book._bids, state.bid_tokens, pp, qp, text, &pos, crc)
     if crc < 0:
         return -1
     return crc32_update(<uint32_t>crc, <const unsigned char*>text, pos)
@@ -213,8 +267,8 @@ def crc32(data, unsigned int start=0):
     return crc32_update(start, &view[0], view.shape[0])
 
 
-cdef inline void _truncate_side(OrderBook book, BookSide* side, bint bids, Py_ssize_t extra,
-                                LevelBuffer* cut) noexcept:
+cdef inline int _truncate_side(OrderBook book, BookSide* side, bint bids, Py_ssize_t extra,
+                               LevelBuffer* cut, dict tokens) except -1:
     # Delete the `extra` worst levels, best first, as the reference path's
     # `book.apply_bids(book.bids()[depth:, 0], zeros)` does.  They are the
     # first live slots from the bottom: collected there (a deep book is not
@@ -226,10 +280,10 @@ cdef inline void _truncate_side(OrderBook book, BookSide* side, bint bids, Py_ss
     while slot < side.n and cut.n < extra:
         if side.qtys[slot] != 0.0:
             if not levels_push(cut, side.sign * side.keys[slot], 0.0):
-                return
+                raise MemoryError()
         slot += 1
     if cut.n == 0:
-        return
+        return 0
     for j in range(cut.n // 2):
         t = cut.prices[j]
         cut.prices[j] = cut.prices[cut.n - 1 - j]
@@ -238,6 +292,59 @@ cdef inline void _truncate_side(OrderBook book, BookSide* side, bint bids, Py_ss
         book.c_apply_bids(cut.prices, cut.qtys, cut.n)
     else:
         book.c_apply_asks(cut.prices, cut.qtys, cut.n)
+    if tokens:
+        _drop_tokens(tokens, cut)
+    return 0
+
+
+cdef inline int _drop_tokens(dict tokens, const LevelBuffer* levels) except -1:
+    # Levels written (or deleted) by a message the C path takes are its own
+    # texts: a token kept for the same price is gone, as in the reference's _merge.
+    cdef Py_ssize_t j
+    for j in range(levels.n):
+        tokens.pop(levels.prices[j], None)
+    return 0
+
+
+cdef inline Py_ssize_t _quoted_decimal(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, double* out,
+                                       int* frac) noexcept:
+    # "digits[.digits]" (a v1 string): the value exactly as float() reads it,
+    # and its number of decimals; the index after the closing quote and any
+    # whitespace, or -1.
+    cdef Py_ssize_t start, j
+    if i >= n or s[i] != 34:
+        return -1
+    start = i + 1
+    i = scan_number(s, start, n, False, out)
+    if i < 0 or i >= n or s[i] != 34:
+        return -1
+    frac[0] = 0
+    for j in range(start, i):
+        if s[j] == 46:
+            frac[0] = <int>(i - j - 1)
+            break
+    return skip_ws(s, i + 1, n)
+
+
+cdef inline int64_t _unix_text_ms(const unsigned char* s, Py_ssize_t i) noexcept:
+    # s[i:] is a checked "digits[.digits]" of at most 6 decimals (seconds):
+    # int(Decimal(text) * 1000), the reference's reading, by integer arithmetic.
+    cdef int64_t whole = 0
+    cdef int64_t ms = 0
+    cdef int k = 0
+    while is_digit(s[i]):
+        whole = whole * 10 + (s[i] - 48)
+        i += 1
+    if s[i] == 46:
+        i += 1
+        while is_digit(s[i]) and k < 3:
+            ms = ms * 10 + (s[i] - 48)
+            k += 1
+            i += 1
+    while k < 3:
+        ms *= 10
+        k += 1
+    return whole * 1000 + ms
 
 
 cdef class KrakenParser:
@@ -419,7 +526,15 @@ cdef class KrakenParser:
         self.asks.n = 0
         self._price_frac = 0
         self._qty_frac = 0
+        self._price_frac_lo = NO_LEVELS
+        self._qty_frac_lo = NO_LEVELS
+        self._has_time = False
+        self._has_checksum = False
+        self._newest_s = 0.0
         i = skip_ws(s, 0, n)
+        self._v1 = i < n and s[i] == 91
+        if self._v1:
+            return self.c_parse_v1(s, n)
         if i >= n or s[i] != 123:
             return 0
         i = skip_ws(s, i + 1, n)
@@ -483,7 +598,7 @@ cdef class KrakenParser:
         return 1
 
     def parse(self, data):
-        """Parse one frame: True when it is the hot v2 update shape, else False."""
+        """Parse one frame: True when it is a hot v2 or v1 update, else False."""
         cdef Py_buffer view
         cdef int ok
         if type(data) is bytes:
@@ -530,43 +645,60 @@ cdef class KrakenParser:
         return self.c_take(data, routes, counts, mismatch)
 
     cdef bint c_take(self, object data, dict routes, ChecksumCounts counts, object mismatch) except -1:
-        cdef object obj, market
+        cdef object obj
         cdef KrakenBookState state
-        cdef OrderBook book
-        cdef Py_ssize_t j
-        cdef long long crc
+        cdef int pp, qp
         if not self.parse(data):
             return False
         obj = routes.get(self._symbol_str())
         if type(obj) is not KrakenBookState:
             return False
         state = <KrakenBookState>obj
-        if state.awaiting or state._price_places < 0 or state._qty_places < 0:
+        if state.awaiting or not c_text_places(state, &pp, &qp):
             return False
-        if state.bid_tokens or state.ask_tokens:
-            return False  # levels whose text only Python holds: the reference path
-        if self._price_frac > state._price_places or self._qty_frac > state._qty_places:
-            return False
-        market = state.market
+        if self._v1:
+            # v1 strings are the checksum text: each kept one must have exactly the places.
+            if self._price_frac_lo != NO_LEVELS and not (self._price_frac_lo == self._price_frac == pp
+                                                         and self._qty_frac_lo == self._qty_frac == qp):
+                return False
+        elif state._price_places < 0 or self._price_frac > pp or self._qty_frac > qp:
+            return False  # v2 needs the instrument's precisions
+        return self._apply_checked(state, counts, mismatch)
+
+    cdef bint _apply_checked(self, KrakenBookState state, ChecksumCounts counts, object mismatch) except -1:
+        # The tail both protocols share: checks, book, truncation, checksum, finish.
+        cdef object market = state.market
+        cdef OrderBook book
+        cdef Py_ssize_t j
+        cdef long long crc
+        cdef int pp, qp
+        c_text_places(state, &pp, &qp)
         if not isinstance(market, MarketCore) or type((<MarketCore>market).book) is not OrderBook:
             return False
         if not (levels_valid(&self.bids) and levels_valid(&self.asks)):
             return False
         for j in range(self.bids.n):
-            if self.bids.qtys[j] != 0.0 and not (fixed_exact(self.bids.prices[j], state._price_places)
-                                                  and fixed_exact(self.bids.qtys[j], state._qty_places)):
+            if self.bids.qtys[j] != 0.0 and not (fixed_exact(self.bids.prices[j], pp)
+                                                  and fixed_exact(self.bids.qtys[j], qp)):
                 return False
         for j in range(self.asks.n):
-            if self.asks.qtys[j] != 0.0 and not (fixed_exact(self.asks.prices[j], state._price_places)
-                                                  and fixed_exact(self.asks.qtys[j], state._qty_places)):
+            if self.asks.qtys[j] != 0.0 and not (fixed_exact(self.asks.prices[j], pp)
+                                                  and fixed_exact(self.asks.qtys[j], qp)):
                 return False
         book = (<MarketCore>market).book
         apply_levels(book, &self.bids, &self.asks)
+        # Tokens (rare: levels whose text only the reference could write)
+        # follow the book exactly as the reference keeps them.
+        if state.bid_tokens:
+            _drop_tokens(state.bid_tokens, &self.bids)
+        if state.ask_tokens:
+            _drop_tokens(state.ask_tokens, &self.asks)
         # Kraken sends no deletes for levels pushed out of the subscribed depth.
         if book.c_bid_levels() > state.depth:
-            _truncate_side(book, &book._bids, True, book.c_bid_levels() - state.depth, &self._cut)
+            _truncate_side(book, &book._bids, True, book.c_bid_levels() - state.depth, &self._cut, state.bid_tokens)
         if book.c_ask_levels() > state.depth:
-            _truncate_side(book, &book._asks, False, book.c_ask_levels() - state.depth, &self._cut)
+            _truncate_side(book, &book._asks, False, book.c_ask_levels() - state.depth, &self._cut,
+                           state.ask_tokens)
         crc = c_book_checksum(book, state)
         if crc < 0 or crc != self.checksum:
             mismatch(state, None if crc < 0 else crc, self.checksum)
@@ -574,6 +706,169 @@ cdef class KrakenParser:
         counts.ok += 1
         finish_message(market, self.event_ms)
         return True
+
+    # -- v1: [channelID, {"a":[..]}, ({"b":[..],"c":".."},) "book-<depth>", "XBT/USD"] --------
+
+    cdef Py_ssize_t _v1_levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out,
+                               bint asks) noexcept:
+        # [["p","q","ts"(,"<string>")*], ...] appended to out; tracks decimals and the newest time.
+        cdef Py_ssize_t start, j, vs
+        cdef double price, qty, ts
+        cdef int price_frac, qty_frac, ts_frac
+        cdef Py_ssize_t ts_start
+        if i >= n or s[i] != 91:
+            return -1
+        i = skip_ws(s, i + 1, n)
+        if i < n and s[i] == 93:
+            return i + 1
+        while True:
+            if i >= n or s[i] != 91:
+                return -1
+            i = skip_ws(s, i + 1, n)
+            i = _quoted_decimal(s, i, n, &price, &price_frac)
+            if i < 0 or i >= n or s[i] != 44:
+                return -1
+            i = _quoted_decimal(s, skip_ws(s, i + 1, n), n, &qty, &qty_frac)
+            if i < 0 or i >= n or s[i] != 44:
+                return -1
+            ts_start = skip_ws(s, i + 1, n) + 1
+            i = _quoted_decimal(s, ts_start - 1, n, &ts, &ts_frac)
+            if i < 0 or ts_frac > 6:
+                return -1  # more than 6 decimals: the ms from the float's max is not unique
+            while i < n and s[i] == 44:  # further strings ("r": republished): plain strings only
+                i = scan_string(s, skip_ws(s, i + 1, n), n, &vs)
+                if i < 0:
+                    return -1
+                i = skip_ws(s, i, n)
+            if i >= n or s[i] != 93:
+                return -1
+            if qty != 0.0:
+                if price_frac > self._price_frac:
+                    self._price_frac = price_frac
+                if price_frac < self._price_frac_lo:
+                    self._price_frac_lo = price_frac
+                if qty_frac > self._qty_frac:
+                    self._qty_frac = qty_frac
+                if qty_frac < self._qty_frac_lo:
+                    self._qty_frac_lo = qty_frac
+            # The reference keeps the first strictly newest time within 2001..2286.
+            if self._newest_s < ts < MAX_TIME_S and ts > MIN_TIME_S:
+                self._newest_s = ts
+                self._has_time = True
+                self.event_ms = _unix_text_ms(s, ts_start)
+            if not levels_push(out, price, qty):
+                return -1
+            i = skip_ws(s, i + 1, n)
+            if i >= n:
+                return -1
+            if s[i] == 44:
+                i = skip_ws(s, i + 1, n)
+                continue
+            if s[i] == 93:
+                return i + 1
+            return -1
+
+    cdef Py_ssize_t _v1_object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
+        cdef Py_ssize_t k, klen, vs, j
+        cdef int seen = 0
+        cdef int bit
+        cdef int64_t c
+        if i >= n or s[i] != 123:
+            return -1
+        i = skip_ws(s, i + 1, n)
+        if i < n and s[i] == 125:
+            return i + 1
+        while True:
+            i = scan_string(s, i, n, &k)
+            if i < 0:
+                return -1
+            klen = i - 1 - k
+            i = skip_ws(s, i, n)
+            if i >= n or s[i] != 58:
+                return -1
+            i = skip_ws(s, i + 1, n)
+            bit = 0
+            if klen == 1 and s[k] == 97:  # a
+                bit = B_ASKS
+                i = self._v1_levels(s, i, n, &self.asks, True)
+            elif klen == 1 and s[k] == 98:  # b
+                bit = B_BIDS
+                i = self._v1_levels(s, i, n, &self.bids, False)
+            elif klen == 1 and s[k] == 99:  # c
+                bit = B_CHECKSUM
+                i = scan_string(s, i, n, &vs)
+                if i < 0 or i - 1 - vs < 1 or i - 1 - vs > 18:
+                    return -1
+                c = 0
+                for j in range(vs, i - 1):
+                    if not is_digit(s[j]):
+                        return -1
+                    c = c * 10 + (s[j] - 48)
+                self.checksum = c  # the last object's "c" wins, as in the reference
+                self._has_checksum = True
+            elif klen == 2 and (s[k] == 97 or s[k] == 98) and s[k + 1] == 115:  # as / bs
+                return -1  # a snapshot: the reference path
+            else:
+                i = skip_value(s, i, n)
+            if i < 0:
+                return -1
+            if bit:
+                if seen & bit:
+                    return -1
+                seen |= bit
+            i = skip_ws(s, i, n)
+            if i >= n:
+                return -1
+            if s[i] == 44:
+                i = skip_ws(s, i + 1, n)
+                continue
+            if s[i] == 125:
+                return i + 1
+            return -1
+
+    cdef int c_parse_v1(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        cdef Py_ssize_t i, vs
+        cdef int64_t channel_id
+        cdef int objects = 0
+        i = skip_ws(s, 0, n)
+        if i >= n or s[i] != 91:
+            return 0
+        i = scan_int(s, skip_ws(s, i + 1, n), n, &channel_id)
+        if i < 0:
+            return 0
+        while True:
+            i = skip_ws(s, i, n)
+            if i >= n or s[i] != 44:
+                return 0
+            i = skip_ws(s, i + 1, n)
+            if i < n and s[i] == 123:
+                objects += 1
+                if objects > 2:
+                    return 0
+                i = self._v1_object(s, i, n)
+                if i < 0:
+                    return 0
+                continue
+            break
+        # "book-<depth>", then the pair, then the end.
+        i = scan_string(s, i, n, &vs)
+        if objects == 0 or i < 0 or i - 1 - vs < 4 or memcmp(s + vs, b"book", 4) != 0:
+            return 0
+        i = skip_ws(s, i, n)
+        if i >= n or s[i] != 44:
+            return 0
+        i = scan_string(s, skip_ws(s, i + 1, n), n, &vs)
+        if i < 0 or i - 1 - vs > MAX_SYMBOL:
+            return 0
+        self._symbol_len = i - 1 - vs
+        memcpy(self._symbol, s + vs, self._symbol_len)
+        i = skip_ws(s, i, n)
+        if i >= n or s[i] != 93 or skip_ws(s, i + 1, n) != n:
+            return 0
+        if not (self._has_checksum and self._has_time):
+            return 0  # no checksum (counted as skipped) or no level time: the reference decides
+        self._parsed = 1
+        return 1
 
 
 cdef class KrakenFramePath:

@@ -26,19 +26,21 @@ Protocol (../shared/EXCHANGES.md; Kraken's "book checksum" guides):
   frames of either shape are understood either way.
 
 Checksums are computed from the book (`sentrycore.kraken.book_checksum`):
-a v2 number written with at most the instrument's places is given back
-exactly from the book's double, so the top 10 levels per side are written
-and CRC32'd in C with no Python object per level.  The few levels whose
-text the double cannot give back -- every v1 level (its strings as sent),
-v2 numbers with more decimals than the precision or too many digits -- keep
-a token (price + qty text, dots and leading zeros removed) in the state's
-per-side dict, float price -> token, which the same function reads.
+a number written with the book's text places -- v2: at most the
+instrument's; v1: exactly the decimals of the snapshot's strings, Kraken
+writing every string of a pair alike -- is given back exactly from the
+book's double, so the top 10 levels per side are written and CRC32'd in C
+with no Python object per level.  The few levels whose text the double
+cannot give back (more decimals than the precision, other decimals than
+the snapshot's, too many digits) keep a token (price + qty text, dots and
+leading zeros removed) in the state's per-side dict, float price -> token,
+which the same function reads.
 
 Hot path: `on_frame` is bound to `sentrycore.kraken.KrakenFramePath.on_frame`,
-which takes a synced v2 book's update in C -- levels into the shared level
-buffers, the book, truncation to the subscribed depth, the checksum, then
-`after_message` -- and gives every other frame, untouched, to the reference
-path below (`_reference_frame`).  Both read and write the same
+which takes a synced book's update (v2 or v1) in C -- levels into the shared
+level buffers, the book, truncation to the subscribed depth, the checksum,
+then `after_message` -- and gives every other frame, untouched, to the
+reference path below (`_reference_frame`).  Both read and write the same
 `KrakenBookState`, and a mismatch found in C calls `_checksum_mismatch`, the
 reference path's own reaction.
 """
@@ -59,7 +61,7 @@ import numpy as np
 from sentrycoin.feeds.base import ConnectionSpec, FeedHandler, LogThrottle, Send
 from sentrycoin.feeds.checksum import fixed_text, strip_number
 from sentrycoin.market import Market
-from sentrycore.kraken import ChecksumCounts, KrakenBookState, KrakenFramePath, KrakenParser, exact_text
+from sentrycore.kraken import ChecksumCounts, KrakenBookState, KrakenFramePath, KrakenParser, exact_text, level_text
 
 log = logging.getLogger("sentrycoin.feeds.kraken")
 
@@ -216,8 +218,25 @@ class _Side:
         return np.array(self.prices, dtype=np.float64), np.array(self.qtys, dtype=np.float64)
 
 
-def _v1_side(levels: list[list[str]], out: _Side, newest: list) -> None:
-    """Parse v1 string levels into `out`; `newest` holds [time_s, time_text] of the newest level."""
+def _decimals(text: str) -> int:
+    dot = text.find(".")
+    return 0 if dot < 0 else len(text) - dot - 1
+
+
+def _v1_places(parts: list[_V1Book]) -> tuple[int, int] | None:
+    """The places a v1 snapshot's strings are written with: those of its first level."""
+    for part in parts:
+        for levels in (part.snap_asks, part.snap_bids):
+            if levels and len(levels[0]) >= 2:
+                return _decimals(levels[0][0]), _decimals(levels[0][1])
+    return None
+
+
+def _v1_side(levels: list[list[str]], out: _Side, newest: list, places: tuple[int, int] | None) -> None:
+    """Parse v1 string levels into `out`; `newest` holds [time_s, time_text] of the newest level.
+
+    A level keeps a token only when `book_checksum` would not write its
+    strings back from the book's doubles with `places` (None: every level)."""
     newest_s = newest[0]
     for level in levels:
         if len(level) < 3:
@@ -233,7 +252,11 @@ def _v1_side(levels: list[list[str]], out: _Side, newest: list) -> None:
             raise _Reject(f"bad level {level!r}")
         out.prices.append(price)
         out.qtys.append(qty)
-        out.tokens.append(strip_number(p_text) + strip_number(q_text) if qty else None)
+        if qty and not (places is not None and level_text(price, places[0]) == strip_number(p_text)
+                        and level_text(qty, places[1]) == strip_number(q_text)):
+            out.tokens.append(strip_number(p_text) + strip_number(q_text))
+        else:
+            out.tokens.append(None)
         # A bad time is not worth refusing a book update over; one outside
         # 2001..2286 is ignored (the receive time is used instead).
         if newest_s < ts_s < _MAX_TIME_S and ts_s > _MIN_TIME_S:
@@ -572,17 +595,23 @@ class KrakenHandler(FeedHandler):
         checksum: int | None = None
         newest: list = [0.0, ""]  # the newest level time, as float and as sent
         snap_time: list = [0.0, ""]  # snapshots: level times are stale, not the event's
+        books = [p for p in parts if isinstance(p, _V1Book)]
+        learned = _v1_places(books)  # a snapshot's places become the book's (v1 has no instrument channel)
+        places = state.text_places
+        if any(p.snap_asks is not None or p.snap_bids is not None for p in books):
+            if state.price_places is None or state.qty_places is None:
+                places = learned
         try:
             for part in parts:
                 assert isinstance(part, _V1Book)
                 if part.snap_asks is not None or part.snap_bids is not None:
                     snapshot = True
-                    _v1_side(part.snap_asks or [], asks, snap_time)
-                    _v1_side(part.snap_bids or [], bids, snap_time)
+                    _v1_side(part.snap_asks or [], asks, snap_time, places)
+                    _v1_side(part.snap_bids or [], bids, snap_time, places)
                 if part.a is not None:
-                    _v1_side(part.a, asks, newest)
+                    _v1_side(part.a, asks, newest, places)
                 if part.b is not None:
-                    _v1_side(part.b, bids, newest)
+                    _v1_side(part.b, bids, newest, places)
                 if part.c is not None:
                     if not (part.c.isascii() and part.c.isdigit()):
                         raise _Reject(f"checksum {part.c!r} is not a number")
@@ -599,12 +628,13 @@ class KrakenHandler(FeedHandler):
         # v1 snapshots carry no time of their own; updates carry one per level.
         # Exact decimal -> ms (a float product can land a hair under the ms).
         event_ms = int(Decimal(newest[1]) * 1000) if newest[1] else recv_ms
-        self._apply(conn_id, market, state, bids, asks, snapshot, checksum, event_ms)
+        self._apply(conn_id, market, state, bids, asks, snapshot, checksum, event_ms, v1_places=learned)
 
     # -- the shared book path ----------------------------------------------------------------
 
     def _apply(self, conn_id: int, market: Market, state: KrakenBookState, bids: _Side, asks: _Side,
-               snapshot: bool, checksum: int | None, event_ms: int) -> None:
+               snapshot: bool, checksum: int | None, event_ms: int,
+               v1_places: tuple[int, int] | None = None) -> None:
         book = market.book
         bid_p, bid_q = bids.arrays()
         ask_p, ask_q = asks.arrays()
@@ -615,6 +645,7 @@ class KrakenHandler(FeedHandler):
                 book.load_snapshot(np.column_stack((bid_p, bid_q)), np.column_stack((ask_p, ask_q)))
                 state.bid_tokens.clear()
                 state.ask_tokens.clear()
+                state.v1_price_places, state.v1_qty_places = v1_places or (None, None)
                 state.awaiting = False
             else:
                 book.apply(bid_p, bid_q, ask_p, ask_q)  # one batch call, all or nothing

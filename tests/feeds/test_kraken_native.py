@@ -383,7 +383,7 @@ def test_a_mismatch_in_c_does_what_the_reference_does(monkeypatch):
     assert native._states["BTC-USD"].awaiting
 
 
-def test_a_level_only_python_can_write_keeps_the_book_on_the_reference_path(monkeypatch):
+def test_a_level_only_python_can_write_keeps_its_token_through_c_path_updates(monkeypatch):
     native, ref, declined = _pair(monkeypatch)
     frames, model = _ladder_session(2, with_model=True)
     # Two decimals at precision 1: Kraken's text of it is rounded, which only
@@ -399,8 +399,15 @@ def test_a_level_only_python_can_write_keeps_the_book_on_the_reference_path(monk
         ref.on_frame(0, frame, 5)
         assert _state(native) == _state(ref)
     assert native._states["BTC-USD"].bid_tokens == {999.25: "9992" + "20000"}
-    assert declined.count == 3  # the snapshot, the odd update, and the update while its token lives
+    assert declined.count == 2  # the snapshot and the odd update; the next one read the token in C
     assert native.checksum_ok == 5 and native.markets["BTC-USD"].valid
+    # A C-path update at that price replaces its text: the token goes, as in the reference.
+    model.apply([(Decimal("999.25"), Decimal("0"))], [])
+    frame = frame_of("update", [(Decimal("999.25"), Decimal("0"))], [], model.checksum())
+    native.on_frame(0, frame, 5)
+    ref.on_frame(0, frame, 5)
+    assert _state(native) == _state(ref) and declined.count == 2
+    assert native._states["BTC-USD"].bid_tokens == {} and native.checksum_ok == 6
 
 
 def test_state_precisions_are_none_or_non_negative_ints():
@@ -410,3 +417,164 @@ def test_state_precisions_are_none_or_non_negative_ints():
     assert state.price_places == 3
     with pytest.raises(ValueError):
         state.qty_places = -1
+
+
+# -- v1: the same C path for the recording's protocol ------------------------------------------
+
+
+def _v1_pair(monkeypatch=None, depth=10):
+    declined = _Declined(monkeypatch) if monkeypatch is not None else None
+    out = []
+    for _ in range(2):
+        markets = [Market("kraken", s, depth=5) for s in ("BTC-USD", "ETH-USD")]
+        h = KrakenHandler(markets, "ws://127.0.0.1:9/", depth=depth, protocol="v1")
+        h.on_connected(0)
+        h.take_actions()
+        out.append(h)
+    if monkeypatch is not None:
+        monkeypatch.undo()
+    native, ref = out
+    ref.on_frame = lambda conn_id, data, recv_ms: KrakenHandler.on_frame(ref, conn_id, data, recv_ms)
+    return native, ref, declined
+
+
+class TextModel:
+    """Kraken's v1 book as the strings it sent, truncated to depth; checksum over those strings."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.bids: dict[Decimal, tuple[str, str]] = {}
+        self.asks: dict[Decimal, tuple[str, str]] = {}
+
+    def apply(self, bids, asks, snapshot=False):
+        if snapshot:
+            self.bids.clear()
+            self.asks.clear()
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            for p, q in levels:
+                if Decimal(q) == 0:
+                    side.pop(Decimal(p), None)
+                else:
+                    side[Decimal(p)] = (p, q)
+        for side, best_first in ((self.bids, True), (self.asks, False)):
+            for p in sorted(side, reverse=best_first)[self.depth:]:
+                del side[p]
+
+    def checksum(self) -> int:
+        return kraken_checksum([self.asks[p] for p in sorted(self.asks)],
+                               [self.bids[p] for p in sorted(self.bids, reverse=True)])
+
+
+def v1_frame(pair, bids, asks, checksum, *, snapshot=False, split=False, ts="1618678145.920470"):
+    def lv(levels, key):
+        return [[p, q, ts] + (["r"] if i % 3 == 2 else []) for i, (p, q) in enumerate(levels)]
+    if snapshot:
+        return json.dumps([7, {"as": lv(asks, "a"), "bs": lv(bids, "b")}, "book-10", pair]).encode()
+    parts = [{"a": lv(asks, "a")}, {"b": lv(bids, "b")}] if split else [{"a": lv(asks, "a"), "b": lv(bids, "b")}]
+    parts[-1]["c"] = str(checksum)
+    return json.dumps([7, *parts, "book-10", pair]).encode()
+
+
+@st.composite
+def v1_sessions(draw):
+    model = TextModel(10)
+    price = st.integers(9_000, 11_000)
+    rng = random.Random(draw(st.integers(0, 2**32)))
+
+    def text(k, places):
+        return format(Decimal(k).scaleb(-places), "f")
+
+    def levels(n, below, places=(1, 4)):
+        out = []
+        for _ in range(n):
+            k = draw(price)
+            if (k < 10_000) == below and k != 10_000:
+                q = rng.choice([0, rng.randint(1, 10**7)])
+                out.append((text(k, places[0]), text(q, places[1])))
+        return out
+
+    frames = []
+    snap_b, snap_a = [x for x in levels(30, True) if Decimal(x[1])], [x for x in levels(30, False) if Decimal(x[1])]
+    model.apply(snap_b, snap_a, snapshot=True)
+    frames.append(v1_frame("XBT/USD", snap_b, snap_a, 0, snapshot=True))
+    for _ in range(draw(st.integers(1, 14))):
+        kind = draw(st.integers(0, 9))
+        b, a = levels(draw(st.integers(0, 4)), True), levels(draw(st.integers(0, 4)), False)
+        if kind == 0:
+            model.apply(b, a)
+            frames.append(v1_frame("XBT/USD", b, a, model.checksum() ^ 0x77, split=rng.random() < 0.5))
+        elif kind == 1:  # strings with other decimals than the snapshot's: their text is the checksum's
+            b = b + [(text(draw(price) - 1000, 2), "1.5")]
+            model.apply(b, a)
+            frames.append(v1_frame("XBT/USD", b, a, model.checksum()))
+        elif kind == 2:
+            frames.append(_mutate(rng, v1_frame("XBT/USD", b, a, model.checksum())))
+        else:
+            model.apply(b, a)
+            frames.append(v1_frame("XBT/USD", b, a, model.checksum(), split=rng.random() < 0.3,
+                                   ts=rng.choice(["1618678146", "5", "1618678147.1", "99999999999.5",
+                                                  f"{rng.randint(10**9, 2 * 10**9)}.{rng.randint(0, 999999):06d}",
+                                                  f"{rng.randint(10**9, 2 * 10**9)}.{rng.randint(0, 99):02d}"])))
+    return frames
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=v1_sessions())
+def test_v1_native_path_leaves_exactly_what_the_reference_leaves(frames):
+    native, ref, _ = _v1_pair()
+    for i, frame in enumerate(frames):
+        native.on_frame(0, frame, 1000 + i)
+        ref.on_frame(0, frame, 1000 + i)
+        assert _state(native) == _state(ref), frame
+
+
+def test_v1_updates_take_the_c_path_and_learn_places_from_the_snapshot(monkeypatch):
+    native, ref, declined = _v1_pair(monkeypatch)
+    model = TextModel(10)
+    bids = [(f"{999 - k}.0", "1.2500") for k in range(12)]
+    asks = [(f"{1001 + k}.0", "0.5000") for k in range(12)]
+    model.apply(bids, asks, snapshot=True)
+    frames = [v1_frame("XBT/USD", bids, asks, 0, snapshot=True)]
+    for k, (b, a) in enumerate([([("999.5", "2.0000")], []), ([], [("1000.5", "0.0100")]),
+                                ([("999.5", "0.0000")], [("1003.0", "0.0000")])]):
+        model.apply(b, a)
+        frames.append(v1_frame("XBT/USD", b, a, model.checksum(), split=k == 1))
+    for frame in frames:
+        native.on_frame(0, frame, 5)
+        ref.on_frame(0, frame, 5)
+        assert _state(native) == _state(ref)
+    state = native._states["BTC-USD"]
+    assert (state.v1_price_places, state.v1_qty_places) == (1, 4) and state.text_places == (1, 4)
+    assert state.bid_tokens == {} and state.ask_tokens == {}
+    assert declined.count == 1 and native.checksum_ok == 3 and native.markets["BTC-USD"].valid
+    assert native.markets["BTC-USD"].last_event_ms == 1618678145920
+
+
+def test_v1_real_recording_native_equals_reference(monkeypatch):
+    from tests.feeds._b2util import read_records, recv_frames
+    from tests.realdata import realdata_path
+
+    records = read_records(realdata_path("KRAKEN.jsonl.zst"))
+    frames = recv_frames(records, "KRAKEN.ws.50")  # the book connection (48: trades, 49: ticker)
+    pairs = sorted({json.loads(d)[-1] for d, _ in frames if d.startswith(b"[") and b'"book-' in d})
+    from sentrycoin.feeds.kraken import from_venue_symbol
+
+    declined = _Declined(monkeypatch)
+    handlers = []
+    for _ in range(2):
+        markets = [Market("kraken", from_venue_symbol(p)) for p in pairs]
+        h = KrakenHandler(markets, "wss://ws.kraken.com", depth=1000)
+        h.on_connected(0)
+        h.take_actions()
+        handlers.append(h)
+    monkeypatch.undo()
+    native, ref = handlers
+    ref.on_frame = lambda conn_id, data, recv_ms: KrakenHandler.on_frame(ref, conn_id, data, recv_ms)
+    for data, recv_ms in frames:
+        native.on_frame(0, data, recv_ms)
+        ref.on_frame(0, data, recv_ms)
+    assert _state(native) == _state(ref)
+    assert native.checksum_ok == 4269 and native.checksum_failed == 0
+    updates = sum(1 for d, _ in frames if d.startswith(b"[") and b'"book-' in d and b'"c":' in d)
+    assert updates == 4269
+    assert declined.count == len(frames) - updates  # every real update took the C path
