@@ -82,6 +82,11 @@ def level_count(frame: bytes) -> int:
 
 
 def _start_ours(snapshots: list[bytes]) -> FrameSink:
+    return partial(ours(snapshots).on_frame, 0, recv_ms=0)
+
+
+def ours(snapshots: list[bytes]):
+    """Our handler (BTC-USD, ETH-USD), synced on the recording's snapshots."""
     from sentrycoin.feeds.coinbase import CoinbaseHandler
     from sentrycoin.market import Market
 
@@ -93,7 +98,7 @@ def _start_ours(snapshots: list[bytes]) -> FrameSink:
         handler.on_frame(0, frame, 0)
     if not all(m.valid for m in markets):
         raise RuntimeError("coinbase bench handler failed to sync")
-    return partial(handler.on_frame, 0, recv_ms=0)
+    return handler
 
 
 class _Conn:

@@ -139,6 +139,11 @@ def _v2_instrument() -> bytes:
 
 
 def _start_ours_v2(snapshot: bytes) -> FrameSink:
+    return partial(ours_v2(snapshot).on_frame, 0, recv_ms=0)
+
+
+def ours_v2(snapshot: bytes):
+    """Our v2 handler, synced on `snapshot` (BTC-USD, depth 1000, the instrument's precisions)."""
     from sentrycoin.feeds.kraken import KrakenHandler
     from sentrycoin.market import Market
 
@@ -150,7 +155,7 @@ def _start_ours_v2(snapshot: bytes) -> FrameSink:
     handler.on_frame(0, snapshot, 0)
     if not market.valid:
         raise RuntimeError("kraken v2 bench handler failed to sync")
-    return partial(handler.on_frame, 0, recv_ms=0)
+    return handler
 
 
 # -- v1: the real recording ------------------------------------------------------------------
@@ -179,6 +184,11 @@ def v1_recorded() -> tuple[list[bytes], list[bytes], list[str]]:
 
 
 def _start_ours_v1(snapshots: list[bytes], pairs: list[str]) -> FrameSink:
+    return partial(ours_v1(snapshots, pairs).on_frame, 0, recv_ms=0)
+
+
+def ours_v1(snapshots: list[bytes], pairs: list[str]):
+    """Our v1 handler for `pairs`, synced on the recording's snapshots."""
     from sentrycoin.feeds.kraken import KrakenHandler, from_venue_symbol
     from sentrycoin.market import Market
 
@@ -190,7 +200,7 @@ def _start_ours_v1(snapshots: list[bytes], pairs: list[str]) -> FrameSink:
         handler.on_frame(0, frame, 0)
     if not all(m.valid for m in markets):
         raise RuntimeError("kraken v1 bench handler failed to sync")
-    return partial(handler.on_frame, 0, recv_ms=0)
+    return handler
 
 
 class _Conn:
