@@ -210,7 +210,7 @@ class _Side:
 
     prices: list[float] = field(default_factory=list)
     qtys: list[float] = field(default_factory=list)
-    tokens: list[str | None] = field(default_factory=list)  # None: no token kept (deletes; v2 levels the double gives back)
+    tokens: list[str | None] = field(default_factory=list)  # None: no token kept (deletes; levels the double gives back)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.prices:
