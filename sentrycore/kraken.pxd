@@ -42,6 +42,17 @@ cdef class KrakenBookState:
     # Empty on the v2 C path (it declines otherwise).
     cdef public dict bid_tokens
     cdef public dict ask_tokens
+    # The last checksum computed without tokens, and the top levels it was
+    # computed from (asks then bids, at most 10 each): a message that leaves
+    # them as they were (most touch deeper levels) reuses it.
+    cdef bint _last_ok
+    cdef long long _last_crc
+    cdef int _last_pp
+    cdef int _last_qp
+    cdef int _last_n_asks
+    cdef int _last_n_bids
+    cdef double _last_prices[20]
+    cdef double _last_qtys[20]
 
 
 cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2

@@ -112,6 +112,7 @@ cdef class KrakenBookState:
         self._v1_qty_places = -1
         self.bid_tokens = {}
         self.ask_tokens = {}
+        self._last_ok = False
 
     @property
     def price_places(self):
@@ -222,19 +223,57 @@ cdef bint c_text_places(KrakenBookState state, int* pp, int* qp) noexcept:
     return pp[0] >= 0 and qp[0] >= 0
 
 
+cdef inline int _top_levels(BookSide* side, double* prices, double* qtys) noexcept nogil:
+    # The side's best CHECKSUM_LEVELS levels, best first (holes skipped).
+    cdef Py_ssize_t slot = side.n - 1
+    cdef int taken = 0
+    while slot >= 0 and taken < CHECKSUM_LEVELS:
+        if side.qtys[slot] != 0.0:
+            prices[taken] = side.sign * side.keys[slot]
+            qtys[taken] = side.qtys[slot]
+            taken += 1
+        slot -= 1
+    return taken
+
+
 cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2:
     # The text of the top levels goes into one buffer and one CRC pass.
     cdef char text[CHECKSUM_TEXT_MAX]
     cdef Py_ssize_t pos = 0
-    cdef int pp, qp
+    cdef int pp, qp, n_asks, n_bids, j
     cdef long long crc
+    cdef double prices[2 * CHECKSUM_LEVELS]
+    cdef double qtys[2 * CHECKSUM_LEVELS]
+    cdef bint plain = not state.ask_tokens and not state.bid_tokens
     c_text_places(state, &pp, &qp)  # -1 places: fixed_digits answers -1 (no text)
+    if plain:
+        # The checksum is a function of the top levels and the places alone.
+        n_asks = _top_levels(&book._asks, prices, qtys)
+        n_bids = _top_levels(&book._bids, prices + n_asks, qtys + n_asks)
+        if (state._last_ok and state._last_pp == pp and state._last_qp == qp
+                and state._last_n_asks == n_asks and state._last_n_bids == n_bids):
+            for j in range(n_asks + n_bids):
+                if prices[j] != state._last_prices[j] or qtys[j] != state._last_qtys[j]:
+                    break
+            else:
+                return state._last_crc
+        state._last_ok = False
     crc = _side_text(&book._asks, state.ask_tokens, pp, qp, text, &pos, 0)
     if crc >= 0:
         crc = _side_text(&book._bids, state.bid_tokens, pp, qp, text, &pos, crc)
     if crc < 0:
         return -1
-    return crc32_update(<uint32_t>crc, <const unsigned char*>text, pos)
+    crc = crc32_update(<uint32_t>crc, <const unsigned char*>text, pos)
+    if plain:
+        state._last_ok = True
+        state._last_crc = crc
+        state._last_pp = pp
+        state._last_qp = qp
+        state._last_n_asks = n_asks
+        state._last_n_bids = n_bids
+        memcpy(state._last_prices, prices, (n_asks + n_bids) * sizeof(double))
+        memcpy(state._last_qtys, qtys, (n_asks + n_bids) * sizeof(double))
+    return crc
 
 
 def book_checksum(OrderBook book not None, KrakenBookState state not None):
