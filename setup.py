@@ -24,7 +24,7 @@ extensions = [
         extra_compile_args=["-O3"],
     )
     for name in ("book", "counters", "detector", "marketcore", "parse", "band", "framefeed", "leveltext", "bybit",
-                 "okx")
+                 "okx", "coinbase", "kraken")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES))

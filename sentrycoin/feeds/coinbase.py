@@ -19,22 +19,31 @@ Protocol (../shared/EXCHANGES.md, checked against realdata/COINBASE.jsonl.zst):
 - unauthenticated clients may send 8 messages per second per IP: the live
   runner paces every Coinbase connection on one shared token bucket.
 
-Hot path: the envelope is decoded once with `events` left as `msgspec.Raw`
-(so ticker/trade/candle payloads are skipped, not built), and only `l2_data`
-events are decoded further, straight into Structs whose numeric strings
-become floats inside msgspec (`strict=False`).  Each update event costs one
-`OrderBook.apply` call (both sides, all or nothing).
+Hot path: `on_frame` is bound to `sentrycore.coinbase.CoinbaseFramePath.on_frame`,
+which counts the frame and, for the common message -- one `update` event of
+a synced product, next in its connection's sequence -- reads the bytes
+straight into the shared level buffers, applies them to every market of
+that product and runs `after_message`, all in C.  The per-connection
+sequence (`SequenceState`) and per-product sync flag (`ProductState`) are
+Cython objects both paths read and write, so the C path and the reference
+path below are one state machine.  Any other frame goes, untouched, to the
+reference path: the envelope is decoded once with `events` left as
+`msgspec.Raw` (so ticker/trade/candle payloads are skipped, not built), and
+only `l2_data` events are decoded further, straight into Structs whose
+numeric strings become floats inside msgspec (`strict=False`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from sentrycoin.feeds.base import ConnectionSpec, FeedHandler, LogThrottle, Send, apply_levels, load_levels
 from sentrycoin.market import Market
+from sentrycore.coinbase import CoinbaseFramePath, CoinbaseParser, ProductState, SequenceState
 
 log = logging.getLogger("sentrycoin.feeds.coinbase")
 
@@ -132,13 +141,21 @@ class CoinbaseHandler(FeedHandler):
             self._specs.append(ConnectionSpec(
                 conn_id=i, url=ws_url,
                 symbols=[m.symbol for product in group for m in self._markets_of[product]]))
-        self._last_seq: dict[int, int] = {}
-        # Served products that must see a snapshot before updates mean anything.
-        self._awaiting: set[str] = set(self._markets_of)
+        # Each connection's sequence follower and each served product's sync
+        # state: Cython objects the C frame path reads and advances too.
+        self._sequences: dict[int, SequenceState] = {conn_id: SequenceState() for conn_id in self._products_of}
+        # A product starts awaiting: updates mean nothing before its snapshot.
+        self._products: dict[str, ProductState] = {
+            product: ProductState(markets) for product, markets in self._markets_of.items()}
         self._ever_connected: set[int] = set()
         self.gaps = 0  # sequence gaps seen (also logged)
         self.internal_errors = 0  # bugs of ours caught at the frame boundary (tests assert 0)
         self._trouble = LogThrottle()
+        # The hot path in C (see the module docstring); this instance
+        # attribute stands in for the class's on_frame, the reference.
+        self._frame_path = CoinbaseFramePath(CoinbaseParser(), self._sequences, self._products, self.counters,
+                                             self._reference_frame, self._internal_error)
+        self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
 
     # -- what the source asks ---------------------------------------------------
 
@@ -150,34 +167,46 @@ class CoinbaseHandler(FeedHandler):
             log.warning("coinbase: on_connected for unknown connection %s", conn_id)
             return
         # A new connection numbers its messages afresh.
-        self._last_seq.pop(conn_id, None)
+        self._sequence(conn_id).last_seq = None
         again = conn_id in self._ever_connected
         self._ever_connected.add(conn_id)
         for symbol in self.mark_connected(conn_id):
             if again:
                 self.markets[symbol].reconnects += 1
-        self._awaiting.update(products)
+        self._await(products)
         self.actions.append(Send(conn_id, self._subscription("subscribe", "level2", products)))
         self.actions.append(Send(conn_id, self._subscription("subscribe", "heartbeats", products)))
 
     def on_disconnected(self, conn_id: int) -> None:
-        self._last_seq.pop(conn_id, None)
-        self._awaiting.update(self._products_of.get(conn_id, ()))
+        self._sequence(conn_id).last_seq = None
+        self._await(self._products_of.get(conn_id, ()))
         super().on_disconnected(conn_id)
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        """The reference path: count the frame, then `_reference_frame`.
+
+        Each instance binds `on_frame` to `CoinbaseFramePath.on_frame`, which
+        counts the same way and takes the hot update message in C; this
+        method is what a caller of the class attribute gets (tests use it as
+        the oracle of the C path)."""
         counters = self.counters
         counters.frames += 1
         counters.bytes += len(data)
+        self._reference_frame(conn_id, data, recv_ms)
+
+    def _reference_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
         try:
             self._on_frame(conn_id, data, recv_ms)
         except Exception:
-            # A bug of ours must not kill the connection's reader, nor leave a
-            # book that may be half-updated looking valid.
-            counters.decode_errors += 1
-            self.internal_errors += 1
-            log.exception("coinbase conn %s: internal error on frame %r", conn_id, bytes(data[:80]))
-            self._resync_connection(conn_id, "internal error")
+            self._internal_error(conn_id, data)
+
+    def _internal_error(self, conn_id: int, data: bytes) -> None:
+        """Called inside an except block: a bug of ours must not kill the
+        connection's reader, nor leave a book that may be half-updated looking valid."""
+        self.counters.decode_errors += 1
+        self.internal_errors += 1
+        log.exception("coinbase conn %s: internal error on frame %r", conn_id, bytes(data[:80]))
+        self._resync_connection(conn_id, "internal error")
 
     def _on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
         counters = self.counters
@@ -190,8 +219,9 @@ class CoinbaseHandler(FeedHandler):
             return
         seq = env.sequence_num
         if seq is not None:
-            last = self._last_seq.get(conn_id)
-            self._last_seq[conn_id] = seq
+            follower = self._sequence(conn_id)
+            last = follower.last_seq
+            follower.last_seq = seq
             if last is not None and seq != last + 1:
                 self.gaps += 1
                 self._resync_connection(conn_id, f"sequence gap: {last} -> {seq}")
@@ -224,7 +254,7 @@ class CoinbaseHandler(FeedHandler):
             if event.type == "snapshot":
                 self._snapshot(conn_id, product, markets, self._split(event.updates), event_ms)
             elif event.type == "update":
-                if product in self._awaiting:
+                if self._products[product].awaiting:
                     self.counters.ignored += 1  # old subscription's tail; a snapshot follows
                     continue
                 self._update(conn_id, product, markets, self._split(event.updates), event_ms)
@@ -251,7 +281,7 @@ class CoinbaseHandler(FeedHandler):
         except ValueError as exc:
             self._reject(conn_id, product, f"bad snapshot: {exc}")
             return
-        self._awaiting.discard(product)
+        self._products[product].awaiting = False
         for market in markets:
             market.mark_valid()
             market.after_message(event_ms)
@@ -281,7 +311,7 @@ class CoinbaseHandler(FeedHandler):
         resubscribe brings all of them a snapshot.
         """
         self._warn(f"reject:{product}", "coinbase %s: %s; resyncing", product, reason)
-        self._awaiting.add(product)
+        self._await((product,))
         self.fail_books([m.symbol for m in self._markets_of.get(product, ())], reason)
 
     def _resync_connection(self, conn_id: int, reason: str) -> None:
@@ -291,14 +321,28 @@ class CoinbaseHandler(FeedHandler):
         for product in products:
             for market in self._markets_of[product]:
                 market.invalidate(reason)
-            self._awaiting.add(product)
+        self._await(products)
         if products:
             self._resubscribe(conn_id, products)
 
     def request_books(self, conn_id: int, symbols: list[str]) -> None:
         products = list(dict.fromkeys(served_product(s) for s in symbols))
-        self._awaiting.update(products)
+        self._await(products)
         self._resubscribe(conn_id, products)
+
+    def _await(self, products: Iterable[str]) -> None:
+        """These products' updates mean nothing until their next snapshot."""
+        states = self._products
+        for product in products:
+            state = states.get(product)
+            if state is not None:
+                state.awaiting = True
+
+    def _sequence(self, conn_id: int) -> SequenceState:
+        follower = self._sequences.get(conn_id)
+        if follower is None:
+            follower = self._sequences[conn_id] = SequenceState()
+        return follower
 
     def _resubscribe(self, conn_id: int, symbols: list[str]) -> None:
         self.actions.append(Send(conn_id, self._subscription("unsubscribe", "level2", symbols)))

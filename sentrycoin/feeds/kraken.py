@@ -25,11 +25,24 @@ Protocol (../shared/EXCHANGES.md; Kraken's "book checksum" guides):
   v1; anything else, e.g. a local emulator: v2) unless `protocol=` is given;
   frames of either shape are understood either way.
 
-The float `OrderBook` cannot give the checksum back its text, so each book
-keeps, per side, a dict float price -> checksum token (price + qty text,
-dots and leading zeros removed) built once when the level arrives.  A
-checksum is then `book.asks(10)` / `book.bids(10)`, 20 dict look-ups, a join
-and one `zlib.crc32`.
+Checksums are computed from the book (`sentrycore.kraken.book_checksum`):
+a number written with the book's text places -- v2: at most the
+instrument's; v1: exactly the decimals of the snapshot's strings, Kraken
+writing every string of a pair alike -- is given back exactly from the
+book's double, so the top 10 levels per side are written and CRC32'd in C
+with no Python object per level.  The few levels whose text the double
+cannot give back (more decimals than the precision, other decimals than
+the snapshot's, too many digits) keep a token (price + qty text, dots and
+leading zeros removed) in the state's per-side dict, float price -> token,
+which the same function reads.
+
+Hot path: `on_frame` is bound to `sentrycore.kraken.KrakenFramePath.on_frame`,
+which takes a synced book's update (v2 or v1) in C -- levels into the shared
+level buffers, the book, truncation to the subscribed depth, the checksum,
+then `after_message` -- and gives every other frame, untouched, to the
+reference path below (`_reference_frame`).  Both read and write the same
+`KrakenBookState`, and a mismatch found in C calls `_checksum_mismatch`, the
+reference path's own reaction.
 """
 
 from __future__ import annotations
@@ -46,8 +59,9 @@ import msgspec
 import numpy as np
 
 from sentrycoin.feeds.base import ConnectionSpec, FeedHandler, LogThrottle, Send
-from sentrycoin.feeds.checksum import CHECKSUM_LEVELS, crc32_text, fixed_text, strip_number
+from sentrycoin.feeds.checksum import fixed_text, strip_number
 from sentrycoin.market import Market
+from sentrycore.kraken import ChecksumCounts, KrakenBookState, KrakenFramePath, KrakenParser, exact_text, level_text
 
 log = logging.getLogger("sentrycoin.feeds.kraken")
 
@@ -196,7 +210,7 @@ class _Side:
 
     prices: list[float] = field(default_factory=list)
     qtys: list[float] = field(default_factory=list)
-    tokens: list[str | None] = field(default_factory=list)  # None for deletes
+    tokens: list[str | None] = field(default_factory=list)  # None: no token kept (deletes; levels the double gives back)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.prices:
@@ -204,8 +218,25 @@ class _Side:
         return np.array(self.prices, dtype=np.float64), np.array(self.qtys, dtype=np.float64)
 
 
-def _v1_side(levels: list[list[str]], out: _Side, newest: list) -> None:
-    """Parse v1 string levels into `out`; `newest` holds [time_s, time_text] of the newest level."""
+def _decimals(text: str) -> int:
+    dot = text.find(".")
+    return 0 if dot < 0 else len(text) - dot - 1
+
+
+def _v1_places(parts: list[_V1Book]) -> tuple[int, int] | None:
+    """The places a v1 snapshot's strings are written with: those of its first level."""
+    for part in parts:
+        for levels in (part.snap_asks, part.snap_bids):
+            if levels and len(levels[0]) >= 2:
+                return _decimals(levels[0][0]), _decimals(levels[0][1])
+    return None
+
+
+def _v1_side(levels: list[list[str]], out: _Side, newest: list, places: tuple[int, int] | None) -> None:
+    """Parse v1 string levels into `out`; `newest` holds [time_s, time_text] of the newest level.
+
+    A level keeps a token only when `book_checksum` would not write its
+    strings back from the book's doubles with `places` (None: every level)."""
     newest_s = newest[0]
     for level in levels:
         if len(level) < 3:
@@ -221,7 +252,11 @@ def _v1_side(levels: list[list[str]], out: _Side, newest: list) -> None:
             raise _Reject(f"bad level {level!r}")
         out.prices.append(price)
         out.qtys.append(qty)
-        out.tokens.append(strip_number(p_text) + strip_number(q_text) if qty else None)
+        if qty and not (places is not None and level_text(price, places[0]) == strip_number(p_text)
+                        and level_text(qty, places[1]) == strip_number(q_text)):
+            out.tokens.append(strip_number(p_text) + strip_number(q_text))
+        else:
+            out.tokens.append(None)
         # A bad time is not worth refusing a book update over; one outside
         # 2001..2286 is ignored (the receive time is used instead).
         if newest_s < ts_s < _MAX_TIME_S and ts_s > _MIN_TIME_S:
@@ -230,7 +265,18 @@ def _v1_side(levels: list[list[str]], out: _Side, newest: list) -> None:
             newest[1] = level[2]
 
 
+def _written_back(value: Decimal, number: float, places: int) -> bool:
+    """True when `book_checksum` writes `number` (the double of `value`) as
+    `fixed_text(value, places)`: at most `places` decimals, and few enough
+    digits that the double gives them back (sentrycore/decimaltext.pxd)."""
+    if not exact_text(number, places):
+        return False
+    scaled = value.scaleb(places)
+    return scaled == scaled.to_integral_value()
+
+
 def _v2_side(levels: list[_V2Level], price_places: int, qty_places: int, out: _Side) -> None:
+    """Tokens only for levels whose text the book's double cannot give back (None: none needed)."""
     for level in levels:
         p, q = level.price, level.qty
         try:
@@ -242,39 +288,13 @@ def _v2_side(levels: list[_V2Level], price_places: int, qty_places: int, out: _S
             raise _Reject(f"bad level price={p} qty={q}")
         out.prices.append(price)
         out.qtys.append(qty)
-        out.tokens.append(
-            strip_number(fixed_text(p, price_places)) + strip_number(fixed_text(q, qty_places)) if qty else None
-        )
+        if qty and not (_written_back(p, price, price_places) and _written_back(q, qty, qty_places)):
+            out.tokens.append(strip_number(fixed_text(p, price_places)) + strip_number(fixed_text(q, qty_places)))
+        else:
+            out.tokens.append(None)
 
 
 # -- per-symbol state ------------------------------------------------------------------
-
-
-class _BookState:
-    """Checksum text of the levels in one book, and where its sync stands."""
-
-    __slots__ = ("bid_tokens", "ask_tokens", "depth", "awaiting", "price_places", "qty_places",
-                 "needs_precision")
-
-    def __init__(self, depth: int) -> None:
-        self.bid_tokens: dict[float, str] = {}
-        self.ask_tokens: dict[float, str] = {}
-        self.depth = depth  # truncation depth: what the venue acknowledged
-        self.awaiting = True  # updates mean nothing until a snapshot lands
-        self.price_places: int | None = None  # v2 instrument precision
-        self.qty_places: int | None = None
-        self.needs_precision = False  # a v2 book message arrived before the instrument
-
-    def checksum(self, market: Market) -> int | None:
-        """CRC32 of the book's top levels, or None if a level's text is missing."""
-        book = market.book
-        ask_tokens, bid_tokens = self.ask_tokens, self.bid_tokens
-        try:
-            parts = [ask_tokens[p] for p in book.asks(CHECKSUM_LEVELS)[:, 0].tolist()]
-            parts += [bid_tokens[p] for p in book.bids(CHECKSUM_LEVELS)[:, 0].tolist()]
-        except KeyError:
-            return None
-        return crc32_text(parts)
 
 
 def _merge(tokens: dict[float, str], side: _Side) -> None:
@@ -286,7 +306,7 @@ def _merge(tokens: dict[float, str], side: _Side) -> None:
             tokens[price] = token
 
 
-def _truncate(market: Market, state: _BookState) -> None:
+def _truncate(market: Market, state: KrakenBookState) -> None:
     """Drop levels beyond the subscribed depth (Kraken sends no delete for them)."""
     book = market.book
     depth = state.depth
@@ -349,22 +369,39 @@ class KrakenHandler(FeedHandler):
         ]
         self._conn_of = {s: spec.conn_id for spec in self._specs for s in spec.symbols}
         self._symbols_of = {spec.conn_id: spec.symbols for spec in self._specs}
-        self._states = {s: _BookState(self.book_depth) for s in symbols}
+        self._states = {s: KrakenBookState(self.book_depth, self.markets[s]) for s in symbols}
         # Venue names -> normal form, for both spellings.
         self._by_venue_name: dict[str, str] = {}
         for s in symbols:
             self._by_venue_name[to_v2_symbol(s)] = s
             self._by_venue_name[to_v1_pair(s)] = s
         self._ever_connected: set[int] = set()
-        self.checksum_ok = 0  # checksums verified and matching
-        self.checksum_failed = 0
+        # Checksums verified and matching (ok) or not (failed), counted in C too.
+        self._checksums = ChecksumCounts()
         self.internal_errors = 0  # bugs of ours caught at the frame boundary (tests assert 0)
         self._trouble = LogThrottle()
+        # The hot path in C (see the module docstring); this instance
+        # attribute stands in for the class's on_frame, the reference.
+        routes = {name: self._states[symbol] for name, symbol in self._by_venue_name.items()}
+        self._frame_path = KrakenFramePath(KrakenParser(), routes, self._checksums, self.counters,
+                                           self._reference_frame, self._checksum_mismatch, self._internal_error)
+        self.on_frame = self._frame_path.on_frame  # type: ignore[method-assign]
+
+    @property
+    def checksum_ok(self) -> int:
+        """Checksums verified and matching."""
+        return self._checksums.ok
+
+    @property
+    def checksum_failed(self) -> int:
+        return self._checksums.failed
 
     # -- what the source asks ---------------------------------------------------------
 
-    def book_state(self, symbol: str) -> _BookState:
-        """The checksum mirror of one book (tests and diagnostics)."""
+    def book_state(self, symbol: str) -> KrakenBookState:
+        """One book's sync state and checksum text (a `KrakenBookState`, which the C
+        path shares); its `checksum(market)` is CRC32 of the top levels, None if a
+        level's text is missing."""
         return self._states[symbol]
 
     # -- what the source tells -----------------------------------------------------------
@@ -395,9 +432,18 @@ class KrakenHandler(FeedHandler):
         super().on_disconnected(conn_id)
 
     def on_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
+        """The reference path: count the frame, then `_reference_frame`.
+
+        Each instance binds `on_frame` to `KrakenFramePath.on_frame`, which
+        counts the same way and takes a synced v2 book's update in C; this
+        method is what a caller of the class attribute gets (tests use it as
+        the oracle of the C path)."""
         counters = self.counters
         counters.frames += 1
         counters.bytes += len(data)
+        self._reference_frame(conn_id, data, recv_ms)
+
+    def _reference_frame(self, conn_id: int, data: bytes, recv_ms: int) -> None:
         try:
             if data[:1] == b"[":
                 self._on_v1_array(conn_id, _V1_MESSAGE.decode(data), recv_ms)
@@ -409,17 +455,20 @@ class KrakenHandler(FeedHandler):
             self.decode_error("frame", data, exc)
             self._resync_suspects(conn_id, data)
         except Exception:
-            # A bug of ours must not kill the connection's reader, nor leave a
-            # book that may be half-updated looking valid.
-            self.counters.decode_errors += 1
-            self.internal_errors += 1
-            log.exception("kraken conn %s: internal error on frame %r", conn_id, bytes(data[:80]))
-            symbols = self._symbols_of.get(conn_id, [])
-            for symbol in symbols:
-                self.markets[symbol].invalidate("internal error")
-                self._states[symbol].awaiting = True
-            if symbols:
-                self._resubscribe(conn_id, symbols)
+            self._internal_error(conn_id, data)
+
+    def _internal_error(self, conn_id: int, data: bytes) -> None:
+        """Called inside an except block: a bug of ours must not kill the
+        connection's reader, nor leave a book that may be half-updated looking valid."""
+        self.counters.decode_errors += 1
+        self.internal_errors += 1
+        log.exception("kraken conn %s: internal error on frame %r", conn_id, bytes(data[:80]))
+        symbols = self._symbols_of.get(conn_id, [])
+        for symbol in symbols:
+            self.markets[symbol].invalidate("internal error")
+            self._states[symbol].awaiting = True
+        if symbols:
+            self._resubscribe(conn_id, symbols)
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -550,17 +599,23 @@ class KrakenHandler(FeedHandler):
         checksum: int | None = None
         newest: list = [0.0, ""]  # the newest level time, as float and as sent
         snap_time: list = [0.0, ""]  # snapshots: level times are stale, not the event's
+        books = [p for p in parts if isinstance(p, _V1Book)]
+        learned = _v1_places(books)  # a snapshot's places become the book's (v1 has no instrument channel)
+        places = state.text_places
+        if any(p.snap_asks is not None or p.snap_bids is not None for p in books):
+            if state.price_places is None or state.qty_places is None:
+                places = learned
         try:
             for part in parts:
                 assert isinstance(part, _V1Book)
                 if part.snap_asks is not None or part.snap_bids is not None:
                     snapshot = True
-                    _v1_side(part.snap_asks or [], asks, snap_time)
-                    _v1_side(part.snap_bids or [], bids, snap_time)
+                    _v1_side(part.snap_asks or [], asks, snap_time, places)
+                    _v1_side(part.snap_bids or [], bids, snap_time, places)
                 if part.a is not None:
-                    _v1_side(part.a, asks, newest)
+                    _v1_side(part.a, asks, newest, places)
                 if part.b is not None:
-                    _v1_side(part.b, bids, newest)
+                    _v1_side(part.b, bids, newest, places)
                 if part.c is not None:
                     if not (part.c.isascii() and part.c.isdigit()):
                         raise _Reject(f"checksum {part.c!r} is not a number")
@@ -577,12 +632,13 @@ class KrakenHandler(FeedHandler):
         # v1 snapshots carry no time of their own; updates carry one per level.
         # Exact decimal -> ms (a float product can land a hair under the ms).
         event_ms = int(Decimal(newest[1]) * 1000) if newest[1] else recv_ms
-        self._apply(conn_id, market, state, bids, asks, snapshot, checksum, event_ms)
+        self._apply(conn_id, market, state, bids, asks, snapshot, checksum, event_ms, v1_places=learned)
 
     # -- the shared book path ----------------------------------------------------------------
 
-    def _apply(self, conn_id: int, market: Market, state: _BookState, bids: _Side, asks: _Side,
-               snapshot: bool, checksum: int | None, event_ms: int) -> None:
+    def _apply(self, conn_id: int, market: Market, state: KrakenBookState, bids: _Side, asks: _Side,
+               snapshot: bool, checksum: int | None, event_ms: int,
+               v1_places: tuple[int, int] | None = None) -> None:
         book = market.book
         bid_p, bid_q = bids.arrays()
         ask_p, ask_q = asks.arrays()
@@ -593,6 +649,7 @@ class KrakenHandler(FeedHandler):
                 book.load_snapshot(np.column_stack((bid_p, bid_q)), np.column_stack((ask_p, ask_q)))
                 state.bid_tokens.clear()
                 state.ask_tokens.clear()
+                state.v1_price_places, state.v1_qty_places = v1_places or (None, None)
                 state.awaiting = False
             else:
                 book.apply(bid_p, bid_q, ask_p, ask_q)  # one batch call, all or nothing
@@ -608,20 +665,24 @@ class KrakenHandler(FeedHandler):
         else:
             ours = state.checksum(market)
             if ours != checksum:
-                self.checksum_failed += 1
-                market.checksum_mismatches += 1
-                self._warn(f"checksum:{market.symbol}",
-                           "kraken %s: checksum mismatch (ours %s, venue %s); resyncing",
-                           market.symbol, ours, checksum)
-                state.awaiting = True
-                # Through recovery: a pair whose checksums keep failing (on Kraken's
-                # side, it happens) is retried with a growing delay, not in a loop.
-                self.fail_book(market.symbol, "checksum mismatch")
+                self._checksum_mismatch(state, ours, checksum)
                 return
-            self.checksum_ok += 1
+            self._checksums.ok += 1
         if snapshot:
             market.mark_valid()
         market.after_message(event_ms)
+
+    def _checksum_mismatch(self, state: KrakenBookState, ours: int | None, theirs: int) -> None:
+        """The book disagrees with the venue's checksum (either path): count, invalidate, resync."""
+        market = state.market
+        self._checksums.failed += 1
+        market.checksum_mismatches += 1
+        self._warn(f"checksum:{market.symbol}", "kraken %s: checksum mismatch (ours %s, venue %s); resyncing",
+                   market.symbol, ours, theirs)
+        state.awaiting = True
+        # Through recovery: a pair whose checksums keep failing (on Kraken's
+        # side, it happens) is retried with a growing delay, not in a loop.
+        self.fail_book(market.symbol, "checksum mismatch")
 
     # -- resync ------------------------------------------------------------------------------
 
@@ -645,7 +706,7 @@ class KrakenHandler(FeedHandler):
             # Also while awaiting: the unreadable frame may have been the snapshot.
             self._reject(conn_id, self.markets[symbol], self._states[symbol], "unreadable book frame")
 
-    def _reject(self, conn_id: int, market: Market, state: _BookState, reason: str) -> None:
+    def _reject(self, conn_id: int, market: Market, state: KrakenBookState, reason: str) -> None:
         self._warn(f"reject:{market.symbol}", "kraken %s: %s; resyncing", market.symbol, reason)
         state.awaiting = True
         self.fail_book(market.symbol, reason)
