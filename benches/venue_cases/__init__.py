@@ -36,3 +36,5 @@ class VenueCase:
     """The same for cryptofeed's handler of this venue (None: cryptofeed is not installed)."""
     rival_note: str = ""
     """How the rival is configured (e.g. "checksum off: cryptofeed's default")."""
+    goals: bool = True
+    """Issue 14's goals apply to this row (False: shown for information, e.g. Kraken's retired v1)."""
