@@ -8,8 +8,8 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from itertools import islice
 
-import order_book
-from sortedcontainers import SortedDict
+# order_book and sortedcontainers (bench extras) are imported by the books that use
+# them, so the pure-Python DictBisectBook (the venue cases' reference) imports without them.
 
 
 class DictBisectBook:
@@ -51,15 +51,18 @@ class DictBisectBook:
 
 class SortedDictBook:
     def __init__(self) -> None:
+        from sortedcontainers import SortedDict
+
+        self._sorted_dict = SortedDict
         self.bid = SortedDict()
         self.ask = SortedDict()
 
     def load(self, bids, asks) -> None:
-        self.bid = SortedDict(bids)
-        self.ask = SortedDict(asks)
+        self.bid = self._sorted_dict(bids)
+        self.ask = self._sorted_dict(asks)
 
     @staticmethod
-    def _set(side: SortedDict, price: float, qty: float) -> None:
+    def _set(side, price: float, qty: float) -> None:
         if qty == 0.0:
             side.pop(price, None)
         else:
@@ -89,10 +92,13 @@ class OrderBookLibBook:
     """The `order-book` C library (cryptofeed's book)."""
 
     def __init__(self) -> None:
+        import order_book
+
+        self._new_book = order_book.OrderBook
         self.book = order_book.OrderBook()
 
     def load(self, bids, asks) -> None:
-        self.book = order_book.OrderBook()
+        self.book = self._new_book()
         b, a = self.book.bids, self.book.asks
         for p, q in bids:
             b[p] = q
