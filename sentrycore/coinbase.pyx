@@ -15,6 +15,10 @@ sentrycoin.feeds.coinbase applies to every message across channels) for a
 product whose books are synced.  The message time is read from `timestamp`
 in C exactly as the handler's `datetime.fromisoformat` reading gives it.
 
+The members in the order and compact form Coinbase sends them are matched
+with memcmp first; only a frame (or a level) of another layout pays the
+general key-by-key reader, which accepts a superset of that form.
+
 Everything else -- snapshots, other channels (ticker, heartbeats, ...), a
 sequence gap, several events, an unknown side, a bad value, any JSON this
 reader does not take -- leaves every state untouched and goes to the
