@@ -40,9 +40,14 @@ cdef class CoinbaseParser:
     cdef object _cached_product
     cdef int _parsed
 
+    cdef Py_ssize_t _level_compact(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
+    cdef Py_ssize_t _updates(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
     cdef Py_ssize_t _level(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
     cdef Py_ssize_t _event(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
+    cdef int _parse_compact(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cdef int _parse_general(self, const unsigned char* s, Py_ssize_t n) noexcept
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cdef int _parse_object(self, object data) noexcept
     cdef object _product_str(self)
     # The whole hot path (see coinbase.pyi `take`); raises only what after_message raises.
     cdef bint c_take(self, object data, SequenceState seq, dict products) except -1

@@ -15,6 +15,10 @@ sentrycoin.feeds.coinbase applies to every message across channels) for a
 product whose books are synced.  The message time is read from `timestamp`
 in C exactly as the handler's `datetime.fromisoformat` reading gives it.
 
+The members in the order and compact form Coinbase sends them are matched
+with memcmp first; only a frame (or a level) of another layout pays the
+general key-by-key reader, which accepts a superset of that form.
+
 Everything else -- snapshots, other channels (ticker, heartbeats, ...), a
 sequence gap, several events, an unknown side, a bad value, any JSON this
 reader does not take -- leaves every state untouched and goes to the
@@ -25,7 +29,7 @@ drives both with the same frames and compares books, states and counters).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, INT64_MAX
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
@@ -105,6 +109,60 @@ cdef class CoinbaseParser:
     def __dealloc__(self):
         levels_free(&self.bids)
         levels_free(&self.asks)
+
+    cdef Py_ssize_t _level_compact(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
+        # The level exactly as Coinbase sends it -- {"side":"bid"|"offer",
+        # "event_time":"..","price_level":..,"new_quantity":..}, no whitespace
+        # between members -- matched with a few memcmp instead of a key scan
+        # per member.  -1 when it has any other shape (nothing pushed): _level
+        # then reads it, so this only ever accepts what _level accepts.
+        cdef Py_ssize_t vs
+        cdef int side
+        cdef double price = 0.0
+        cdef double qty = 0.0
+        if n - i >= 29 and memcmp(s + i, b'{"side":"bid","event_time":', 27) == 0:
+            side = 1
+            i += 27
+        elif n - i >= 31 and memcmp(s + i, b'{"side":"offer","event_time":', 29) == 0:
+            side = 2
+            i += 29
+        else:
+            return -1
+        i = scan_string(s, i, n, &vs)
+        if i < 0 or n - i < 15 or memcmp(s + i, b',"price_level":', 15) != 0:
+            return -1
+        i = scan_level_number(s, i + 15, n, &price)
+        if i < 0 or n - i < 16 or memcmp(s + i, b',"new_quantity":', 16) != 0:
+            return -1
+        i = scan_level_number(s, i + 16, n, &qty)
+        if i < 0 or i >= n or s[i] != 125:  # '}'
+            return -1
+        if not levels_push(&self.bids if side == 1 else &self.asks, price, qty):
+            return -1
+        return i + 1
+
+    cdef Py_ssize_t _updates(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
+        # The `updates` array from its '[': index after its ']', or -1.
+        cdef Py_ssize_t j
+        if i >= n or s[i] != 91:  # '['
+            return -1
+        i = skip_ws(s, i + 1, n)
+        if i < n and s[i] == 93:  # ']'
+            return i + 1
+        while True:
+            j = self._level_compact(s, i, n)
+            i = self._level(s, i, n) if j < 0 else j
+            if i < 0:
+                return -1
+            i = skip_ws(s, i, n)
+            if i >= n:
+                return -1
+            if s[i] == 44:
+                i = skip_ws(s, i + 1, n)
+                continue
+            if s[i] == 93:
+                return i + 1
+            return -1
 
     cdef Py_ssize_t _level(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
         # {"side":..,"price_level":..,"new_quantity":..}: pushed to its side.
@@ -200,26 +258,7 @@ cdef class CoinbaseParser:
                 bit = E_UPDATES
                 if seen & E_UPDATES:
                     return -1
-                if i >= n or s[i] != 91:  # '['
-                    return -1
-                i = skip_ws(s, i + 1, n)
-                if i < n and s[i] == 93:  # ']'
-                    i += 1
-                else:
-                    while True:
-                        i = self._level(s, i, n)
-                        if i < 0:
-                            return -1
-                        i = skip_ws(s, i, n)
-                        if i >= n:
-                            return -1
-                        if s[i] == 44:
-                            i = skip_ws(s, i + 1, n)
-                            continue
-                        if s[i] == 93:
-                            i += 1
-                            break
-                        return -1
+                i = self._updates(s, i, n)
             else:
                 i = skip_value(s, i, n)
             if i < 0:
@@ -241,16 +280,59 @@ cdef class CoinbaseParser:
             return -1
         return i + 1
 
+    cdef int _parse_compact(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        # The frame exactly as Coinbase sends it (members in this order, no
+        # whitespace outside the levels):
+        #   {"channel":"l2_data","timestamp":"..","sequence_num":n,"events":[
+        #    {"type":"update","product_id":"..","updates":[..]}]}
+        # matched with memcmp instead of a key scan per member.  0 when it has
+        # any other shape (c_parse then runs the general reader), so this
+        # only ever accepts what that reader accepts.
+        cdef Py_ssize_t i, vs, ts_start
+        cdef Py_ssize_t ts_len
+        cdef int64_t iv = 0
+        if n < 35 or memcmp(s, b'{"channel":"l2_data","timestamp":', 33) != 0:
+            return 0
+        i = scan_string(s, 33, n, &ts_start)
+        if i < 0:
+            return 0
+        ts_len = i - 1 - ts_start
+        if n - i < 16 or memcmp(s + i, b',"sequence_num":', 16) != 0:
+            return 0
+        i = scan_int(s, i + 16, n, &iv)
+        if i < 0 or n - i < 43 or memcmp(s + i, b',"events":[{"type":"update","product_id":', 41) != 0:
+            return 0
+        i = scan_string(s, i + 41, n, &vs)
+        if i < 0 or i - 1 - vs > MAX_PRODUCT or n - i < 12 or memcmp(s + i, b',"updates":', 11) != 0:
+            return 0
+        self._product_len = i - 1 - vs
+        memcpy(self._product, s + vs, self._product_len)
+        i = self._updates(s, i + 11, n)
+        if i < 0 or n - i < 3 or memcmp(s + i, b'}]}', 3) != 0 or skip_ws(s, i + 3, n) != n:
+            return 0
+        if not iso8601_ms(s + ts_start, ts_len, MAX_FRACTION_DIGITS, &self.event_ms):
+            return 0
+        self.sequence_num = iv
+        self._parsed = 1
+        return 1
+
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept:
+        self._parsed = 0
+        self.bids.n = 0
+        self.asks.n = 0
+        if self._parse_compact(s, n):
+            return 1
+        self.bids.n = 0
+        self.asks.n = 0
+        return self._parse_general(s, n)
+
+    cdef int _parse_general(self, const unsigned char* s, Py_ssize_t n) noexcept:
         cdef Py_ssize_t i, k, klen, vs
         cdef Py_ssize_t ts_start = 0
         cdef Py_ssize_t ts_len = 0
         cdef int seen = 0
         cdef int bit
         cdef int64_t iv = 0
-        self._parsed = 0
-        self.bids.n = 0
-        self.asks.n = 0
         i = skip_ws(s, 0, n)
         if i >= n or s[i] != 123:
             return 0
@@ -319,18 +401,21 @@ cdef class CoinbaseParser:
 
     def parse(self, data):
         """Parse one frame: True when it is the hot shape (fields below), else False."""
+        return self._parse_object(data) == 1
+
+    cdef int _parse_object(self, object data) noexcept:
         cdef Py_buffer view
         cdef int ok
         if type(data) is bytes:
-            return self.c_parse(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) == 1
+            return self.c_parse(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except Exception:
             self._parsed = 0
-            return False
+            return 0
         ok = self.c_parse(<const unsigned char*>view.buf, view.len)
         PyBuffer_Release(&view)
-        return ok == 1
+        return ok
 
     cdef object _product_str(self):
         if self._cached_len != self._product_len or memcmp(self._cached, self._product, self._product_len) != 0:
@@ -361,9 +446,9 @@ cdef class CoinbaseParser:
         cdef OrderBook book
         if seq is None or not seq._last_ok:
             return False
-        if not self.parse(data):
+        if self._parse_object(data) != 1:
             return False
-        if seq._last == 0x7FFFFFFFFFFFFFFF or self.sequence_num != seq._last + 1:
+        if seq._last == INT64_MAX or self.sequence_num != seq._last + 1:
             return False  # a gap: the reference path resyncs the connection
         obj = products.get(self._product_str())
         if type(obj) is not ProductState:
