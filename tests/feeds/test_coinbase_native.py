@@ -143,6 +143,38 @@ def test_parser_reads_frames_exactly_like_msgspec(frame, seed, mutate):
         assert p.event_ms != NO_TIME
 
 
+@st.composite
+def compact_frames(draw):
+    """Frames in the exact member order and compact form Coinbase sends (the layout
+    the parser matches with memcmp before its general reader), values mostly valid."""
+    levels = []
+    for _ in range(draw(st.integers(0, 10))):
+        side = draw(st.sampled_from(["bid", "offer", "bid", "offer", "ask"]))
+        price, qty = draw(level_value()), draw(level_value())
+        levels.append(f'{{"side":"{side}","event_time":"2026-08-09T21:05:48.170326Z",'
+                      f'"price_level":{price},"new_quantity":{qty}}}')
+    stamp = draw(timestamps()) if draw(st.integers(0, 4)) == 0 else "2026-08-09T21:05:48.505350477Z"
+    product = draw(st.sampled_from(["BTC-USD", "ETH-USD", "BTC-USDC"]))
+    return (f'{{"channel":"l2_data","timestamp":{json.dumps(stamp)},"sequence_num":{draw(st.integers(0, 10**12))},'
+            f'"events":[{{"type":"update","product_id":"{product}","updates":[{",".join(levels)}]}}]}}').encode()
+
+
+@given(frame=compact_frames(), seed=st.integers(0, 2**32), mutate=st.booleans())
+def test_frames_in_coinbase_compact_form_read_exactly_like_msgspec(frame, seed, mutate):
+    if mutate:
+        frame = _mutate(random.Random(seed), frame)
+    p = CoinbaseParser()
+    ref = reference(frame)
+    accepted = p.parse(frame)
+    if accepted:
+        assert ref is not None, frame
+        assert (p.sequence_num, p.event_ms, p.product_id, p.bids, p.asks) == ref, frame
+    elif not mutate and ref is not None and COMMON_TIME.match(json.loads(frame)["timestamp"]):
+        # The form Coinbase sends, with values the reference reads: the C path must take it.
+        values = [u[k] for u in json.loads(frame)["events"][0]["updates"] for k in ("price_level", "new_quantity")]
+        assert not all(isinstance(v, str) and re.fullmatch(r"\d+(\.\d+)?", v) for v in values), frame
+
+
 @FAST
 @given(text=timestamps())
 def test_timestamps_read_exactly_as_fromisoformat(text):
