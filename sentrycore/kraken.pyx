@@ -243,11 +243,15 @@ cdef inline Py_ssize_t _plain_text(KrakenBookState state, const double* prices, 
     # the last checksum's text (same places) of a level with the same price
     # (and size) is copied instead of written again: a message changes few
     # of the top levels, and both lists are sorted the same way, so one
-    # forward walk over the last list finds them.
+    # forward walk over the last list finds them.  Levels that were adjacent
+    # last time are copied together, as one run (text[run_to:pos] is owed
+    # from _last_text[run_from:]).
     cdef int m = last_first
     cdef int m_end = last_first + last_count
     cdef int j
-    cdef Py_ssize_t k, a, b
+    cdef Py_ssize_t k, a, b, c
+    cdef Py_ssize_t run_from = 0
+    cdef Py_ssize_t run_to = pos
     cdef double price
     for j in range(first, first + count):
         at[j] = <short>pos
@@ -262,15 +266,20 @@ cdef inline Py_ssize_t _plain_text(KrakenBookState state, const double* prices, 
         if reuse and m < m_end and state._last_prices[m] == price:
             a = state._last_at[m]
             b = state._last_mid[m]
+            mid[j] = <short>(pos + b - a)
+            if state._last_qtys[m] == qtys[j]:
+                c = state._last_at[m + 1]
+                if run_from + (pos - run_to) != a:  # not where the run ends: a new run
+                    memcpy(text + run_to, state._last_text + run_from, pos - run_to)
+                    run_from = a
+                    run_to = pos
+                pos += c - a
+                continue
+            memcpy(text + run_to, state._last_text + run_from, pos - run_to)
             memcpy(text + pos, state._last_text + a, b - a)
             pos += b - a
-            mid[j] = <short>pos
-            if state._last_qtys[m] == qtys[j]:
-                a = state._last_at[m + 1]
-                memcpy(text + pos, state._last_text + b, a - b)
-                pos += a - b
-                continue
         else:
+            memcpy(text + run_to, state._last_text + run_from, pos - run_to)
             k = fixed_digits(price, pp, text + pos)
             if k < 0:
                 return -1
@@ -280,6 +289,9 @@ cdef inline Py_ssize_t _plain_text(KrakenBookState state, const double* prices, 
         if k < 0:
             return -1
         pos += k
+        run_to = pos
+        run_from = 0
+    memcpy(text + run_to, state._last_text + run_from, pos - run_to)
     return pos
 
 
