@@ -53,6 +53,13 @@ cdef class KrakenBookState:
     cdef int _last_n_bids
     cdef double _last_prices[20]
     cdef double _last_qtys[20]
+    # ... and its text (each level's price digits then size digits): level
+    # j's is _last_text[_last_at[j]:_last_at[j + 1]], its size from
+    # _last_mid[j].  A level still in the top with the same price (and size)
+    # is copied from here instead of written again.
+    cdef char _last_text[800]
+    cdef short _last_at[21]
+    cdef short _last_mid[20]
 
 
 cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2
@@ -88,6 +95,7 @@ cdef class KrakenParser:
     cdef Py_ssize_t _levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out) noexcept
     cdef Py_ssize_t _book(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept
+    cdef bint _parse_object(self, object data) noexcept
     cdef Py_ssize_t _v1_levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out, bint asks) noexcept
     cdef Py_ssize_t _v1_object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept
     cdef int c_parse_v1(self, const unsigned char* s, Py_ssize_t n) noexcept

@@ -53,7 +53,8 @@ from sentrycore.counters cimport FeedCounters
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, scan_number, skip_value, is_digit, key_is
+from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, scan_number, scan_short_number, skip_value,
+                                  is_digit, key_is)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -232,6 +233,68 @@ cdef inline int _top_levels(BookSide* side, double* prices, double* qtys) noexce
     return taken
 
 
+cdef inline Py_ssize_t _plain_text(KrakenBookState state, const double* prices, const double* qtys, int first,
+                                   int count, int last_first, int last_count, bint ascending, bint reuse,
+                                   int pp, int qp, char* text, Py_ssize_t pos, short* at,
+                                   short* mid) noexcept nogil:
+    # Appends levels first..first+count-1 (one side, best first) to text[pos:]
+    # and records where each level's text starts (at) and its quantity starts
+    # (mid); returns the end, or -1 when a level has no text.  With `reuse`,
+    # the last checksum's text (same places) of a level with the same price
+    # (and size) is copied instead of written again: a message changes few
+    # of the top levels, and both lists are sorted the same way, so one
+    # forward walk over the last list finds them.  Levels that were adjacent
+    # last time are copied together, as one run (text[run_to:pos] is owed
+    # from _last_text[run_from:]).
+    cdef int m = last_first
+    cdef int m_end = last_first + last_count
+    cdef int j
+    cdef Py_ssize_t k, a, b, c
+    cdef Py_ssize_t run_from = 0
+    cdef Py_ssize_t run_to = pos
+    cdef double price
+    for j in range(first, first + count):
+        at[j] = <short>pos
+        price = prices[j]
+        if reuse:
+            if ascending:
+                while m < m_end and state._last_prices[m] < price:
+                    m += 1
+            else:
+                while m < m_end and state._last_prices[m] > price:
+                    m += 1
+        if reuse and m < m_end and state._last_prices[m] == price:
+            a = state._last_at[m]
+            b = state._last_mid[m]
+            mid[j] = <short>(pos + b - a)
+            if state._last_qtys[m] == qtys[j]:
+                c = state._last_at[m + 1]
+                if run_from + (pos - run_to) != a:  # not where the run ends: a new run
+                    memcpy(text + run_to, state._last_text + run_from, pos - run_to)
+                    run_from = a
+                    run_to = pos
+                pos += c - a
+                continue
+            memcpy(text + run_to, state._last_text + run_from, pos - run_to)
+            memcpy(text + pos, state._last_text + a, b - a)
+            pos += b - a
+        else:
+            memcpy(text + run_to, state._last_text + run_from, pos - run_to)
+            k = fixed_digits(price, pp, text + pos)
+            if k < 0:
+                return -1
+            pos += k
+            mid[j] = <short>pos
+        k = fixed_digits(qtys[j], qp, text + pos)
+        if k < 0:
+            return -1
+        pos += k
+        run_to = pos
+        run_from = 0
+    memcpy(text + run_to, state._last_text + run_from, pos - run_to)
+    return pos
+
+
 cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2:
     # The text of the top levels goes into one buffer and one CRC pass.
     cdef char text[CHECKSUM_TEXT_MAX]
@@ -240,35 +303,48 @@ cdef long long c_book_checksum(OrderBook book, KrakenBookState state) except -2:
     cdef long long crc
     cdef double prices[2 * CHECKSUM_LEVELS]
     cdef double qtys[2 * CHECKSUM_LEVELS]
-    cdef bint plain = not state.ask_tokens and not state.bid_tokens
+    cdef short at[2 * CHECKSUM_LEVELS + 1]
+    cdef short mid[2 * CHECKSUM_LEVELS]
+    cdef bint reuse
     c_text_places(state, &pp, &qp)  # -1 places: fixed_digits answers -1 (no text)
-    if plain:
-        # The checksum is a function of the top levels and the places alone.
-        n_asks = _top_levels(&book._asks, prices, qtys)
-        n_bids = _top_levels(&book._bids, prices + n_asks, qtys + n_asks)
-        if (state._last_ok and state._last_pp == pp and state._last_qp == qp
-                and state._last_n_asks == n_asks and state._last_n_bids == n_bids):
-            for j in range(n_asks + n_bids):
-                if prices[j] != state._last_prices[j] or qtys[j] != state._last_qtys[j]:
-                    break
-            else:
-                return state._last_crc
+    if state.ask_tokens or state.bid_tokens:
+        crc = _side_text(&book._asks, state.ask_tokens, pp, qp, text, &pos, 0)
+        if crc >= 0:
+            crc = _side_text(&book._bids, state.bid_tokens, pp, qp, text, &pos, crc)
+        if crc < 0:
+            return -1
+        return crc32_update(<uint32_t>crc, <const unsigned char*>text, pos)
+    # Without tokens the checksum is a function of the top levels and the places alone.
+    n_asks = _top_levels(&book._asks, prices, qtys)
+    n_bids = _top_levels(&book._bids, prices + n_asks, qtys + n_asks)
+    reuse = state._last_ok and state._last_pp == pp and state._last_qp == qp
+    if reuse and state._last_n_asks == n_asks and state._last_n_bids == n_bids:
+        for j in range(n_asks + n_bids):
+            if prices[j] != state._last_prices[j] or qtys[j] != state._last_qtys[j]:
+                break
+        else:
+            return state._last_crc
+    pos = _plain_text(state, prices, qtys, 0, n_asks, 0, state._last_n_asks, True, reuse, pp, qp, text, 0,
+                      at, mid)
+    if pos >= 0:
+        pos = _plain_text(state, prices, qtys, n_asks, n_bids, state._last_n_asks, state._last_n_bids, False,
+                          reuse, pp, qp, text, pos, at, mid)
+    if pos < 0:
         state._last_ok = False
-    crc = _side_text(&book._asks, state.ask_tokens, pp, qp, text, &pos, 0)
-    if crc >= 0:
-        crc = _side_text(&book._bids, state.bid_tokens, pp, qp, text, &pos, crc)
-    if crc < 0:
         return -1
-    crc = crc32_update(<uint32_t>crc, <const unsigned char*>text, pos)
-    if plain:
-        state._last_ok = True
-        state._last_crc = crc
-        state._last_pp = pp
-        state._last_qp = qp
-        state._last_n_asks = n_asks
-        state._last_n_bids = n_bids
-        memcpy(state._last_prices, prices, (n_asks + n_bids) * sizeof(double))
-        memcpy(state._last_qtys, qtys, (n_asks + n_bids) * sizeof(double))
+    at[n_asks + n_bids] = <short>pos
+    crc = crc32_update(0, <const unsigned char*>text, pos)
+    state._last_ok = True
+    state._last_crc = crc
+    state._last_pp = pp
+    state._last_qp = qp
+    state._last_n_asks = n_asks
+    state._last_n_bids = n_bids
+    memcpy(state._last_prices, prices, (n_asks + n_bids) * sizeof(double))
+    memcpy(state._last_qtys, qtys, (n_asks + n_bids) * sizeof(double))
+    memcpy(state._last_text, text, pos)
+    memcpy(state._last_at, at, (n_asks + n_bids + 1) * sizeof(short))
+    memcpy(state._last_mid, mid, (n_asks + n_bids) * sizeof(short))
     return crc
 
 
@@ -382,6 +458,93 @@ cdef inline int64_t _unix_text_ms(const unsigned char* s, Py_ssize_t i) noexcept
     return whole * 1000 + ms
 
 
+cdef inline int _fraction_digits(const unsigned char* s, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    # The decimals of the number s[start:end] (0 without a point).
+    cdef Py_ssize_t j
+    for j in range(start, end):
+        if s[j] == 46:
+            return <int>(end - j - 1)
+    return 0
+
+
+cdef inline Py_ssize_t _level_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, double* price,
+                                      double* qty, int* price_frac, int* qty_frac) noexcept:
+    # One level object {"price":<number>,"qty":<number>(,other members)} in
+    # any key order and JSON whitespace; the index after its '}', or -1.
+    cdef Py_ssize_t k, klen, start
+    cdef int seen = 0
+    cdef int bit
+    cdef double v
+    i = skip_ws(s, i + 1, n)
+    while True:
+        i = scan_string(s, i, n, &k)
+        if i < 0:
+            return -1
+        klen = i - 1 - k
+        i = skip_ws(s, i, n)
+        if i >= n or s[i] != 58:
+            return -1
+        i = skip_ws(s, i + 1, n)
+        bit = 0
+        if key_is(s, k, klen, b"price", 5):
+            bit = V_PRICE
+        elif key_is(s, k, klen, b"qty", 3):
+            bit = V_QTY
+        if bit:
+            if seen & bit or i >= n or not is_digit(s[i]):
+                return -1
+            start = i
+            i = scan_number(s, i, n, False, &v)
+            if i < 0 or (i < n and (s[i] == 101 or s[i] == 69)):  # an exponent: the reference decides
+                return -1
+            seen |= bit
+            if bit == V_PRICE:
+                price[0] = v
+                price_frac[0] = _fraction_digits(s, start, i)
+            else:
+                qty[0] = v
+                qty_frac[0] = _fraction_digits(s, start, i)
+        else:
+            i = skip_value(s, i, n)
+            if i < 0:
+                return -1
+        i = skip_ws(s, i, n)
+        if i >= n:
+            return -1
+        if s[i] == 44:
+            i = skip_ws(s, i + 1, n)
+            continue
+        if s[i] == 125:
+            break
+        return -1
+    if seen != (V_PRICE | V_QTY):
+        return -1
+    return i + 1
+
+
+cdef inline Py_ssize_t _compact_level(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, double* price,
+                                      double* qty, int* price_frac, int* qty_frac) noexcept nogil:
+    # s[i:] starts exactly {"price":N,"qty":N} with both numbers in the
+    # common short shape (jsonscan's scan_short_number): the index after the
+    # '}' with the same values _level_members reads, else -1 (not this
+    # layout: the caller walks the members, which decides).
+    cdef Py_ssize_t start
+    # 9 + 17 (price, with ',') + 6 + 17 (qty) + '}': the short reader's guaranteed bytes.
+    if n - i < 50 or memcmp(s + i, b'{"price":', 9) != 0:
+        return -1
+    start = i + 9
+    i = scan_short_number(s, start, False, price)
+    if i < 0 or s[i] != 44 or memcmp(s + i + 1, b'"qty":', 6) != 0:
+        return -1
+    price_frac[0] = _fraction_digits(s, start, i)
+    start = i + 7
+    i = scan_short_number(s, start, False, qty)
+    if i < 0 or s[i] != 125:
+        return -1
+    qty_frac[0] = _fraction_digits(s, start, i)
+    return i + 1
+
+
 cdef class KrakenParser:
     """Reusable reader of the hot v2 book update; see kraken.pyi."""
 
@@ -401,9 +564,9 @@ cdef class KrakenParser:
 
     cdef Py_ssize_t _levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out) noexcept:
         # [{"price":<number>,"qty":<number>}, ...]: bare JSON numbers without exponent.
-        cdef Py_ssize_t k, klen, start, j
-        cdef int seen, bit, frac, price_frac, qty_frac
-        cdef double price, qty, v
+        cdef Py_ssize_t j
+        cdef int price_frac, qty_frac
+        cdef double price, qty
         out.n = 0
         if i >= n or s[i] != 91:
             return -1
@@ -413,58 +576,14 @@ cdef class KrakenParser:
         while True:
             if i >= n or s[i] != 123:
                 return -1
-            i = skip_ws(s, i + 1, n)
-            seen = 0
-            price_frac = 0
-            qty_frac = 0
-            while True:
-                i = scan_string(s, i, n, &k)
-                if i < 0:
+            # The layout Kraken sends, {"price":N,"qty":N}, is read without the
+            # member walk; any other (whitespace, key order, other keys, other
+            # number shapes) is read again from the brace by the walk.
+            j = _compact_level(s, i, n, &price, &qty, &price_frac, &qty_frac)
+            if j < 0:
+                j = _level_members(s, i, n, &price, &qty, &price_frac, &qty_frac)
+                if j < 0:
                     return -1
-                klen = i - 1 - k
-                i = skip_ws(s, i, n)
-                if i >= n or s[i] != 58:
-                    return -1
-                i = skip_ws(s, i + 1, n)
-                bit = 0
-                if key_is(s, k, klen, b"price", 5):
-                    bit = V_PRICE
-                elif key_is(s, k, klen, b"qty", 3):
-                    bit = V_QTY
-                if bit:
-                    if seen & bit or i >= n or not is_digit(s[i]):
-                        return -1
-                    start = i
-                    i = scan_number(s, i, n, False, &v)
-                    if i < 0 or (i < n and (s[i] == 101 or s[i] == 69)):  # an exponent: the reference decides
-                        return -1
-                    frac = 0
-                    for j in range(start, i):
-                        if s[j] == 46:
-                            frac = <int>(i - j - 1)
-                            break
-                    seen |= bit
-                    if bit == V_PRICE:
-                        price = v
-                        price_frac = frac
-                    else:
-                        qty = v
-                        qty_frac = frac
-                else:
-                    i = skip_value(s, i, n)
-                    if i < 0:
-                        return -1
-                i = skip_ws(s, i, n)
-                if i >= n:
-                    return -1
-                if s[i] == 44:
-                    i = skip_ws(s, i + 1, n)
-                    continue
-                if s[i] == 125:
-                    break
-                return -1
-            if seen != (V_PRICE | V_QTY):
-                return -1
             if qty != 0.0:
                 # Deletes need no text: only levels that stay are checksummed.
                 if price_frac > self._price_frac:
@@ -473,7 +592,7 @@ cdef class KrakenParser:
                     self._qty_frac = qty_frac
             if not levels_push(out, price, qty):
                 return -1
-            i = skip_ws(s, i + 1, n)
+            i = skip_ws(s, j, n)
             if i >= n:
                 return -1
             if s[i] == 44:
@@ -634,6 +753,10 @@ cdef class KrakenParser:
 
     def parse(self, data):
         """Parse one frame: True when it is a hot v2 or v1 update, else False."""
+        return self._parse_object(data)
+
+    cdef bint _parse_object(self, object data) noexcept:
+        # bytes are read in place; any other buffer through the buffer protocol.
         cdef Py_buffer view
         cdef int ok
         if type(data) is bytes:
@@ -683,7 +806,7 @@ cdef class KrakenParser:
         cdef object obj
         cdef KrakenBookState state
         cdef int pp, qp
-        if not self.parse(data):
+        if not self._parse_object(data):  # a C call, not the Python method
             return False
         obj = routes.get(self._symbol_str())
         if type(obj) is not KrakenBookState:

@@ -110,6 +110,48 @@ def test_book_checksum_is_the_text_rule(case):
     assert book_checksum(book, KrakenBookState(1000)) is (None if bids or asks else 0)
 
 
+@st.composite
+def book_sessions(draw):
+    """A book and a run of changes near its top, some with other quantity places."""
+    pp, qp = draw(st.integers(0, 4)), draw(st.integers(0, 6))
+    mid = 10**(pp + 3)
+    keys = st.integers(mid - 30, mid + 30).filter(lambda k: k != mid)
+    qty = st.integers(0, 10**(qp + 3))
+    steps = draw(st.lists(st.tuples(st.lists(st.tuples(keys, qty), max_size=4), st.integers(0, 1)),
+                          min_size=1, max_size=30))
+    return pp, qp, mid, steps
+
+
+@FAST
+@given(case=book_sessions())
+def test_book_checksum_stays_the_text_rule_while_the_top_changes(case):
+    # One state over many checksums: the text of the last top levels that a
+    # later checksum copies instead of writing must be that level's text.
+    pp, qp, mid, steps = case
+    book = OrderBook(depth=10, capacity=200)
+    bids: dict[Decimal, Decimal] = {}
+    asks: dict[Decimal, Decimal] = {}
+    state = KrakenBookState(1000)
+    state.price_places = pp
+    for changes, more_places in steps:
+        for key, q in changes:
+            side = bids if key < mid else asks
+            price, size = Decimal(key).scaleb(-pp), Decimal(q).scaleb(-qp)
+            if size:
+                side[price] = size
+            else:
+                side.pop(price, None)
+            apply = book.apply_bids if key < mid else book.apply_asks
+            apply([float(price)], [float(size)])
+        places = qp + more_places  # a quantity written with more places is another text
+        state.qty_places = places
+        expected = kraken_checksum(
+            [(fixed_text(p, pp), fixed_text(asks[p], places)) for p in sorted(asks)[:10]],
+            [(fixed_text(p, pp), fixed_text(bids[p], places)) for p in sorted(bids, reverse=True)[:10]])
+        assert book_checksum(book, state) == expected
+        assert book_checksum(book, state) == expected  # the same top again: the kept CRC
+
+
 def test_book_checksum_reads_tokens_first_and_skips_holes():
     book = OrderBook(depth=2, capacity=100)
     book.load_snapshot([(float(100 - k), 1.0) for k in range(1, 40)], [(101.5, 2.0)])
