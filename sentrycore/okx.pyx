@@ -206,7 +206,7 @@ cdef int _top_side(OkxBookState state, bint bids, const LevelBuffer* changed, bi
     cdef Py_ssize_t n_old = cache.n[cache.cur * 2 + side] if reuse else 0
     cdef char dirty[TOP_LEVELS]
     cdef LevelTexts texts = state.bid_text if bids else state.ask_text
-    cdef Py_ssize_t i, j, k
+    cdef Py_ssize_t i, j, k, lo, hi
     cdef double p, worst
     cdef TextSlot* slot
     if n_old:
@@ -217,10 +217,16 @@ cdef int _top_side(OkxBookState state, bint bids, const LevelBuffer* changed, bi
             p = changed.prices[j]
             if (p < worst) if bids else (p > worst):
                 continue  # below the kept levels (when fewer than 25 were kept, it was not among them either)
-            for k in range(n_old):
-                if old[k].price == p:
-                    dirty[k] = 1
-                    break
+            lo = 0  # binary search: the kept prices are in book order
+            hi = n_old
+            while lo < hi:
+                k = (lo + hi) >> 1
+                if (old[k].price > p) if bids else (old[k].price < p):
+                    lo = k + 1
+                else:
+                    hi = k
+            if lo < n_old and old[lo].price == p:
+                dirty[lo] = 1
     book_top(state.book, bids, TOP_LEVELS, top)
     k = 0
     for i in range(top.n):
