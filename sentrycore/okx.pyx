@@ -28,6 +28,15 @@ per side, computed here from the stored bytes (sentrycore/crc32.pxd) with
 no Python object.  A mismatch is handed to the handler's `on_mismatch`
 (count, invalidate, resubscribe: the reference path's own method) and the
 message is not finished, as on the reference path.
+
+The C path keeps, per state, the "px:sz" text of the best 25 levels per side
+behind the last checksum that matched (`state._top`); the next chained C
+message copies from it every level still in the top whose price it did not
+touch, and looks up only the others -- the same text, with fewer random
+reads.  It is used only while `_last_u` is still the seqId that checksum
+followed; the reference path sets `last_seq` whenever it changes the book or
+the texts, which drops it (as does a checksum 0 message, which moves the
+chain on without one).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
