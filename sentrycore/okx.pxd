@@ -8,10 +8,37 @@ from sentrycore.levels cimport LevelBuffer, TextSpans
 from sentrycore.parse cimport ChainState
 
 
+cdef enum:
+    TOP_LEVELS = 25      # OKX's checksum covers the best 25 levels per side
+    TOP_TEXT = 48        # "px:sz" of a level kept in a TopEntry (longer: looked up every time)
+    TOP_COPY = 32        # entries this long or shorter are copied as one fixed-size block
+
+
+# One level of the last verified checksum text: its price and "px:sz".
+cdef struct TopEntry:
+    double price
+    Py_ssize_t len       # of text; -1 when longer than TOP_TEXT (not kept)
+    char text[TOP_TEXT]  # TOP_COPY bytes are read whatever len (64-byte entries)
+
+
+# The best 25 levels per side behind the last checksum that matched, twice
+# (entries[buf][side][i], flat: (buf * 2 + side) * TOP_LEVELS + i; side 0 = bids):
+# `cur` is the one in force, the other is filled by the next checksum.
+cdef struct TopCache:
+    TopEntry entries[4 * TOP_LEVELS]
+    Py_ssize_t n[4]
+    int cur
+
+
 cdef class OkxBookState(ChainState):
     # The text of every level the book holds, as OKX sent it (the checksum's input).
     cdef readonly LevelTexts bid_text
     cdef readonly LevelTexts ask_text
+    # The C path's checksum text of the top levels, valid only while
+    # _top_valid and _last_u == _top_seq (see okx.pyx, "Checksum").
+    cdef TopCache* _top
+    cdef bint _top_valid
+    cdef int64_t _top_seq
     cpdef prune_texts(self)
 
 
