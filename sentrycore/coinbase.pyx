@@ -35,7 +35,7 @@ from libc.string cimport memcmp, memcpy
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.marketcore cimport MarketCore
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is
+from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -176,14 +176,9 @@ cdef class CoinbaseParser:
             return -1
         i = skip_ws(s, i + 1, n)
         while True:
-            i = scan_string(s, i, n, &k)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
-            klen = i - 1 - k
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != 58:  # ':'
-                return -1
-            i = skip_ws(s, i + 1, n)
             bit = 0
             if key_is(s, k, klen, b"side", 4):
                 bit = L_SIDE
@@ -233,14 +228,9 @@ cdef class CoinbaseParser:
             return -1
         i = skip_ws(s, i + 1, n)
         while True:
-            i = scan_string(s, i, n, &k)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
-            klen = i - 1 - k
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != 58:
-                return -1
-            i = skip_ws(s, i + 1, n)
             bit = 0
             if key_is(s, k, klen, b"type", 4):
                 bit = E_TYPE
@@ -338,14 +328,9 @@ cdef class CoinbaseParser:
             return 0
         i = skip_ws(s, i + 1, n)
         while True:
-            i = scan_string(s, i, n, &k)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return 0
-            klen = i - 1 - k
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != 58:
-                return 0
-            i = skip_ws(s, i + 1, n)
             bit = 0
             if key_is(s, k, klen, b"channel", 7):
                 bit = F_CHANNEL

@@ -54,7 +54,7 @@ from sentrycore.marketcore cimport MarketCore
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, scan_number, scan_short_number, skip_value,
-                                  is_digit, key_is)
+                                  is_digit, key_is, scan_key)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -477,14 +477,9 @@ cdef inline Py_ssize_t _level_members(const unsigned char* s, Py_ssize_t i, Py_s
     cdef double v
     i = skip_ws(s, i + 1, n)
     while True:
-        i = scan_string(s, i, n, &k)
+        i = scan_key(s, i, n, &k, &klen)
         if i < 0:
             return -1
-        klen = i - 1 - k
-        i = skip_ws(s, i, n)
-        if i >= n or s[i] != 58:
-            return -1
-        i = skip_ws(s, i + 1, n)
         bit = 0
         if key_is(s, k, klen, b"price", 5):
             bit = V_PRICE
@@ -613,14 +608,9 @@ cdef class KrakenParser:
             return -1
         i = skip_ws(s, i + 1, n)
         while True:
-            i = scan_string(s, i, n, &k)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
-            klen = i - 1 - k
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != 58:
-                return -1
-            i = skip_ws(s, i + 1, n)
             bit = 0
             if key_is(s, k, klen, b"symbol", 6):
                 bit = B_SYMBOL
@@ -693,14 +683,9 @@ cdef class KrakenParser:
             return 0
         i = skip_ws(s, i + 1, n)
         while True:
-            i = scan_string(s, i, n, &k)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return 0
-            klen = i - 1 - k
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != 58:
-                return 0
-            i = skip_ws(s, i + 1, n)
             bit = 0
             if key_is(s, k, klen, b"channel", 7):
                 bit = F_CHANNEL
@@ -937,14 +922,9 @@ cdef class KrakenParser:
         if i < n and s[i] == 125:
             return i + 1
         while True:
-            i = scan_string(s, i, n, &k)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
-            klen = i - 1 - k
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != 58:
-                return -1
-            i = skip_ws(s, i + 1, n)
             bit = 0
             if klen == 1 and s[k] == 97:  # a
                 bit = B_ASKS

@@ -42,7 +42,7 @@ from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
-from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run,
+from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run, scan_key,
                                   eight_value_w, not_digits)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 read_level_array, apply_levels, finish_message)
@@ -244,14 +244,9 @@ cdef class DepthParser:
         if i < n and s[i] == 125:  # '}'
             return i + 1
         while True:
-            i = scan_string(s, i, n, &k)
+            i = scan_key(s, i, n, &k, &klen)
             if i < 0:
                 return -1
-            klen = i - 1 - k
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != 58:  # ':'
-                return -1
-            i = skip_ws(s, i + 1, n)
             bit = 0
             if klen == 1:
                 if s[k] == 69:  # E
