@@ -6,8 +6,11 @@
 #     slot = texts.c_find(price)                       # NULL when the level has no text
 #
 # c_set returns 0, or -1 when memory ran out (the store is unchanged then).
+# texts_find / texts_set / texts_pop below are the same operations inline,
+# for hot loops (no method call per level); the methods call them.
 
 from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
 cdef enum:
@@ -81,3 +84,84 @@ cdef inline TextSlot* texts_find(LevelTexts texts, double price) noexcept nogil:
         i = (i + 1) & mask
         key = texts._keys[i]
     return NULL
+
+
+cdef inline void texts_release(TextSlot* slot) noexcept nogil:
+    if slot.px_len + slot.qty_len > TEXT_INLINE:
+        free(slot_heap(slot))
+    slot.px_len = 0
+    slot.qty_len = 0
+
+
+# LevelTexts.c_set, inline: 0, or -1 when memory ran out (the store is unchanged then).
+cdef inline int texts_set(LevelTexts texts, double price, const char* px, Py_ssize_t px_len,
+                          const char* qty, Py_ssize_t qty_len, bint src_slack=False) noexcept nogil:
+    # price > 0 (the caller's book accepted it).  `src_slack`: px and qty may
+    # each be read TEXT_READ_SLACK bytes from their start whatever their
+    # length (a frame's text, followed by more of the frame), so a short
+    # text is copied with fixed-size moves instead of a memcpy call.
+    cdef char staged[2 * TEXT_READ_SLACK]
+    cdef TextSlot* slot = texts_find(texts, price)
+    cdef Py_ssize_t mask, i
+    cdef Py_ssize_t total = px_len + qty_len
+    cdef char* heap = NULL
+    cdef char* dst
+    if total > TEXT_INLINE:
+        heap = <char*>malloc(total + TEXT_READ_SLACK)
+        if heap == NULL:
+            return -1
+    if slot == NULL:
+        if 2 * (texts.count + 1) > texts._cap and texts._grow() != 0:
+            free(heap)
+            return -1
+        mask = texts._cap - 1
+        i = texts_home(price, texts._shift)
+        while texts._keys[i] != 0.0:
+            i = (i + 1) & mask
+        texts._keys[i] = price
+        slot = &texts._slots[i]
+        texts.count += 1
+    else:
+        texts_release(slot)
+    slot.px_len = <uint32_t>px_len
+    slot.qty_len = <uint32_t>qty_len
+    if heap != NULL:
+        memcpy(slot.text, &heap, sizeof(char*))
+        dst = heap
+    elif src_slack and px_len <= TEXT_READ_SLACK and qty_len <= TEXT_READ_SLACK:
+        # total <= TEXT_INLINE here: stage both texts, then one 24-byte move.
+        memcpy(staged, px, TEXT_READ_SLACK)
+        memcpy(staged + px_len, qty, TEXT_READ_SLACK)
+        memcpy(slot.text, staged, TEXT_INLINE)
+        return 0
+    else:
+        dst = slot.text
+    memcpy(dst, px, px_len)
+    memcpy(dst + px_len, qty, qty_len)
+    return 0
+
+
+# LevelTexts.c_pop, inline: forgets the level's text (nothing when it has none).
+cdef inline void texts_pop(LevelTexts texts, double price) noexcept nogil:
+    cdef TextSlot* slot = texts_find(texts, price)
+    cdef Py_ssize_t mask = texts._cap - 1
+    cdef Py_ssize_t hole, j, home
+    if slot == NULL:
+        return
+    texts_release(slot)
+    texts.count -= 1
+    # Backward-shift deletion: pull later members of the probe run into
+    # the hole when their home slot is not cyclically inside (hole, j].
+    hole = slot - texts._slots
+    j = hole
+    while True:
+        j = (j + 1) & mask
+        if texts._keys[j] == 0.0:
+            break
+        home = texts_home(texts._keys[j], texts._shift)
+        if (hole < j and hole < home <= j) or (hole > j and (home > hole or home <= j)):
+            continue
+        texts._keys[hole] = texts._keys[j]
+        texts._slots[hole] = texts._slots[j]  # a heap pointer moves; the vacated copy is never read
+        hole = j
+    texts._keys[hole] = 0.0

@@ -22,18 +22,10 @@ Python one reads.  Text is stored as UTF-8 (what the checksum hashes).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free
 
 cdef enum:
     INITIAL_SLOTS = 64
-
-
-cdef inline void _release(TextSlot* slot) noexcept nogil:
-    if slot.px_len + slot.qty_len > TEXT_INLINE:
-        free(slot_heap(slot))
-    slot.px_len = 0
-    slot.qty_len = 0
 
 
 cdef class LevelTexts:
@@ -88,69 +80,16 @@ cdef class LevelTexts:
 
     cdef int c_set(self, double price, const char* px, Py_ssize_t px_len,
                    const char* qty, Py_ssize_t qty_len) noexcept nogil:
-        # price > 0 (the caller's book accepted it).
-        cdef TextSlot* slot = texts_find(self, price)
-        cdef Py_ssize_t mask, i
-        cdef Py_ssize_t total = px_len + qty_len
-        cdef char* heap = NULL
-        cdef char* dst
-        if total > TEXT_INLINE:
-            heap = <char*>malloc(total + TEXT_READ_SLACK)
-            if heap == NULL:
-                return -1
-        if slot == NULL:
-            if 2 * (self.count + 1) > self._cap and self._grow() != 0:
-                free(heap)
-                return -1
-            mask = self._cap - 1
-            i = texts_home(price, self._shift)
-            while self._keys[i] != 0.0:
-                i = (i + 1) & mask
-            self._keys[i] = price
-            slot = &self._slots[i]
-            self.count += 1
-        else:
-            _release(slot)
-        slot.px_len = <uint32_t>px_len
-        slot.qty_len = <uint32_t>qty_len
-        if heap != NULL:
-            memcpy(slot.text, &heap, sizeof(char*))
-            dst = heap
-        else:
-            dst = slot.text
-        memcpy(dst, px, px_len)
-        memcpy(dst + px_len, qty, qty_len)
-        return 0
+        return texts_set(self, price, px, px_len, qty, qty_len)
 
     cdef void c_pop(self, double price) noexcept nogil:
-        cdef TextSlot* slot = texts_find(self, price)
-        cdef Py_ssize_t mask = self._cap - 1
-        cdef Py_ssize_t hole, j, home
-        if slot == NULL:
-            return
-        _release(slot)
-        self.count -= 1
-        # Backward-shift deletion: pull later members of the probe run into
-        # the hole when their home slot is not cyclically inside (hole, j].
-        hole = slot - self._slots
-        j = hole
-        while True:
-            j = (j + 1) & mask
-            if self._keys[j] == 0.0:
-                break
-            home = texts_home(self._keys[j], self._shift)
-            if (hole < j and hole < home <= j) or (hole > j and (home > hole or home <= j)):
-                continue
-            self._keys[hole] = self._keys[j]
-            self._slots[hole] = self._slots[j]  # a heap pointer moves; the vacated copy is never read
-            hole = j
-        self._keys[hole] = 0.0
+        texts_pop(self, price)
 
     cdef void c_clear(self) noexcept nogil:
         cdef Py_ssize_t j
         for j in range(self._cap):
             if self._keys[j] != 0.0:
-                _release(&self._slots[j])
+                texts_release(&self._slots[j])
                 self._keys[j] = 0.0
         self.count = 0
 

@@ -4,7 +4,9 @@
 The layout-specific piece of the shared C path (sentrycore/levels.pxd): it
 reads `{"arg":{"channel":"books","instId":..},"action":"update","data":[{
 "asks":[[px,sz,"0",n]..],"bids":[..],"ts":"..","checksum":c,"prevSeqId":p,
-"seqId":q}]}` straight from the frame bytes and, for the hot case only -- a
+"seqId":q}]}` straight from the frame bytes (level arrays in OKX's own
+compact layout by fixed-offset checks, any other spacing or form by the
+shared general reader) and, for the hot case only -- a
 synced book's single update whose `prevSeqId` is the last `seqId` -- applies
 both sides to the book, records each level's text, checks the checksum and
 finishes the message on its market, all in C.  Everything else (snapshots,
@@ -43,20 +45,23 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.crc32 cimport crc32_update
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, is_digit, scan_key, next_member
-from sentrycore.leveltext cimport LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find
-from sentrycore.levels cimport (levels_init, levels_free, spans_init, spans_free, read_level_array_text,
-                                apply_levels, finish_message, book_top)
+from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, is_digit, scan_key, next_member,
+                                  scan_short_number)
+from sentrycore.leveltext cimport (LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find,
+                                   texts_set, texts_pop)
+from sentrycore.levels cimport (levels_init, levels_free, levels_push, spans_init, spans_free, spans_set,
+                                read_level_array_text, apply_levels, finish_message, book_top)
 from sentrycore.parse cimport ChainState
 
 
 cdef enum:
     CHECKSUM_LEVELS = TOP_LEVELS
+    TOUCHED_MAX = 32     # changed prices within the kept range compared one by one (more: no reuse)
     INITIAL_LEVELS = 64
     MAX_INST = 47
     CRC_BUF = 2048
@@ -207,35 +212,35 @@ cdef int _top_side(OkxBookState state, bint bids, const LevelBuffer* changed, bi
     # Fills the spare buffer's entries of one side with the book's best 25
     # levels, each "px:sz" copied from the last verified entries when the
     # level was there and this message did not touch its price, else from
-    # the text store.  0 when a level has no text.
+    # the text store.  0 when a level has no text; 2 when a level's text
+    # was too long for its entry (it is in `longs`); 1 otherwise.
     cdef TopCache* cache = state._top
     cdef int side = 0 if bids else 1
     cdef TopEntry* old = &cache.entries[(cache.cur * 2 + side) * TOP_LEVELS]
     cdef TopEntry* new = &cache.entries[((1 - cache.cur) * 2 + side) * TOP_LEVELS]
     cdef Py_ssize_t n_old = cache.n[cache.cur * 2 + side] if reuse else 0
-    cdef char dirty[TOP_LEVELS]
+    cdef double touched[TOUCHED_MAX]
+    cdef Py_ssize_t n_touched = 0
     cdef LevelTexts texts = state.bid_text if bids else state.ask_text
-    cdef Py_ssize_t i, j, k, lo, hi
+    cdef Py_ssize_t i, j, k
     cdef double p, worst
+    cdef bint hit
     cdef TextSlot* slot
+    cdef int result = 1
     if n_old:
-        # Kept entries whose price this message set or deleted are stale.
-        memset(dirty, 0, TOP_LEVELS)
+        # The prices this message set or deleted within the kept levels'
+        # range: kept entries at those prices are stale.  Collected without
+        # a branch per price (the in-range test moves the end), and then
+        # compared with every candidate entry (a short, predictable loop):
+        # cheaper than a search per price, whose branches the data decide.
         worst = old[n_old - 1].price
         for j in range(changed.n):
+            if n_touched == TOUCHED_MAX:
+                n_old = 0  # too many to compare: reuse nothing this time
+                break
             p = changed.prices[j]
-            if (p < worst) if bids else (p > worst):
-                continue  # below the kept levels (when fewer than 25 were kept, it was not among them either)
-            lo = 0  # binary search: the kept prices are in book order
-            hi = n_old
-            while lo < hi:
-                k = (lo + hi) >> 1
-                if (old[k].price > p) if bids else (old[k].price < p):
-                    lo = k + 1
-                else:
-                    hi = k
-            if lo < n_old and old[lo].price == p:
-                dirty[lo] = 1
+            touched[n_touched] = p
+            n_touched += (p >= worst) if bids else (p <= worst)
     book_top(state.book, bids, TOP_LEVELS, top)
     k = 0
     for i in range(top.n):
@@ -244,10 +249,14 @@ cdef int _top_side(OkxBookState state, bint bids, const LevelBuffer* changed, bi
         if n_old:
             while k < n_old and ((old[k].price > p) if bids else (old[k].price < p)):
                 k += 1  # a kept level the book no longer holds in its top
-            if k < n_old and old[k].price == p and not dirty[k] and old[k].len >= 0:
-                new[i] = old[k]
-                k += 1
-                continue
+            if k < n_old and old[k].price == p and old[k].len >= 0:
+                hit = False
+                for j in range(n_touched):
+                    hit |= touched[j] == p
+                if not hit:
+                    new[i] = old[k]
+                    k += 1
+                    continue
         slot = texts_find(texts, p)
         if slot == NULL:
             return 0
@@ -266,8 +275,9 @@ cdef int _top_side(OkxBookState state, bint bids, const LevelBuffer* changed, bi
         else:
             new[i].len = -1
             longs[i] = slot  # valid until the store changes: within this checksum only
+            result = 2
     cache.n[(1 - cache.cur) * 2 + side] = top.n
-    return 1
+    return result
 
 
 cdef int okx_checksum_after(OkxBookState state, const LevelBuffer* bids, const LevelBuffer* asks,
@@ -285,6 +295,7 @@ cdef int okx_checksum_after(OkxBookState state, const LevelBuffer* bids, const L
     cdef TopEntry* na_entries
     cdef Py_ssize_t nb, na, i
     cdef bint reuse
+    cdef int bid_side, ask_side
     if state._top == NULL:
         state._top = <TopCache*>malloc(sizeof(TopCache))
         if state._top == NULL:
@@ -293,14 +304,19 @@ cdef int okx_checksum_after(OkxBookState state, const LevelBuffer* bids, const L
         state._top_valid = False
     reuse = state._top_valid and state._top_seq == prev_seq
     state._top_valid = False
-    if not _top_side(state, True, bids, reuse, top, longs):
+    bid_side = _top_side(state, True, bids, reuse, top, longs)
+    if not bid_side:
         return 0
-    if not _top_side(state, False, asks, reuse, top, longs + TOP_LEVELS):
+    ask_side = _top_side(state, False, asks, reuse, top, longs + TOP_LEVELS)
+    if not ask_side:
         return 0
     nb_entries = &state._top.entries[((1 - state._top.cur) * 2) * TOP_LEVELS]
     na_entries = nb_entries + TOP_LEVELS
     nb = state._top.n[(1 - state._top.cur) * 2]
     na = state._top.n[(1 - state._top.cur) * 2 + 1]
+    if bid_side == 1 and ask_side == 1:
+        out[0] = _signed_crc(_entries_crc(nb_entries, nb, na_entries, na))
+        return 1
     t.crc = 0
     t.n = 0
     t.first = True
@@ -322,6 +338,34 @@ cdef int okx_checksum_after(OkxBookState state, const LevelBuffer* bids, const L
     t.crc = crc32_update(t.crc, <const unsigned char*>t.buf, t.n)
     out[0] = _signed_crc(t.crc)
     return 1
+
+
+cdef inline Py_ssize_t _put_entry(char* text, Py_ssize_t m, const TopEntry* entry) noexcept nogil:
+    # ":" and the entry's text at text[m]: fixed-size moves (see TopEntry).
+    text[m] = 58  # ':'
+    if entry.len <= TOP_COPY:
+        memcpy(text + m + 1, entry.text, TOP_COPY)
+    else:
+        memcpy(text + m + 1, entry.text, TOP_TEXT)
+    return m + 1 + entry.len
+
+
+cdef uint32_t _entries_crc(const TopEntry* bid_entries, Py_ssize_t nb, const TopEntry* ask_entries,
+                           Py_ssize_t na) noexcept nogil:
+    # The CRC32 of "bid1:ask1:bid2:..." when every level's text is in its
+    # entry: one pass of fixed-size copies into a buffer that holds them all
+    # (no flushes), then one CRC over it.
+    cdef char text[2 * TOP_LEVELS * (TOP_TEXT + 1) + TOP_TEXT]
+    cdef Py_ssize_t m = 0
+    cdef Py_ssize_t i
+    for i in range(nb if nb > na else na):
+        if i < nb:
+            m = _put_entry(text, m, &bid_entries[i])
+        if i < na:
+            m = _put_entry(text, m, &ask_entries[i])
+    if m == 0:
+        return 0
+    return crc32_update(0, <const unsigned char*>text + 1, m - 1)  # the first ':' is not hashed
 
 
 cdef inline void okx_checksum_verified(OkxBookState state, int64_t seq) noexcept:
@@ -358,6 +402,91 @@ cdef inline Py_ssize_t _scan_ts(const unsigned char* s, Py_ssize_t i, Py_ssize_t
             return -1
         return j + 1
     return scan_int(s, i, n, out)
+
+
+cdef inline Py_ssize_t _digit_string_end(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
+    # s[i] opens a string of 1+ ASCII digits: the index after its closing quote, or -1.
+    cdef Py_ssize_t start
+    if i >= n or s[i] != 34:
+        return -1
+    i += 1
+    start = i
+    while i < n and is_digit(s[i]):
+        i += 1
+    if i == start or i >= n or s[i] != 34:
+        return -1
+    return i + 1
+
+
+cdef Py_ssize_t _levels_compact(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out,
+                                TextSpans* spans) noexcept:
+    # A level array exactly as OKX writes it -- [["px","sz","0","1"],..], no
+    # whitespace, price and size in the short `I[.F]` shape, the other two
+    # strings of digits -- read with fixed-offset checks instead of
+    # read_level_array_text's general walk.  -1 on any other shape; the
+    # caller then reads the array again with read_level_array_text, so this
+    # accepts only what that accepts, and gives the same values and spans.
+    cdef double price, qty
+    cdef Py_ssize_t px0, px1, qty0, qty1
+    out.n = 0
+    if n - i < 2 or s[i] != 91:  # '['
+        return -1
+    i += 1
+    if s[i] == 93:  # ']'
+        return i + 1
+    while True:
+        # scan_short_number reads 17 bytes from the number's start.
+        if n - i < 2 + 17 or s[i] != 91 or s[i + 1] != 34:  # '["'
+            return -1
+        px0 = i + 2
+        px1 = scan_short_number(s, px0, False, &price)
+        if px1 < 0 or n - px1 < 3 + 17 or s[px1] != 34 or s[px1 + 1] != 44 or s[px1 + 2] != 34:  # '","'
+            return -1
+        qty0 = px1 + 3
+        qty1 = scan_short_number(s, qty0, False, &qty)
+        if qty1 < 0 or qty1 + 2 > n or s[qty1] != 34 or s[qty1 + 1] != 44:  # '",'
+            return -1
+        i = _digit_string_end(s, qty1 + 2, n)
+        if i < 0 or i >= n or s[i] != 44:
+            return -1
+        i = _digit_string_end(s, i + 1, n)
+        if i < 0 or i + 1 >= n or s[i] != 93:  # ']' and one more byte
+            return -1
+        if not spans_set(spans, out.n, px0, px1, qty0, qty1) or not levels_push(out, price, qty):
+            return -1
+        i += 1
+        if s[i] == 44:  # ','
+            i += 1
+            continue
+        if s[i] == 93:
+            return i + 1
+        return -1
+
+
+cdef inline Py_ssize_t _read_levels(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out,
+                                    TextSpans* spans) noexcept:
+    cdef Py_ssize_t j = _levels_compact(s, i, n, out, spans)
+    if j >= 0:
+        return j
+    return read_level_array_text(s, i, n, out, 2, spans, True)
+
+
+cdef inline int _store_texts(LevelTexts texts, const LevelBuffer* levels, const TextSpans* spans,
+                             const char* s, Py_ssize_t n) noexcept:
+    # Each level's text from the frame s[:n] into `texts`, in message order
+    # (as the reference path does): set, or forgotten at size 0.  -1: no memory.
+    cdef Py_ssize_t j
+    cdef const Py_ssize_t* at
+    for j in range(levels.n):
+        at = spans.at + 4 * j
+        if levels.qtys[j] == 0.0:
+            texts_pop(texts, levels.prices[j])
+        # The quantity comes after the price: when 16 bytes from its start
+        # are inside the frame, so are the price's (fixed-size copies).
+        elif texts_set(texts, levels.prices[j], s + at[0], at[1] - at[0], s + at[2], at[3] - at[2],
+                       at[2] + TEXT_READ_SLACK <= n) != 0:
+            return -1
+    return 0
 
 
 cdef class OkxFramePath:
@@ -443,10 +572,10 @@ cdef class OkxFramePath:
             bit = 0
             if klen == 4 and memcmp(s + k, b"asks", 4) == 0:
                 bit = D_ASKS
-                i = read_level_array_text(s, i, n, &self.asks, 2, &self.ask_spans, True)
+                i = _read_levels(s, i, n, &self.asks, &self.ask_spans)
             elif klen == 4 and memcmp(s + k, b"bids", 4) == 0:
                 bit = D_BIDS
-                i = read_level_array_text(s, i, n, &self.bids, 2, &self.bid_spans, True)
+                i = _read_levels(s, i, n, &self.bids, &self.bid_spans)
             elif klen == 2 and s[k] == 116 and s[k + 1] == 115:  # ts
                 bit = D_TS
                 i = _scan_ts(s, i, n, &iv)
@@ -549,7 +678,7 @@ cdef class OkxFramePath:
         cdef object obj
         cdef OkxBookState state
         cdef const char* s
-        cdef Py_ssize_t j
+        cdef Py_ssize_t n
         cdef int64_t actual
         cdef int ok
         if type(data) is not bytes:
@@ -557,7 +686,8 @@ cdef class OkxFramePath:
                 return False
             data = bytes(data)  # the spans must stay valid while the texts are stored
         s = PyBytes_AS_STRING(data)
-        if self.c_parse(<const unsigned char*>s, PyBytes_GET_SIZE(data)) != 1:
+        n = PyBytes_GET_SIZE(data)
+        if self.c_parse(<const unsigned char*>s, n) != 1:
             return False
         obj = self.routes.get(self._symbol())
         if obj is None or not isinstance(obj, OkxBookState):
@@ -568,22 +698,9 @@ cdef class OkxFramePath:
         if apply_levels(state.book, &self.bids, &self.asks) == 0:
             return False  # a bad value: the book is untouched, the reference path resyncs
         # The texts, in the reference path's order: bids then asks, each in message order.
-        for j in range(self.bids.n):
-            if self.bids.qtys[j] == 0.0:
-                state.bid_text.c_pop(self.bids.prices[j])
-            elif state.bid_text.c_set(self.bids.prices[j],
-                                      s + self.bid_spans.at[4 * j], self.bid_spans.at[4 * j + 1] - self.bid_spans.at[4 * j],
-                                      s + self.bid_spans.at[4 * j + 2],
-                                      self.bid_spans.at[4 * j + 3] - self.bid_spans.at[4 * j + 2]) != 0:
-                raise MemoryError()
-        for j in range(self.asks.n):
-            if self.asks.qtys[j] == 0.0:
-                state.ask_text.c_pop(self.asks.prices[j])
-            elif state.ask_text.c_set(self.asks.prices[j],
-                                      s + self.ask_spans.at[4 * j], self.ask_spans.at[4 * j + 1] - self.ask_spans.at[4 * j],
-                                      s + self.ask_spans.at[4 * j + 2],
-                                      self.ask_spans.at[4 * j + 3] - self.ask_spans.at[4 * j + 2]) != 0:
-                raise MemoryError()
+        if (_store_texts(state.bid_text, &self.bids, &self.bid_spans, s, n) != 0
+                or _store_texts(state.ask_text, &self.asks, &self.ask_spans, s, n) != 0):
+            raise MemoryError()
         state._last_u = self.seq_id
         self.taken += 1
         if state.bid_text.count + state.ask_text.count > self.prune_levels:

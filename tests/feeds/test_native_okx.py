@@ -187,6 +187,51 @@ def test_updates_with_real_and_zero_checksums_are_taken_in_c():
     assert 99.5 not in st_.bid_text and st_.ask_text[100.9] == ("100.9", "4.10")
 
 
+def _c_update(h, bids=(), asks=(), prev=None) -> None:
+    """One C-path update carrying the true checksum of the book it leaves (texts as given)."""
+    st_ = h._states["BTC-USDT"]
+    texts_b = {p: st_.bid_text[p] for p in st_.bid_text}
+    texts_a = {p: st_.ask_text[p] for p in st_.ask_text}
+    for texts, levels in ((texts_b, bids), (texts_a, asks)):
+        for px, sz in levels:
+            if float(sz) == 0.0:
+                texts.pop(float(px), None)
+            else:
+                texts[float(px)] = (px, sz)
+    checksum = okx_checksum([texts_b[p] for p in sorted(texts_b, reverse=True)[:25]],
+                            [texts_a[p] for p in sorted(texts_a)[:25]])
+    taken = h._frame_path.taken
+    h.on_frame(0, _next(h, bids=bids, asks=asks, checksum=checksum or 1, prev=prev), 2)
+    assert h._frame_path.taken == taken + 1
+
+
+def test_kept_checksum_text_follows_the_chain_and_is_dropped_when_python_sets_the_seq():
+    """The C path reuses the top-25 text of the last verified checksum (state._top) for the
+    levels a message did not touch.  Reuse must end whenever the reference path (or anyone)
+    sets `last_seq`: the texts may have changed behind the C path's back even when the
+    seqId is the same number again."""
+    h, m = synced(bids=[("100", "1"), ("99", "2"), ("98", "3")], asks=[("101", "1"), ("102", "2")])
+    st_ = h._states["BTC-USDT"]
+    btc = m["BTC-USDT"]
+    _c_update(h, asks=[("103", "4")])              # first verified checksum: the kept text is filled
+    _c_update(h, bids=[("97", "5")])               # 100, 99, 98 and the asks come from the kept text
+    _c_update(h, bids=[("99", "2.0")])             # a touched level's new text replaces the kept one
+    assert btc.checksum_mismatches == 0 and btc.valid and st_.bid_text[99.0] == ("99", "2.0")
+    # Behind the C path: the best bid's text changes (same price and size, as a
+    # reference-path snapshot may write it) and the same seqId is set again.
+    seq = st_.last_seq
+    st_.bid_text[100.0] = ("100.000", "1")
+    st_.last_seq = seq
+    _c_update(h, asks=[("104", "1")])              # must hash "100.000", not the kept "100"
+    assert btc.checksum_mismatches == 0 and btc.valid and btc.resyncs == 0
+    # A checksum 0 message moves the chain on without verifying: nothing kept may be reused after it.
+    h.on_frame(0, _next(h, bids=[("96", "1")]), 3)
+    st_.bid_text[98.0] = ("98.0", "3")             # seen by the next checksum only if read afresh
+    seq = st_.last_seq
+    _c_update(h, asks=[("105", "1")])
+    assert btc.checksum_mismatches == 0 and btc.valid and st_.last_seq == seq + 3
+
+
 @pytest.mark.parametrize("wrong", ["value", "missing-text"])
 def test_checksum_mismatch_in_c_does_what_the_reference_does(wrong):
     fast, mf = synced()
@@ -217,6 +262,10 @@ def test_checksum_mismatch_in_c_does_what_the_reference_does(wrong):
     lambda h: _next(h, bids=[("100", "2")]).replace(b'[{"asks"', b'[{"asks":[],"bids":[],"ts":"1","seqId":1,'
                                                       b'"prevSeqId":1},{"asks"'),  # two entries
     lambda h: b"pong",
+    # Shapes the compact level reader declines and the general one reads (same result either way):
+    lambda h: _next(h, bids=[("100", "2")]).replace(b'"0","1"]', b'"0","x1"]'),   # a non-digit count
+    lambda h: _next(h, bids=[("100.123456789", "2"), ("12345678", "0.5")]),       # 9 decimals, 8 integer digits
+    lambda h: _next(h, asks=[("101", "2")]).replace(b'[["101","2"', b'[ ["101", "2"'),  # whitespace
 ])
 def test_other_frames_match_the_reference_path(frame_of):
     fast, mf = synced()
