@@ -54,7 +54,7 @@ from sentrycore.marketcore cimport MarketCore
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, scan_number, scan_short_number, skip_value,
-                                  is_digit, key_is, scan_key)
+                                  is_digit, key_is, scan_key, next_member)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -474,6 +474,7 @@ cdef inline Py_ssize_t _level_members(const unsigned char* s, Py_ssize_t i, Py_s
     cdef Py_ssize_t k, klen, start
     cdef int seen = 0
     cdef int bit
+    cdef bint done = False
     cdef double v
     i = skip_ws(s, i + 1, n)
     while True:
@@ -503,18 +504,14 @@ cdef inline Py_ssize_t _level_members(const unsigned char* s, Py_ssize_t i, Py_s
             i = skip_value(s, i, n)
             if i < 0:
                 return -1
-        i = skip_ws(s, i, n)
-        if i >= n:
+        i = next_member(s, i, n, &done)
+        if i < 0:
             return -1
-        if s[i] == 44:
-            i = skip_ws(s, i + 1, n)
-            continue
-        if s[i] == 125:
+        if done:
             break
-        return -1
     if seen != (V_PRICE | V_QTY):
         return -1
-    return i + 1
+    return i
 
 
 cdef inline Py_ssize_t _compact_level(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, double* price,
@@ -603,6 +600,7 @@ cdef class KrakenParser:
         cdef Py_ssize_t ts_len = 0
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         cdef int64_t iv = 0
         if i >= n or s[i] != 123:
             return -1
@@ -646,25 +644,22 @@ cdef class KrakenParser:
                 if seen & bit:
                     return -1
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
+            if done:
                 break
-            return -1
         if (seen & B_REQUIRED) != B_REQUIRED:
             return -1
         if not iso8601_ms(s + ts_start, ts_len, MAX_FRACTION_DIGITS, &self.event_ms):
             return -1
-        return i + 1
+        return i
 
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept:
         cdef Py_ssize_t i, k, klen, vs
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         self._parsed = 0
         self.bids.n = 0
         self.asks.n = 0
@@ -722,16 +717,12 @@ cdef class KrakenParser:
                 if seen & bit:
                     return 0
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return 0
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
+            if done:
                 break
-            return 0
-        if skip_ws(s, i + 1, n) != n or seen != F_TOP:
+        if skip_ws(s, i, n) != n or seen != F_TOP:
             return 0
         self._parsed = 1
         return 1
@@ -915,6 +906,7 @@ cdef class KrakenParser:
         cdef Py_ssize_t k, klen, vs, j
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         cdef int64_t c
         if i >= n or s[i] != 123:
             return -1
@@ -954,15 +946,11 @@ cdef class KrakenParser:
                 if seen & bit:
                     return -1
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
-                return i + 1
-            return -1
+            if done:
+                return i
 
     cdef int c_parse_v1(self, const unsigned char* s, Py_ssize_t n) noexcept:
         cdef Py_ssize_t i, vs
