@@ -34,6 +34,7 @@ from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.int64box cimport hold_int64
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key,
                                   next_member)
@@ -78,14 +79,9 @@ cdef class SequenceState:
 
     @last_seq.setter
     def last_seq(self, value):
-        if type(value) is int and -(1 << 63) <= value < (1 << 63):
-            self._last = value
-            self._last_ok = True
-            self._last_other = None
-        else:
-            # None, or an int beyond int64: the C path declines, Python decides.
-            self._last_ok = False
-            self._last_other = value
+        # None, or an int beyond int64: the C path declines, Python decides.
+        self._last_ok = hold_int64(value, &self._last)
+        self._last_other = None if self._last_ok else value
 
 
 cdef class ProductState:

@@ -42,6 +42,7 @@ from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.int64box cimport hold_int64
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run, scan_key,
                                   eight_value_w, not_digits, next_member)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
@@ -548,13 +549,8 @@ cdef class ChainState:
         # Kept as a C int64 when it is one, so the hot path neither converts
         # nor allocates; anything else (kept as is) sends frames to the
         # reference path, which decides.
-        if type(value) is int and -(1 << 63) <= value < (1 << 63):
-            self._last_u = value
-            self._last_u_ok = True
-            self._last_u_other = None
-        else:
-            self._last_u_ok = False
-            self._last_u_other = value
+        self._last_u_ok = hold_int64(value, &self._last_u)
+        self._last_u_other = None if self._last_u_ok else value
 
 
 cdef class FramePath:
