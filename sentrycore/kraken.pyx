@@ -114,7 +114,7 @@ cdef class KrakenBookState:
     @property
     def price_places(self):
         """v2 instrument price precision (None until the instrument channel says)."""
-        return None if self._price_places < 0 else self._price_places
+        return _places_or_none(self._price_places)
 
     @price_places.setter
     def price_places(self, value):
@@ -122,7 +122,7 @@ cdef class KrakenBookState:
 
     @property
     def qty_places(self):
-        return None if self._qty_places < 0 else self._qty_places
+        return _places_or_none(self._qty_places)
 
     @qty_places.setter
     def qty_places(self, value):
@@ -131,7 +131,7 @@ cdef class KrakenBookState:
     @property
     def v1_price_places(self):
         """v1: the decimals of the last snapshot's price strings (None before one)."""
-        return None if self._v1_price_places < 0 else self._v1_price_places
+        return _places_or_none(self._v1_price_places)
 
     @v1_price_places.setter
     def v1_price_places(self, value):
@@ -139,7 +139,7 @@ cdef class KrakenBookState:
 
     @property
     def v1_qty_places(self):
-        return None if self._v1_qty_places < 0 else self._v1_qty_places
+        return _places_or_none(self._v1_qty_places)
 
     @v1_qty_places.setter
     def v1_qty_places(self, value):
@@ -160,6 +160,7 @@ cdef class KrakenBookState:
         return None if crc < 0 else crc
 
 
+# A places property's two directions: None <-> -1 (unknown), else the int.
 cdef int _places(object value) except -2:
     if value is None:
         return -1
@@ -168,6 +169,10 @@ cdef int _places(object value) except -2:
     # Beyond 22 places a power of ten is not an exact double: no level of such
     # a book is written back from its double (fixed_exact says no).
     return value if value <= 1000 else 1000
+
+
+cdef inline object _places_or_none(int places):
+    return None if places < 0 else places
 
 
 cdef enum:
