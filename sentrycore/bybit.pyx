@@ -25,7 +25,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.counters cimport FeedCounters
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_key
+from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_key, next_member
 from sentrycore.levels cimport levels_init, levels_free, read_level_array, apply_levels, finish_message
 from sentrycore.parse cimport ChainState
 
@@ -70,6 +70,7 @@ cdef class BybitFramePath:
     cdef Py_ssize_t _data(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int* fields) noexcept:
         cdef Py_ssize_t k, klen, start
         cdef int bit
+        cdef bint done = False
         cdef int64_t iv
         if i >= n or s[i] != 123:  # '{'
             return -1
@@ -107,20 +108,17 @@ cdef class BybitFramePath:
                 if fields[0] & bit:
                     return -1  # duplicate key: leave it to the reference decoder
                 fields[0] |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
-                return i + 1
-            return -1
+            if done:
+                return i
 
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept:
         cdef int top = 0
         cdef int data = 0
         cdef int bit
+        cdef bint done = False
         cdef Py_ssize_t i, k, klen, start
         cdef int64_t iv
         self._delta = False
@@ -158,16 +156,12 @@ cdef class BybitFramePath:
                 if top & bit:
                     return 0
                 top |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return 0
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
+            if done:
                 break
-            return 0
-        if skip_ws(s, i + 1, n) != n or top != F_TOP or data != D_ALL or not self._delta:
+        if skip_ws(s, i, n) != n or top != F_TOP or data != D_ALL or not self._delta:
             return 0
         # The handler's topic for symbol s: "orderbook.<depth>.<s>".
         self._topic_ok = (self._topic_len == self._prefix_len + self._sym_n and

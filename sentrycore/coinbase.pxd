@@ -15,7 +15,8 @@ from sentrycore.levels cimport LevelBuffer
 cdef class SequenceState:
     # One connection's `sequence_num` follower: the last number seen, held
     # as a C int64 when it is an int in range (else the object itself, and
-    # the C path declines); has_last False until the first numbered message.
+    # the C path declines: sentrycore/int64box.pxd); None until the first
+    # numbered message.
     cdef int64_t _last
     cdef bint _last_ok
     cdef object _last_other

@@ -34,8 +34,10 @@ from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.int64box cimport hold_int64
 from sentrycore.marketcore cimport MarketCore
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key
+from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key,
+                                  next_member)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -77,14 +79,9 @@ cdef class SequenceState:
 
     @last_seq.setter
     def last_seq(self, value):
-        if type(value) is int and -(1 << 63) <= value < (1 << 63):
-            self._last = value
-            self._last_ok = True
-            self._last_other = None
-        else:
-            # None, or an int beyond int64: the C path declines, Python decides.
-            self._last_ok = False
-            self._last_other = value
+        # None, or an int beyond int64: the C path declines, Python decides.
+        self._last_ok = hold_int64(value, &self._last)
+        self._last_other = None if self._last_ok else value
 
 
 cdef class ProductState:
@@ -169,6 +166,7 @@ cdef class CoinbaseParser:
         cdef Py_ssize_t k, klen, vs
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         cdef int side = 0  # 1 bid, 2 offer
         cdef double price = 0.0
         cdef double qty = 0.0
@@ -205,25 +203,22 @@ cdef class CoinbaseParser:
                 if seen & bit:
                     return -1
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:  # ','
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:  # '}'
+            if done:
                 break
-            return -1
         if seen != L_ALL:
             return -1
         if not levels_push(&self.bids if side == 1 else &self.asks, price, qty):
             return -1
-        return i + 1
+        return i
 
     cdef Py_ssize_t _event(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
         cdef Py_ssize_t k, klen, vs
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         if i >= n or s[i] != 123:
             return -1
         i = skip_ws(s, i + 1, n)
@@ -257,18 +252,14 @@ cdef class CoinbaseParser:
                 if seen & bit:
                     return -1
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
+            if done:
                 break
-            return -1
         if seen != E_ALL:
             return -1
-        return i + 1
+        return i
 
     cdef int _parse_compact(self, const unsigned char* s, Py_ssize_t n) noexcept:
         # The frame exactly as Coinbase sends it (members in this order, no
@@ -322,6 +313,7 @@ cdef class CoinbaseParser:
         cdef Py_ssize_t ts_len = 0
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         cdef int64_t iv = 0
         i = skip_ws(s, 0, n)
         if i >= n or s[i] != 123:
@@ -368,16 +360,12 @@ cdef class CoinbaseParser:
                 if seen & bit:
                     return 0
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return 0
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
+            if done:
                 break
-            return 0
-        if skip_ws(s, i + 1, n) != n or seen != F_TOP:
+        if skip_ws(s, i, n) != n or seen != F_TOP:
             return 0
         if not iso8601_ms(s + ts_start, ts_len, MAX_FRACTION_DIGITS, &self.event_ms):
             return 0

@@ -54,7 +54,7 @@ from sentrycore.marketcore cimport MarketCore
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, scan_number, scan_short_number, skip_value,
-                                  is_digit, key_is, scan_key)
+                                  is_digit, key_is, scan_key, next_member)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -114,7 +114,7 @@ cdef class KrakenBookState:
     @property
     def price_places(self):
         """v2 instrument price precision (None until the instrument channel says)."""
-        return None if self._price_places < 0 else self._price_places
+        return _places_or_none(self._price_places)
 
     @price_places.setter
     def price_places(self, value):
@@ -122,7 +122,7 @@ cdef class KrakenBookState:
 
     @property
     def qty_places(self):
-        return None if self._qty_places < 0 else self._qty_places
+        return _places_or_none(self._qty_places)
 
     @qty_places.setter
     def qty_places(self, value):
@@ -131,7 +131,7 @@ cdef class KrakenBookState:
     @property
     def v1_price_places(self):
         """v1: the decimals of the last snapshot's price strings (None before one)."""
-        return None if self._v1_price_places < 0 else self._v1_price_places
+        return _places_or_none(self._v1_price_places)
 
     @v1_price_places.setter
     def v1_price_places(self, value):
@@ -139,7 +139,7 @@ cdef class KrakenBookState:
 
     @property
     def v1_qty_places(self):
-        return None if self._v1_qty_places < 0 else self._v1_qty_places
+        return _places_or_none(self._v1_qty_places)
 
     @v1_qty_places.setter
     def v1_qty_places(self, value):
@@ -160,6 +160,7 @@ cdef class KrakenBookState:
         return None if crc < 0 else crc
 
 
+# A places property's two directions: None <-> -1 (unknown), else the int.
 cdef int _places(object value) except -2:
     if value is None:
         return -1
@@ -168,6 +169,10 @@ cdef int _places(object value) except -2:
     # Beyond 22 places a power of ten is not an exact double: no level of such
     # a book is written back from its double (fixed_exact says no).
     return value if value <= 1000 else 1000
+
+
+cdef inline object _places_or_none(int places):
+    return None if places < 0 else places
 
 
 cdef enum:
@@ -474,6 +479,7 @@ cdef inline Py_ssize_t _level_members(const unsigned char* s, Py_ssize_t i, Py_s
     cdef Py_ssize_t k, klen, start
     cdef int seen = 0
     cdef int bit
+    cdef bint done = False
     cdef double v
     i = skip_ws(s, i + 1, n)
     while True:
@@ -503,18 +509,14 @@ cdef inline Py_ssize_t _level_members(const unsigned char* s, Py_ssize_t i, Py_s
             i = skip_value(s, i, n)
             if i < 0:
                 return -1
-        i = skip_ws(s, i, n)
-        if i >= n:
+        i = next_member(s, i, n, &done)
+        if i < 0:
             return -1
-        if s[i] == 44:
-            i = skip_ws(s, i + 1, n)
-            continue
-        if s[i] == 125:
+        if done:
             break
-        return -1
     if seen != (V_PRICE | V_QTY):
         return -1
-    return i + 1
+    return i
 
 
 cdef inline Py_ssize_t _compact_level(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, double* price,
@@ -603,6 +605,7 @@ cdef class KrakenParser:
         cdef Py_ssize_t ts_len = 0
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         cdef int64_t iv = 0
         if i >= n or s[i] != 123:
             return -1
@@ -646,25 +649,22 @@ cdef class KrakenParser:
                 if seen & bit:
                     return -1
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
+            if done:
                 break
-            return -1
         if (seen & B_REQUIRED) != B_REQUIRED:
             return -1
         if not iso8601_ms(s + ts_start, ts_len, MAX_FRACTION_DIGITS, &self.event_ms):
             return -1
-        return i + 1
+        return i
 
     cdef int c_parse(self, const unsigned char* s, Py_ssize_t n) noexcept:
         cdef Py_ssize_t i, k, klen, vs
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         self._parsed = 0
         self.bids.n = 0
         self.asks.n = 0
@@ -722,16 +722,12 @@ cdef class KrakenParser:
                 if seen & bit:
                     return 0
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return 0
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
+            if done:
                 break
-            return 0
-        if skip_ws(s, i + 1, n) != n or seen != F_TOP:
+        if skip_ws(s, i, n) != n or seen != F_TOP:
             return 0
         self._parsed = 1
         return 1
@@ -915,6 +911,7 @@ cdef class KrakenParser:
         cdef Py_ssize_t k, klen, vs, j
         cdef int seen = 0
         cdef int bit
+        cdef bint done = False
         cdef int64_t c
         if i >= n or s[i] != 123:
             return -1
@@ -954,15 +951,11 @@ cdef class KrakenParser:
                 if seen & bit:
                     return -1
                 seen |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
-                return i + 1
-            return -1
+            if done:
+                return i
 
     cdef int c_parse_v1(self, const unsigned char* s, Py_ssize_t n) noexcept:
         cdef Py_ssize_t i, vs

@@ -56,7 +56,8 @@ cdef class ChainState:
     cdef public bint synced
     # The last applied event's final update id (the Python property
     # `last_u`): held as a C int64 when it is an int in range, otherwise as
-    # the object itself, which sends every frame to the reference path.
+    # the object itself, which sends every frame to the reference path
+    # (sentrycore/int64box.pxd).
     cdef int64_t _last_u
     cdef bint _last_u_ok
     cdef object _last_u_other

@@ -42,8 +42,9 @@ from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.int64box cimport hold_int64
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run, scan_key,
-                                  eight_value_w, not_digits)
+                                  eight_value_w, not_digits, next_member)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 read_level_array, apply_levels, finish_message)
 
@@ -237,6 +238,7 @@ cdef class DepthParser:
         """One JSON object; at the top level "stream" and "data" are also known."""
         cdef Py_ssize_t k, klen, sym_start
         cdef int bit
+        cdef bint done = False
         cdef int64_t iv
         if i >= n or s[i] != 123:  # '{'
             return -1
@@ -299,15 +301,11 @@ cdef class DepthParser:
                 if fields[0] & bit:
                     return -1  # duplicate key: leave it to the reference decoder
                 fields[0] |= bit
-            i = skip_ws(s, i, n)
-            if i >= n:
+            i = next_member(s, i, n, &done)
+            if i < 0:
                 return -1
-            if s[i] == 44:  # ','
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 125:
-                return i + 1
-            return -1
+            if done:
+                return i
 
     cdef int _binance_layout(self, const unsigned char* s, Py_ssize_t n) noexcept:
         """A combined-stream frame exactly as Binance writes it: 1, or 0 at the first surprise."""
@@ -551,13 +549,8 @@ cdef class ChainState:
         # Kept as a C int64 when it is one, so the hot path neither converts
         # nor allocates; anything else (kept as is) sends frames to the
         # reference path, which decides.
-        if type(value) is int and -(1 << 63) <= value < (1 << 63):
-            self._last_u = value
-            self._last_u_ok = True
-            self._last_u_other = None
-        else:
-            self._last_u_ok = False
-            self._last_u_other = value
+        self._last_u_ok = hold_int64(value, &self._last_u)
+        self._last_u_other = None if self._last_u_ok else value
 
 
 cdef class FramePath:

@@ -1,4 +1,4 @@
-"""The C hot path after parsing: MarketCore, FramePath, ChainState.last_u, FeedCounters."""
+"""The C hot path after parsing: MarketCore, FramePath, ChainState.last_u (and SequenceState.last_seq), FeedCounters."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from sentrycoin.market import DetectorSettings, Market
 from sentrycore import ImbalanceDetector, OrderBook
+from sentrycore.coinbase import SequenceState
 from sentrycore.marketcore import MarketCore
 from sentrycore.parse import ChainState, DepthParser
 from tests.core.test_parse import BASE
@@ -111,12 +112,19 @@ def test_framepath_counts_every_frame_and_falls_back_only_when_take_declines() -
     assert counters.astuple() == (3, 2 * len(BASE) + len(b"garbage"), 0, 0, 0)
 
 
-def test_chainstate_keeps_last_u_in_c_only_when_it_is_an_int64() -> None:
-    state = ChainState(None)
-    assert state.last_u == 0
-    for value in (2**63 - 1, -(2**63), 12, "12", 2**63, 12.0, None):
-        state.last_u = value
-        assert state.last_u == value and type(state.last_u) is type(value)
+class _IntSubclass(int):
+    pass
+
+
+@pytest.mark.parametrize(("holder", "attr"), [(ChainState(None), "last_u"), (SequenceState(), "last_seq")])
+def test_sequence_holders_keep_an_int64_in_c_and_anything_else_as_is(holder: object, attr: str) -> None:
+    # Both follow sentrycore/int64box.pxd: a value held in C comes back as a
+    # plain int, so a bool, an int subclass or an int beyond int64 held there
+    # would come back with another type (or fail to convert).
+    assert getattr(holder, attr) == (0 if attr == "last_u" else None)
+    for value in (2**63 - 1, -(2**63), 12, True, _IntSubclass(12), "12", 2**63, -(2**63) - 1, 12.0, None):
+        setattr(holder, attr, value)
+        assert getattr(holder, attr) == value and type(getattr(holder, attr)) is type(value)
 
 
 def test_feed_counters_behave_like_plain_counters() -> None:

@@ -452,13 +452,27 @@ def test_a_level_only_python_can_write_keeps_its_token_through_c_path_updates(mo
     assert native._states["BTC-USD"].bid_tokens == {} and native.checksum_ok == 6
 
 
+PLACES = ("price_places", "qty_places", "v1_price_places", "v1_qty_places")
+
+
 def test_state_precisions_are_none_or_non_negative_ints():
     state = KrakenBookState(10)
-    assert state.price_places is None and state.qty_places is None and state.awaiting
-    state.price_places = 3
-    assert state.price_places == 3
-    with pytest.raises(ValueError):
-        state.qty_places = -1
+    assert all(getattr(state, name) is None for name in PLACES) and state.awaiting
+    # Each property has its own field: distinct values come back where they were set.
+    for value, name in enumerate(PLACES, start=1):
+        setattr(state, name, value)
+    assert [getattr(state, name) for name in PLACES] == [1, 2, 3, 4]
+    assert state.text_places == (1, 2)
+    for name in PLACES:
+        setattr(state, name, 5000)
+        assert getattr(state, name) == 1000  # beyond any exact double's places: clamped
+        for bad in (-1, 2.0, "2", True):
+            with pytest.raises(ValueError, match="precision must be a non-negative int or None"):
+                setattr(state, name, bad)
+        assert getattr(state, name) == 1000  # a rejected value changes nothing
+        setattr(state, name, None)
+        assert getattr(state, name) is None
+    assert state.text_places is None
 
 
 # -- v1: the same C path for the recording's protocol ------------------------------------------
