@@ -37,8 +37,9 @@ message copies from it every level still in the top whose price it did not
 touch, and looks up only the others -- the same text, with fewer random
 reads.  It is used only while `_last_u` is still the seqId that checksum
 followed; the reference path sets `last_seq` whenever it changes the book or
-the texts, which drops it (as does a checksum 0 message, which moves the
-chain on without one).
+the texts, which drops it, and so does a checksum 0 message taken here (it
+changes the book unverified, and with seqId == prevSeqId it does not even
+move the chain's number).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -707,6 +708,9 @@ cdef class OkxFramePath:
             state.prune_texts()
         if self.checksum == 0:
             self.counters.checksum_skipped += 1
+            # The book changed unverified: the kept checksum text no longer
+            # follows it, even when seqId == prevSeqId keeps the chain's number.
+            state._top_valid = False
         else:
             ok = okx_checksum_after(state, &self.bids, &self.asks, self.prev_seq_id, &self._top, &actual)
             if ok < 0:
