@@ -37,7 +37,7 @@ from sentrycore.counters cimport FeedCounters
 from sentrycore.int64box cimport hold_int64
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key,
-                                  next_member)
+                                  next_member, next_element)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -141,6 +141,7 @@ cdef class CoinbaseParser:
     cdef Py_ssize_t _updates(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
         # The `updates` array from its '[': index after its ']', or -1.
         cdef Py_ssize_t j
+        cdef bint done = False
         if i >= n or s[i] != 91:  # '['
             return -1
         i = skip_ws(s, i + 1, n)
@@ -151,15 +152,9 @@ cdef class CoinbaseParser:
             i = self._level(s, i, n) if j < 0 else j
             if i < 0:
                 return -1
-            i = skip_ws(s, i, n)
-            if i >= n:
-                return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 93:
-                return i + 1
-            return -1
+            i = next_element(s, i, n, &done)
+            if i < 0 or done:
+                return i
 
     cdef Py_ssize_t _level(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
         # {"side":..,"price_level":..,"new_quantity":..}: pushed to its side.

@@ -361,6 +361,9 @@ cdef inline Py_ssize_t scan_level_number(const unsigned char* s, Py_ssize_t i, P
 #     i = scan_key(s, i, n, &k, &klen)       # at a key: index of its value
 #     if key_is(s, k, klen, b"data", 4): ...
 #     i = next_member(s, i, n, &done)        # after the value: next key, or done
+#
+# and over an array's elements: next_element (or next_element_compact where
+# the layout has no whitespace).
 
 
 cdef inline Py_ssize_t scan_key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* k,
@@ -382,16 +385,38 @@ cdef inline bint key_is(const unsigned char* s, Py_ssize_t k, Py_ssize_t klen, c
     return klen == wlen and memcmp(s + k, word, wlen) == 0
 
 
-cdef inline Py_ssize_t next_member(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* done) noexcept nogil:
-    # After a member's value: ',' -> the next key's index (done False); '}'
-    # -> the index after it (done True); -1 otherwise.
+cdef inline Py_ssize_t next_item(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, unsigned char close,
+                                 bint* done) noexcept nogil:
+    # After a member's value or an element of an array closed by `close`:
+    # ',' -> the next item's index (done False); `close` -> the index after
+    # it (done True); -1 otherwise.
     i = skip_ws(s, i, n)
     if i >= n:
         return -1
     if s[i] == 44:  # ','
         done[0] = False
         return skip_ws(s, i + 1, n)
-    if s[i] == 125:  # '}'
+    if s[i] == close:
+        done[0] = True
+        return i + 1
+    return -1
+
+
+cdef inline Py_ssize_t next_member(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* done) noexcept nogil:
+    return next_item(s, i, n, 125, done)  # '}'
+
+
+cdef inline Py_ssize_t next_element(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* done) noexcept nogil:
+    return next_item(s, i, n, 93, done)  # ']'
+
+
+# next_element for readers of a layout without whitespace: s[i] (which the
+# caller knows is inside the frame) must be the ',' or ']' itself.
+cdef inline Py_ssize_t next_element_compact(const unsigned char* s, Py_ssize_t i, bint* done) noexcept nogil:
+    if s[i] == 44:  # ','
+        done[0] = False
+        return i + 1
+    if s[i] == 93:  # ']'
         done[0] = True
         return i + 1
     return -1

@@ -54,7 +54,7 @@ from sentrycore.marketcore cimport MarketCore
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, scan_number, scan_short_number, skip_value,
-                                  is_digit, key_is, scan_key, next_member)
+                                  is_digit, key_is, scan_key, next_member, next_element)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -562,6 +562,7 @@ cdef class KrakenParser:
     cdef Py_ssize_t _levels(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out) noexcept:
         # [{"price":<number>,"qty":<number>}, ...]: bare JSON numbers without exponent.
         cdef Py_ssize_t j
+        cdef bint done = False
         cdef int price_frac, qty_frac
         cdef double price, qty
         out.n = 0
@@ -589,15 +590,9 @@ cdef class KrakenParser:
                     self._qty_frac = qty_frac
             if not levels_push(out, price, qty):
                 return -1
-            i = skip_ws(s, j, n)
-            if i >= n:
-                return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 93:
-                return i + 1
-            return -1
+            i = next_element(s, j, n, &done)
+            if i < 0 or done:
+                return i
 
     cdef Py_ssize_t _book(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
         cdef Py_ssize_t k, klen, vs
@@ -855,6 +850,7 @@ cdef class KrakenParser:
         cdef double price, qty, ts
         cdef int price_frac, qty_frac, ts_frac
         cdef Py_ssize_t ts_start
+        cdef bint done = False
         if i >= n or s[i] != 91:
             return -1
         i = skip_ws(s, i + 1, n)
@@ -897,15 +893,9 @@ cdef class KrakenParser:
                 self.event_ms = _unix_text_ms(s, ts_start)
             if not levels_push(out, price, qty):
                 return -1
-            i = skip_ws(s, i + 1, n)
-            if i >= n:
-                return -1
-            if s[i] == 44:
-                i = skip_ws(s, i + 1, n)
-                continue
-            if s[i] == 93:
-                return i + 1
-            return -1
+            i = next_element(s, i + 1, n, &done)
+            if i < 0 or done:
+                return i
 
     cdef Py_ssize_t _v1_object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept:
         cdef Py_ssize_t k, klen, vs, j

@@ -12,7 +12,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, realloc, free
 from sentrycore.book cimport OrderBook, BookSide, BOOK_OK, valid_price, valid_qty
 from sentrycore.marketcore cimport MarketCore
-from sentrycore.jsonscan cimport skip_ws, skip_value, scan_level_number
+from sentrycore.jsonscan cimport skip_ws, skip_value, scan_level_number, next_element
 
 
 # One side's levels of one message: prices[j], qtys[j] for j < n; cap slots
@@ -172,6 +172,7 @@ cdef inline Py_ssize_t read_level_array_text(const unsigned char* s, Py_ssize_t 
     cdef double price, qty
     cdef int k
     cdef bint quoted = False
+    cdef bint done = False
     cdef Py_ssize_t px0 = 0, px1 = 0, qty0 = 0, qty1 = 0
     out.n = 0
     if i >= n or s[i] != 91:  # '['
@@ -220,15 +221,9 @@ cdef inline Py_ssize_t read_level_array_text(const unsigned char* s, Py_ssize_t 
             return -1
         if not levels_push(out, price, qty):
             return -1
-        i = skip_ws(s, i + 1, n)
-        if i >= n:
-            return -1
-        if s[i] == 44:
-            i = skip_ws(s, i + 1, n)
-            continue
-        if s[i] == 93:
-            return i + 1
-        return -1
+        i = next_element(s, i + 1, n, &done)
+        if i < 0 or done:
+            return i
 
 
 # The best `k` levels of one side of `book` (bids highest first, asks lowest

@@ -52,7 +52,7 @@ from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, is_digit, scan_key, next_member,
-                                  scan_short_number)
+                                  scan_short_number, next_element_compact)
 from sentrycore.leveltext cimport (LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find,
                                    texts_set, texts_pop)
 from sentrycore.levels cimport (levels_init, levels_free, levels_push, spans_init, spans_free, spans_set,
@@ -429,6 +429,7 @@ cdef Py_ssize_t _levels_compact(const unsigned char* s, Py_ssize_t i, Py_ssize_t
     # accepts only what that accepts, and gives the same values and spans.
     cdef double price, qty
     cdef Py_ssize_t px0, px1, qty0, qty1
+    cdef bint done = False
     out.n = 0
     if n - i < 2 or s[i] != 91:  # '['
         return -1
@@ -455,13 +456,9 @@ cdef Py_ssize_t _levels_compact(const unsigned char* s, Py_ssize_t i, Py_ssize_t
             return -1
         if not spans_set(spans, out.n, px0, px1, qty0, qty1) or not levels_push(out, price, qty):
             return -1
-        i += 1
-        if s[i] == 44:  # ','
-            i += 1
-            continue
-        if s[i] == 93:
-            return i + 1
-        return -1
+        i = next_element_compact(s, i + 1, &done)
+        if i < 0 or done:
+            return i
 
 
 cdef inline Py_ssize_t _read_levels(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, LevelBuffer* out,

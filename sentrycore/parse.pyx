@@ -44,7 +44,7 @@ from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.int64box cimport hold_int64
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run, scan_key,
-                                  eight_value_w, not_digits, next_member)
+                                  eight_value_w, not_digits, next_member, next_element_compact)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 read_level_array, apply_levels, finish_message)
 
@@ -132,6 +132,7 @@ cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_s
     cdef double price, qty
     cdef int price_width = 5, qty_width = 1  # BTCUSDT's; each column learns its own
     cdef Py_ssize_t j
+    cdef bint done = False
     out.n = 0
     if i >= n or s[i] != 91:  # '['
         return -1
@@ -163,13 +164,9 @@ cdef inline Py_ssize_t binance_levels(const unsigned char* s, Py_ssize_t i, Py_s
                 return -1
         if not levels_push(out, price, qty):
             return -1
-        i += 1
-        if s[i] == 44:  # ','
-            i += 1
-            continue
-        if s[i] == 93:
-            return i + 1
-        return -1
+        i = next_element_compact(s, i + 1, &done)  # s[i + 1] is inside: checked above
+        if i < 0 or done:
+            return i
 
 
 cdef extern from *:
