@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from typing import Any
 
 from hypothesis import strategies as st
@@ -46,6 +47,16 @@ HOSTILE_TEXT = st.sampled_from(["-1", "-0", "NaN", "nan", "inf", "1e400", "1e5",
 # Mostly real: one hostile text spoils a whole message, and the C path must
 # also be seen taking long runs of good ones.
 TEXT = st.tuples(st.integers(0, 19), REAL_TEXT, HOSTILE_TEXT).map(lambda t: t[2] if t[0] == 0 else t[1])
+
+
+PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
+
+
+def plain_level(px: str, sz: str) -> bool:
+    """A level every C path takes: plain decimals within the book's bounds
+    (sentrycore/book.pxd: 0 < price <= 1e15, size <= 1e18)."""
+    return (bool(PLAIN_DECIMAL.fullmatch(px) and PLAIN_DECIMAL.fullmatch(sz))
+            and 0.0 < float(px) <= 1e15 and float(sz) <= 1e18)
 
 
 def price_text(lo: int, hi: int) -> st.SearchStrategy[str]:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import random
-import re
 import zlib
 
 import pytest
@@ -29,6 +28,7 @@ from tests.feeds._native import (
     REAL_TEXT,
     market_state,
     mutate,
+    plain_level,
     reference_only,
     render,
     seeded,
@@ -347,7 +347,7 @@ def test_c_path_matches_reference_path(cls, steps):
         st_ = fast._states["BTC-USDT"]
         # A chained update of plain decimals on a synced, valid book is the C path's own case.
         must_take = (kind == "next" and how == "none" and st_.synced and mf["BTC-USDT"].valid
-                     and all(_plain_level(px, sz) for px, sz in (*bids, *asks)))
+                     and all(plain_level(px, sz) for px, sz in (*bids, *asks)))
         fast.on_frame(0, frame, 7)
         ref.on_frame(0, frame, 7)
         for symbol in ("BTC-USDT", "ETH-USDT"):
@@ -373,15 +373,6 @@ def test_c_path_matches_reference_path(cls, steps):
         else:
             model_b = {p: v for p, v in model_b.items() if p in st_.bid_text}
             model_a = {p: v for p, v in model_a.items() if p in st_.ask_text}
-
-
-PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
-
-
-def _plain_level(px: str, sz: str) -> bool:
-    # Plain decimals within the book's bounds (sentrycore/book.pxd: 0 < price <= 1e15, size <= 1e18).
-    return (bool(PLAIN_DECIMAL.fullmatch(px) and PLAIN_DECIMAL.fullmatch(sz))
-            and 0.0 < float(px) <= 1e15 and float(sz) <= 1e18)
 
 
 TAKEN: list[int] = []      # frames of the C path's own case, each checked to have been taken in C
