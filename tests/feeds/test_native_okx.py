@@ -239,6 +239,28 @@ def test_kept_checksum_text_follows_the_chain_and_is_dropped_when_python_sets_th
     assert btc.checksum_mismatches == 0 and btc.valid and btc.resyncs == 0
 
 
+def test_kept_checksum_text_with_long_texts_and_many_touched_levels():
+    """The kept text's other branches: level texts longer than an entry holds
+    (looked up every time), texts between 32 and 48 bytes (the wider copy), and
+    a message touching more kept-range prices than are compared one by one
+    (nothing reused that time)."""
+    long_px, long_sz = "100." + "0" * 24, "1." + "0" * 24 + "1"   # "px:sz" 54 bytes: not kept in an entry
+    mid_px, mid_sz = "99.5000000000000000", "2.00000000000000001"  # 39 bytes: the 48-byte copy
+    bids = [(long_px, long_sz), (mid_px, mid_sz)] + [(str(90 - i), "1") for i in range(30)]
+    h, m = synced(bids=bids, asks=[("101", "1"), ("102", "2")])
+    st_ = h._states["BTC-USDT"]
+    btc = m["BTC-USDT"]
+    _c_update(h, asks=[("103", "4")])
+    _c_update(h, asks=[("104", "1")])              # reuses the kept entries, looks the long one up
+    _c_update(h, bids=[(long_px, "3.5")])          # the long level itself changes
+    many = [(f"{80 + i / 4:.2f}", "0.5") for i in range(40)]  # 40 prices among the kept levels' range
+    _c_update(h, bids=many)
+    _c_update(h, bids=[("85", "0")])               # and the kept text after that round is right again
+    assert btc.checksum_mismatches == 0 and btc.valid and btc.resyncs == 0
+    assert st_.bid_text[100.0] == (long_px, "3.5") and st_.bid_text[99.5] == (mid_px, mid_sz)
+    assert st_.checksum() == reference_checksum(st_)
+
+
 @pytest.mark.parametrize("wrong", ["value", "missing-text"])
 def test_checksum_mismatch_in_c_does_what_the_reference_does(wrong):
     fast, mf = synced()
