@@ -25,7 +25,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.counters cimport FeedCounters
-from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_key, next_member
+from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_key, end_member
 from sentrycore.levels cimport levels_init, levels_free, read_level_array, apply_levels, finish_message
 from sentrycore.parse cimport ChainState
 
@@ -102,13 +102,7 @@ cdef class BybitFramePath:
                 self.u = iv
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return -1
-            if bit:
-                if fields[0] & bit:
-                    return -1  # duplicate key: leave it to the reference decoder
-                fields[0] |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, fields, &done)
             if i < 0:
                 return -1
             if done:
@@ -150,13 +144,7 @@ cdef class BybitFramePath:
                 i = self._data(s, i, n, &data)
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return 0
-            if bit:
-                if top & bit:
-                    return 0
-                top |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &top, &done)
             if i < 0:
                 return 0
             if done:

@@ -37,7 +37,7 @@ from sentrycore.counters cimport FeedCounters
 from sentrycore.int64box cimport hold_int64
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key,
-                                  next_member, next_element)
+                                  end_member, next_element)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -192,13 +192,7 @@ cdef class CoinbaseParser:
                 i = scan_level_number(s, i, n, &qty)
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return -1
-            if bit:
-                if seen & bit:
-                    return -1
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return -1
             if done:
@@ -241,13 +235,7 @@ cdef class CoinbaseParser:
                 i = self._updates(s, i, n)
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return -1
-            if bit:
-                if seen & bit:
-                    return -1
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return -1
             if done:
@@ -349,13 +337,7 @@ cdef class CoinbaseParser:
                 return 0  # typed str fields of the envelope: the reference checks them
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return 0
-            if bit:
-                if seen & bit:
-                    return 0
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return 0
             if done:

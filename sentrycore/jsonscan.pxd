@@ -361,6 +361,7 @@ cdef inline Py_ssize_t scan_level_number(const unsigned char* s, Py_ssize_t i, P
 #     i = scan_key(s, i, n, &k, &klen)       # at a key: index of its value
 #     if key_is(s, k, klen, b"data", 4): ...
 #     i = next_member(s, i, n, &done)        # after the value: next key, or done
+#                                            # (end_member: also refuses a repeated known key)
 #
 # and over an array's elements: next_element (or next_element_compact where
 # the layout has no whitespace).
@@ -408,6 +409,21 @@ cdef inline Py_ssize_t next_member(const unsigned char* s, Py_ssize_t i, Py_ssiz
 
 cdef inline Py_ssize_t next_element(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* done) noexcept nogil:
     return next_item(s, i, n, 93, done)  # ']'
+
+
+cdef inline Py_ssize_t end_member(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int bit, int* seen,
+                                  bint* done) noexcept nogil:
+    # next_member for a walk that tracks its known keys: i is where reading
+    # the value ended (-1: it failed); a known key's `bit` joins `seen`, and
+    # a key seen twice gives -1 (which one counts is the reference decoder's
+    # call, so the frame goes to it).
+    if i < 0:
+        return -1
+    if bit:
+        if seen[0] & bit:
+            return -1
+        seen[0] |= bit
+    return next_member(s, i, n, done)
 
 
 # next_element for readers of a layout without whitespace: s[i] (which the

@@ -54,7 +54,8 @@ from sentrycore.marketcore cimport MarketCore
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, scan_number, scan_short_number, skip_value,
-                                  is_digit, key_is, scan_key, next_member, next_element)
+                                  is_digit, key_is, scan_key, next_member, end_member,
+                                  next_element)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
@@ -638,13 +639,7 @@ cdef class KrakenParser:
                     ts_len = i - 1 - ts_start
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return -1
-            if bit:
-                if seen & bit:
-                    return -1
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return -1
             if done:
@@ -711,13 +706,7 @@ cdef class KrakenParser:
                 return 0  # typed fields of the reference's envelope: it checks them
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return 0
-            if bit:
-                if seen & bit:
-                    return 0
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return 0
             if done:
@@ -935,13 +924,7 @@ cdef class KrakenParser:
                 return -1  # a snapshot: the reference path
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return -1
-            if bit:
-                if seen & bit:
-                    return -1
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return -1
             if done:

@@ -52,6 +52,7 @@ from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, is_digit, scan_key, next_member,
+                                  end_member,
                                   scan_short_number, next_element_compact)
 from sentrycore.leveltext cimport (LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find,
                                    texts_set, texts_pop)
@@ -592,13 +593,7 @@ cdef class OkxFramePath:
                 self.prev_seq_id = iv
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return -1
-            if bit:
-                if seen & bit:
-                    return -1  # duplicate key: leave it to the reference decoder
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return -1
             if done:
@@ -642,13 +637,7 @@ cdef class OkxFramePath:
                 i += 1
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return 0
-            if bit:
-                if seen & bit:
-                    return 0
-                seen |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, &seen, &done)
             if i < 0:
                 return 0
             if done:

@@ -44,7 +44,7 @@ from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
 from sentrycore.int64box cimport hold_int64
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run, scan_key,
-                                  eight_value_w, not_digits, next_member, next_element_compact)
+                                  eight_value_w, not_digits, end_member, next_element_compact)
 from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 read_level_array, apply_levels, finish_message)
 
@@ -292,13 +292,7 @@ cdef class DepthParser:
                 bit = 0
             else:
                 i = skip_value(s, i, n)
-            if i < 0:
-                return -1
-            if bit:
-                if fields[0] & bit:
-                    return -1  # duplicate key: leave it to the reference decoder
-                fields[0] |= bit
-            i = next_member(s, i, n, &done)
+            i = end_member(s, i, n, bit, fields, &done)
             if i < 0:
                 return -1
             if done:
