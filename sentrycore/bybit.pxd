@@ -3,6 +3,7 @@
 
 from libc.stdint cimport int64_t
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport NAME_MAX, NameCache
 from sentrycore.levels cimport LevelBuffer
 
 
@@ -17,11 +18,10 @@ cdef class BybitFramePath:
     cdef Py_ssize_t _topic_start, _topic_len, _sym_start, _sym_len
     cdef char _prefix[32]       # "orderbook.<depth>."
     cdef Py_ssize_t _prefix_len
-    cdef char _sym[48]
+    cdef char _sym[NAME_MAX]
     cdef Py_ssize_t _sym_n
     # The str last handed out for the symbol, reused while it repeats.
-    cdef char _cached[48]
-    cdef Py_ssize_t _cached_len
+    cdef NameCache _name_cache
     cdef object _cached_symbol
     cdef dict routes
     cdef FeedCounters counters

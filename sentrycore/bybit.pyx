@@ -20,11 +20,11 @@ symbol in the frame instead of reading the state's topic.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport cached_name, name_cache_init
 from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_key, end_member
 from sentrycore.levels cimport levels_init, levels_free, read_level_array, apply_levels, finish_message
 from sentrycore.parse cimport ChainState
@@ -51,7 +51,7 @@ cdef class BybitFramePath:
     def __cinit__(self, *args, **kwargs):
         if not (levels_init(&self.bids, INITIAL_LEVELS) and levels_init(&self.asks, INITIAL_LEVELS)):
             raise MemoryError()
-        self._cached_len = -1
+        name_cache_init(&self._name_cache)
 
     def __init__(self, int depth, dict routes not None, FeedCounters counters not None, fallback):
         prefix = f"orderbook.{depth}.".encode()
@@ -172,10 +172,7 @@ cdef class BybitFramePath:
 
     cdef object _symbol(self):
         # Interned per path: the common case (same symbol as last time) allocates nothing.
-        if self._cached_len != self._sym_n or memcmp(self._cached, self._sym, self._sym_n) != 0:
-            self._cached_symbol = PyUnicode_DecodeASCII(self._sym, self._sym_n, NULL)
-            memcpy(self._cached, self._sym, self._sym_n)
-            self._cached_len = self._sym_n
+        self._cached_symbol = cached_name(&self._name_cache, self._cached_symbol, self._sym, self._sym_n)
         return self._cached_symbol
 
     cdef bint c_take(self, object data) except -1:

@@ -9,6 +9,7 @@
 
 from libc.stdint cimport int64_t
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport NAME_MAX, NameCache
 from sentrycore.levels cimport LevelBuffer
 
 
@@ -34,10 +35,9 @@ cdef class CoinbaseParser:
     cdef readonly int64_t event_ms
     cdef LevelBuffer bids
     cdef LevelBuffer asks
-    cdef char _product[48]
+    cdef char _product[NAME_MAX]
     cdef Py_ssize_t _product_len
-    cdef char _cached[48]
-    cdef Py_ssize_t _cached_len
+    cdef NameCache _name_cache
     cdef object _cached_product
     cdef int _parsed
 

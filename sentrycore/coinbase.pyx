@@ -28,12 +28,12 @@ drives both with the same frames and compares books, states and counters).
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, INT64_MAX
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport cached_name, name_cache_init
 from sentrycore.int64box cimport hold_int64
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key,
@@ -100,7 +100,7 @@ cdef class CoinbaseParser:
             raise MemoryError()
         self._parsed = 0
         self._product_len = 0
-        self._cached_len = -1
+        name_cache_init(&self._name_cache)
         self._cached_product = None
 
     def __dealloc__(self):
@@ -368,10 +368,8 @@ cdef class CoinbaseParser:
         return ok
 
     cdef object _product_str(self):
-        if self._cached_len != self._product_len or memcmp(self._cached, self._product, self._product_len) != 0:
-            self._cached_product = PyUnicode_DecodeASCII(self._product, self._product_len, NULL)
-            memcpy(self._cached, self._product, self._product_len)
-            self._cached_len = self._product_len
+        self._cached_product = cached_name(&self._name_cache, self._cached_product, self._product,
+                                           self._product_len)
         return self._cached_product
 
     @property

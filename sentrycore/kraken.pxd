@@ -11,6 +11,7 @@
 from libc.stdint cimport int64_t
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport NAME_MAX, NameCache
 from sentrycore.levels cimport LevelBuffer
 
 
@@ -79,10 +80,9 @@ cdef class KrakenParser:
     # v1: the fewest (its strings must all have exactly the places).
     cdef int _price_frac_lo
     cdef int _qty_frac_lo
-    cdef char _symbol[48]
+    cdef char _symbol[NAME_MAX]
     cdef Py_ssize_t _symbol_len
-    cdef char _cached[48]
-    cdef Py_ssize_t _cached_len
+    cdef NameCache _name_cache
     cdef object _cached_symbol
     cdef int _parsed
     # v1: the newest level time (Unix ms) and whether one was found.

@@ -50,6 +50,7 @@ from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook, BookSide
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport cached_name, name_cache_init
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
@@ -552,7 +553,7 @@ cdef class KrakenParser:
             raise MemoryError()
         self._parsed = 0
         self._symbol_len = 0
-        self._cached_len = -1
+        name_cache_init(&self._name_cache)
         self._cached_symbol = None
 
     def __dealloc__(self):
@@ -736,10 +737,7 @@ cdef class KrakenParser:
         return ok == 1
 
     cdef object _symbol_str(self):
-        if self._cached_len != self._symbol_len or memcmp(self._cached, self._symbol, self._symbol_len) != 0:
-            self._cached_symbol = PyUnicode_DecodeASCII(self._symbol, self._symbol_len, NULL)
-            memcpy(self._cached, self._symbol, self._symbol_len)
-            self._cached_len = self._symbol_len
+        self._cached_symbol = cached_name(&self._name_cache, self._cached_symbol, self._symbol, self._symbol_len)
         return self._cached_symbol
 
     @property

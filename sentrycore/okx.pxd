@@ -3,6 +3,7 @@
 
 from libc.stdint cimport int64_t
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport NAME_MAX, NameCache
 from sentrycore.leveltext cimport LevelTexts
 from sentrycore.levels cimport LevelBuffer, TextSpans
 from sentrycore.parse cimport ChainState
@@ -58,10 +59,9 @@ cdef class OkxFramePath:
     cdef TextSpans bid_spans
     cdef TextSpans ask_spans
     cdef LevelBuffer _top       # the book's best 25 of one side, for the checksum
-    cdef char _inst[48]
+    cdef char _inst[NAME_MAX]
     cdef Py_ssize_t _inst_n
-    cdef char _cached[48]
-    cdef Py_ssize_t _cached_len
+    cdef NameCache _name_cache
     cdef object _cached_symbol
     cdef dict routes
     cdef FeedCounters counters

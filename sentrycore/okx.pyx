@@ -43,13 +43,13 @@ move the chain's number).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport cached_name, name_cache_init
 from sentrycore.crc32 cimport crc32_update
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, is_digit, scan_key, next_member,
                                   end_member,
@@ -496,7 +496,7 @@ cdef class OkxFramePath:
                 and levels_init(&self._top, CHECKSUM_LEVELS)
                 and spans_init(&self.bid_spans, INITIAL_LEVELS) and spans_init(&self.ask_spans, INITIAL_LEVELS)):
             raise MemoryError()
-        self._cached_len = -1
+        name_cache_init(&self._name_cache)
 
     def __init__(self, dict routes not None, FeedCounters counters not None, fallback, on_mismatch,
                  Py_ssize_t prune_levels):
@@ -655,10 +655,7 @@ cdef class OkxFramePath:
         return self.c_parse(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
     cdef object _symbol(self):
-        if self._cached_len != self._inst_n or memcmp(self._cached, self._inst, self._inst_n) != 0:
-            self._cached_symbol = PyUnicode_DecodeASCII(self._inst, self._inst_n, NULL)
-            memcpy(self._cached, self._inst, self._inst_n)
-            self._cached_len = self._inst_n
+        self._cached_symbol = cached_name(&self._name_cache, self._cached_symbol, self._inst, self._inst_n)
         return self._cached_symbol
 
     cdef bint c_take(self, object data) except -1:

@@ -13,6 +13,7 @@
 from libc.stdint cimport int64_t
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport NAME_MAX, NameCache
 from sentrycore.levels cimport LevelBuffer
 
 
@@ -27,11 +28,10 @@ cdef class DepthParser:
     # The last parsed event's levels per side (buffers grown on demand).
     cdef LevelBuffer bids
     cdef LevelBuffer asks
-    cdef char _sym[48]
+    cdef char _sym[NAME_MAX]
     cdef Py_ssize_t _sym_len
     # The str last handed out for `symbol`, reused while the symbol repeats.
-    cdef char _cached[48]
-    cdef Py_ssize_t _cached_len
+    cdef NameCache _name_cache
     cdef object _cached_symbol
 
     cdef Py_ssize_t _object(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint top, int* fields) noexcept

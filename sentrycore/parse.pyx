@@ -36,12 +36,12 @@ two 64-bit loads (SWAR digit checks and conversion) instead of a loop.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from sentrycore.book cimport OrderBook
 from sentrycore.counters cimport FeedCounters
+from sentrycore.names cimport cached_name, name_cache_init
 from sentrycore.int64box cimport hold_int64
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run, scan_key,
                                   eight_value_w, not_digits, end_member, next_element_compact)
@@ -223,7 +223,7 @@ cdef class DepthParser:
             raise MemoryError()
         self.kind = 0
         self._sym_len = 0
-        self._cached_len = -1
+        name_cache_init(&self._name_cache)
         self._cached_symbol = None
 
     def __dealloc__(self):
@@ -456,10 +456,7 @@ cdef class DepthParser:
         # allocates nothing.
         if self.kind == 0:
             return None
-        if self._cached_len != self._sym_len or memcmp(self._cached, self._sym, self._sym_len) != 0:
-            self._cached_symbol = PyUnicode_DecodeASCII(self._sym, self._sym_len, NULL)
-            memcpy(self._cached, self._sym, self._sym_len)
-            self._cached_len = self._sym_len
+        self._cached_symbol = cached_name(&self._name_cache, self._cached_symbol, self._sym, self._sym_len)
         return self._cached_symbol
 
     @property
