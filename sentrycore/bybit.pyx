@@ -26,7 +26,7 @@ from libc.string cimport memcmp, memcpy
 from sentrycore.counters cimport FeedCounters
 from sentrycore.names cimport cached_name, name_cache_init
 from sentrycore.jsonscan cimport skip_ws, scan_string, scan_int, skip_value, scan_key, end_member
-from sentrycore.levels cimport levels_init, levels_free, read_level_array, apply_levels, finish_message
+from sentrycore.levels cimport levels_list, levels_init, levels_free, read_level_array, apply_levels, finish_message
 from sentrycore.parse cimport ChainState
 
 
@@ -206,8 +206,8 @@ cdef class BybitFramePath:
 
     @property
     def bids(self):
-        return [(self.bids.prices[j], self.bids.qtys[j]) for j in range(self.bids.n)]
+        return levels_list(&self.bids)
 
     @property
     def asks(self):
-        return [(self.asks.prices[j], self.asks.qtys[j]) for j in range(self.asks.n)]
+        return levels_list(&self.asks)

@@ -38,7 +38,7 @@ from sentrycore.int64box cimport hold_int64
 from sentrycore.marketcore cimport MarketCore
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, key_is, scan_key,
                                   end_member, next_element)
-from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
+from sentrycore.levels cimport (levels_list, LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
 
@@ -378,11 +378,11 @@ cdef class CoinbaseParser:
 
     @property
     def bids(self):
-        return [(self.bids.prices[j], self.bids.qtys[j]) for j in range(self.bids.n)]
+        return levels_list(&self.bids)
 
     @property
     def asks(self):
-        return [(self.asks.prices[j], self.asks.qtys[j]) for j in range(self.asks.n)]
+        return levels_list(&self.asks)
 
     def take(self, data, SequenceState seq, dict products not None):
         """The synced hot path in C; see coinbase.pyi."""

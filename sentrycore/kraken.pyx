@@ -57,7 +57,7 @@ from sentrycore.decimaltext cimport fixed_digits, fixed_exact, FIXED_DIGITS_MAX
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, scan_number, scan_short_number, skip_value,
                                   is_digit, key_is, scan_key, next_member, end_member,
                                   next_element)
-from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
+from sentrycore.levels cimport (levels_list, LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 apply_levels, finish_message)
 from sentrycore.texttime cimport iso8601_ms
 
@@ -755,11 +755,11 @@ cdef class KrakenParser:
 
     @property
     def bids(self):
-        return [(self.bids.prices[j], self.bids.qtys[j]) for j in range(self.bids.n)]
+        return levels_list(&self.bids)
 
     @property
     def asks(self):
-        return [(self.asks.prices[j], self.asks.qtys[j]) for j in range(self.asks.n)]
+        return levels_list(&self.asks)
 
     def take(self, data, dict routes not None, ChecksumCounts counts not None, mismatch):
         """The synced hot path in C; see kraken.pyi."""

@@ -65,6 +65,11 @@ cdef inline bint levels_push(LevelBuffer* b, double price, double qty) noexcept 
     return True
 
 
+# The buffer's levels as [(price, qty), ...] (the parsers' `bids` / `asks` for Python callers and tests).
+cdef inline list levels_list(const LevelBuffer* b):
+    return [(b.prices[j], b.qtys[j]) for j in range(b.n)]
+
+
 # The checks OrderBook.c_apply makes, for parsers that report validity.
 cdef inline bint levels_valid(const LevelBuffer* b) noexcept nogil:
     cdef Py_ssize_t j

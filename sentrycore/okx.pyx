@@ -56,7 +56,7 @@ from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, is
                                   scan_short_number, next_element_compact)
 from sentrycore.leveltext cimport (LevelTexts, TextSlot, TEXT_READ_SLACK, slot_px, slot_qty, texts_find,
                                    texts_set, texts_pop)
-from sentrycore.levels cimport (levels_init, levels_free, levels_push, spans_init, spans_free, spans_set,
+from sentrycore.levels cimport (levels_list, levels_init, levels_free, levels_push, spans_init, spans_free, spans_set,
                                 read_level_array_text, apply_levels, finish_message, book_top)
 from sentrycore.parse cimport ChainState
 
@@ -720,11 +720,11 @@ cdef class OkxFramePath:
 
     @property
     def bids(self):
-        return [(self.bids.prices[j], self.bids.qtys[j]) for j in range(self.bids.n)]
+        return levels_list(&self.bids)
 
     @property
     def asks(self):
-        return [(self.asks.prices[j], self.asks.qtys[j]) for j in range(self.asks.n)]
+        return levels_list(&self.asks)
 
 
 def crc32(data, uint32_t value=0):

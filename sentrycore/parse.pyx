@@ -45,7 +45,7 @@ from sentrycore.names cimport cached_name, name_cache_init
 from sentrycore.int64box cimport hold_int64
 from sentrycore.jsonscan cimport (skip_ws, scan_string, scan_int, skip_value, scan_level_number, digit_run, scan_key,
                                   eight_value_w, not_digits, end_member, next_element_compact)
-from sentrycore.levels cimport (LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
+from sentrycore.levels cimport (levels_list, LevelBuffer, levels_init, levels_free, levels_push, levels_valid,
                                 read_level_array, apply_levels, finish_message)
 
 
@@ -505,11 +505,11 @@ cdef class DepthParser:
 
     @property
     def bids(self):
-        return [(self.bids.prices[j], self.bids.qtys[j]) for j in range(self.bids.n)]
+        return levels_list(&self.bids)
 
     @property
     def asks(self):
-        return [(self.asks.prices[j], self.asks.qtys[j]) for j in range(self.asks.n)]
+        return levels_list(&self.asks)
 
 
 cdef class ChainState:
